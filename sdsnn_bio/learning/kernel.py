@@ -1,0 +1,144 @@
+"""NumPy integration of LIF layers, step for step as Brian2 simulates them.
+
+With ``u_t`` the potential tested against the threshold at step ``t``, ``v_t`` the potential at the
+end of step ``t``, ``I_t`` the summed weights of the presynaptic spikes of step ``t`` and
+``r_t`` = "not refractory" (``t - last spike >= refractory steps``), Brian2's schedule (state update,
+threshold, synapses, reset) gives::
+
+    u_t = decay * v_{t-1}   if r_t else v_{t-1}        decay = exp(-dt / tau_membrane)
+    s_t = (u_t > v_threshold) and r_t and alive
+    v_t = v_reset if s_t, else u_t + I_t if r_t, else u_t
+
+Input arriving during a spiking step is lost to the reset, and input arriving during the refractory
+period is lost too: Brian2 makes every write to an ``(unless refractory)`` variable, synaptic ones
+included, conditional on ``not_refractory``.
+
+with ``v_{-1} = 0`` at the start of each sample. :func:`integrate_layer` computes spikes from the
+threshold (the training kernel) or, given recorded spikes (e.g. from a Brian2 ``SpikeMonitor``),
+reconstructs the potentials that produced them. Equivalence with the Brian2 network is tested
+spike for spike (``tests/test_kernel_equivalence.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["LayerDynamics", "LayerTrace", "integrate_layer"]
+
+
+@dataclass(frozen=True)
+class LayerDynamics:
+    """Discrete-time constants of a LIF layer (plain floats: no Brian2 here).
+
+    Parameters
+    ----------
+    decay : float
+        ``exp(-dt / tau_membrane)``, computed exactly as Brian2 does (``exp((-dt)/tau)``).
+    threshold, reset : float
+        Normalised threshold and reset potentials.
+    refractory_steps : int
+        Refractory period in time steps (0: none).
+    """
+
+    decay: float
+    threshold: float = 1.0
+    reset: float = 0.0
+    refractory_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.decay <= 1.0:
+            raise ValueError(f"LayerDynamics.decay: expected a value in [0, 1], got {self.decay!r}")
+        if self.reset >= self.threshold:
+            raise ValueError(
+                f"LayerDynamics.reset: expected a value below threshold={self.threshold}, got {self.reset}"
+            )
+        if int(self.refractory_steps) != self.refractory_steps or self.refractory_steps < 0:
+            raise ValueError(
+                f"LayerDynamics.refractory_steps: expected an integer >= 0, got {self.refractory_steps!r}"
+            )
+
+
+@dataclass(frozen=True)
+class LayerTrace:
+    """What one layer did over a batch: arrays of shape (T, B, N).
+
+    Attributes
+    ----------
+    potential : ndarray of float64
+        ``u_t``, the potential tested against the threshold.
+    spikes : ndarray of bool
+        ``s_t``.
+    not_refractory : ndarray of bool or None
+        ``r_t``; None when the layer has no refractory period (always True).
+    """
+
+    potential: np.ndarray
+    spikes: np.ndarray
+    not_refractory: np.ndarray | None
+
+
+def integrate_layer(
+    currents: np.ndarray,
+    dynamics: LayerDynamics,
+    alive: np.ndarray | None = None,
+    spikes: np.ndarray | None = None,
+) -> LayerTrace:
+    """Integrate a LIF layer over a batch.
+
+    Parameters
+    ----------
+    currents : ndarray, shape (T, B, N)
+        ``I_t``: summed weights of the presynaptic spikes of each step (normalised potential).
+    dynamics : LayerDynamics
+    alive : ndarray of bool, shape (N,), optional
+        Pruned neurons (False) never fire.
+    spikes : ndarray of bool, shape (T, B, N), optional
+        Recorded spikes: if given, the potentials are reconstructed from them instead of the
+        spikes being computed from the threshold.
+
+    Returns
+    -------
+    LayerTrace
+    """
+    currents = np.asarray(currents, dtype=np.float64)
+    if currents.ndim != 3:
+        raise ValueError(f"currents: expected shape (T, B, N), got {currents.shape}")
+    n_steps, n_samples, n_neurons = currents.shape
+    if spikes is not None and spikes.shape != currents.shape:
+        raise ValueError(f"spikes: expected shape {currents.shape}, got {spikes.shape}")
+    potential = np.empty_like(currents)
+    out_spikes = np.empty(currents.shape, dtype=bool) if spikes is None else np.asarray(spikes, bool)
+    refractory = dynamics.refractory_steps > 0
+    not_refractory = np.empty(currents.shape, dtype=bool) if refractory else None
+    last_spike = np.full((n_samples, n_neurons), -(10**9), dtype=np.int64) if refractory else None
+    v = np.zeros((n_samples, n_neurons))
+    dead = None if alive is None else ~np.asarray(alive, dtype=bool)
+    if dead is not None and not dead.any():
+        dead = None
+    decay, threshold, reset = dynamics.decay, dynamics.threshold, dynamics.reset
+
+    for t in range(n_steps):
+        u = potential[t]
+        if refractory:
+            r = not_refractory[t]
+            np.greater_equal(t - last_spike, dynamics.refractory_steps, out=r)
+            np.multiply(v, decay, out=u)
+            np.copyto(u, v, where=~r)
+        else:
+            np.multiply(v, decay, out=u)
+        s = out_spikes[t]
+        if spikes is None:
+            np.greater(u, threshold, out=s)
+            if refractory:
+                s &= r
+            if dead is not None:
+                s[:, dead] = False
+        np.add(u, currents[t], out=v)
+        if refractory:
+            np.copyto(v, u, where=~r)
+        np.copyto(v, reset, where=s)
+        if refractory:
+            last_spike[s] = t
+    return LayerTrace(potential, out_spikes, not_refractory)

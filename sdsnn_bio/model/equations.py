@@ -1,0 +1,89 @@
+"""Model equations of the SD-SNN network, as printable Brian2 ``Equations``.
+
+Neurons (leaky integrate-and-fire, normalised potential; SD-SNN section "Spiking neuron model")::
+
+    dv/dt = -v / tau_membrane                          (unless refractory)
+    spike when v > v_threshold and the neuron is alive; then v <- v_reset
+
+Synapses are current pulses: a presynaptic spike adds ``w`` to ``v_post``. Each synapse also carries
+the dendritic-spine state of SD-SNN section 1 (the range ``[spine_range_lower, spine_range_upper]``
+and the streak counters of enlargement, shrinkage and regrowth). These variables change only between
+simulation runs, when the structural-plasticity scheduler applies the development rules; they live
+on the Brian2 objects so that users can inspect and monitor them like any synaptic variable.
+
+Each neuron carries the state of section 2: ``alive`` (pruned neurons never spike), its
+``importance`` (summed normalised spine width of its incoming synapses) and, shared by the layer,
+the pruning rate ``pruning_rate`` driven by neurotrophic competition (``trophic_pressure``).
+"""
+
+from __future__ import annotations
+
+from brian2 import Equations
+
+__all__ = [
+    "lif_equations",
+    "synapse_equations",
+    "ON_PRE",
+    "THRESHOLD",
+    "RESET",
+    "SAMPLE_RESET",
+    "SPINE_VARIABLES",
+]
+
+#: Threshold condition: pruned neurons (alive == False) never fire.
+THRESHOLD = "v > v_threshold and alive"
+#: Reset after a spike.
+RESET = "v = v_reset"
+#: Executed at the start of every sample window: refractoriness forgotten, back to rest. (Writes to
+#: ``v`` are conditional on ``not_refractory``, hence the order.)
+SAMPLE_RESET = "lastspike = -1e9*second\nnot_refractory = True\nv = 0"
+#: Synaptic transmission: an instantaneous jump of the postsynaptic potential.
+ON_PRE = "v_post += w"
+
+#: Synaptic variables holding the spine state, in the order of ``structure.SPINE_FIELDS``.
+SPINE_VARIABLES = {
+    "lower": "spine_range_lower",
+    "upper": "spine_range_upper",
+    "upper_streak": "upper_streak",
+    "upper_excess": "upper_excess",
+    "lower_streak": "lower_streak",
+    "lower_excess": "lower_excess",
+    "shrink_streak": "shrink_streak",
+    "previous_abs_weight": "previous_abs_weight",
+    "regrowth_streak": "regrowth_streak",
+}
+
+
+def lif_equations() -> Equations:
+    """Leaky integrate-and-fire neuron with the per-neuron state of SD-SNN section 2.
+
+    External constants (supplied through the group's ``namespace``): ``tau_membrane`` (time),
+    ``v_threshold``, ``v_reset`` (normalised potential) and ``refractory_period`` (time).
+    """
+    return Equations(
+        """
+        dv/dt = -v / tau_membrane : 1 (unless refractory)  # normalised membrane potential (0 = rest)
+        alive : boolean  # False once the neuron has been pruned: it never fires again
+        importance : 1  # summed normalised spine width of the incoming synapses
+        pruning_rate : 1 (shared)  # p_l: fraction of this layer that development prunes
+        trophic_pressure : 1 (shared)  # neurons alive here / neurons alive in the target layer
+        """
+    )
+
+
+def synapse_equations() -> Equations:
+    """Current-pulse synapse carrying the dendritic-spine state of SD-SNN section 1."""
+    return Equations(
+        """
+        w : 1  # synaptic weight: jump of the normalised postsynaptic potential per spike
+        spine_range_lower : 1  # r_lower: lower edge of the spine's capacity
+        spine_range_upper : 1  # r_upper: upper edge of the spine's capacity
+        upper_streak : integer  # consecutive development steps with w >= r_upper
+        upper_excess : 1  # summed w - r_upper over that streak
+        lower_streak : integer  # consecutive development steps with w <= r_lower
+        lower_excess : 1  # summed w - r_lower over that streak (negative)
+        shrink_streak : integer  # consecutive development steps with |w| decreasing
+        previous_abs_weight : 1  # |w| at the previous development step
+        regrowth_streak : integer  # steps a pruned synapse's latent weight beat the regrowth percentile
+        """
+    )

@@ -1,0 +1,391 @@
+"""The Brian2 network of record: the only module that creates Brian2 objects.
+
+``SpikingNetwork`` builds one explicit, named Brian2 ``Network`` from a :class:`~sdsnn_bio.structure.Structure`:
+
+* ``input``: a ``SpikeGeneratorGroup`` of ``n_input`` channels (N-MNIST: ``(p*34 + y)*34 + x``);
+* ``hidden_1`` ... ``hidden_L`` and ``output``: LIF ``NeuronGroup``s (:func:`lif_equations`);
+* one ``Synapses`` object per projection, named like the projection (``input_to_hidden_1``), built
+  from the projection's existing ``(i, j)`` pairs and carrying weight and spine state;
+* a ``SpikeMonitor`` per neuron group (``<group>_spikes``) and, optionally, ``StateMonitor``s of the
+  potential (``<group>_potential``) recorded after the state update and before the threshold, i.e.
+  the potential the threshold is tested on.
+
+Many samples are presented in one ``run()``: sample ``b`` occupies the window
+``[b*T*dt, (b+1)*T*dt)`` and a ``run_regularly`` operation resets every neuron to rest (and forgets
+refractoriness) at the start of each window, so samples do not interact.
+
+Brian2 cannot delete synapses (brian2 issue #166). When development changes a projection's
+connectivity, :meth:`SpikingNetwork.rebuild_projection` removes its ``Synapses`` object from the
+network and adds a new one *with the same name*, so the generated code is reused.
+
+Per time step Brian2 executes, in order: state update (decay), threshold, synaptic propagation,
+reset. Consequently input arriving during a step in which the neuron fires is discarded by the reset;
+:mod:`sdsnn_bio.learning.kernel` reproduces exactly this order.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from brian2 import (
+    Network,
+    NeuronGroup,
+    SpikeGeneratorGroup,
+    SpikeMonitor,
+    StateMonitor,
+    Synapses,
+    prefs,
+    second,
+)
+
+from ..structure import SPINE_FIELDS, Population, Projection, Structure
+from .equations import (
+    ON_PRE,
+    RESET,
+    SAMPLE_RESET,
+    SPINE_VARIABLES,
+    THRESHOLD,
+    lif_equations,
+    synapse_equations,
+)
+from .parameters import NetworkParameters
+
+__all__ = ["SpikingNetwork", "Recording", "configure_brian2"]
+
+logger = logging.getLogger(__name__)
+
+_INTEGER_SPINE = {"upper_streak", "lower_streak", "shrink_streak", "regrowth_streak"}
+
+
+def configure_brian2(target: str = "auto", cache_dir: str | Path | None = None) -> None:
+    """Set Brian2's code-generation target (a Brian2 global preference), explicitly.
+
+    Parameters
+    ----------
+    target : {"auto", "numpy", "cython"}
+        ``"numpy"`` compiles nothing (best for tests and tiny networks); ``"cython"`` compiles
+        each code object once (about 4.5 s each here) and runs large networks several times faster;
+        ``"auto"`` lets Brian2 choose (Cython when available).
+    cache_dir : path, optional
+        Directory for Brian2's Cython cache (default: Brian2's own, ``~/.cython/brian_extensions``).
+        Separate directories keep concurrent processes from sharing a cache.
+    """
+    if target not in ("auto", "numpy", "cython"):
+        raise ValueError(
+            f"simulation.codegen_target: expected 'auto', 'numpy' or 'cython', got {target!r}"
+        )
+    prefs.codegen.target = target
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        prefs.codegen.runtime.cython.cache_dir = str(cache_dir)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Spikes (and optionally potentials) of one batch of samples presented to the network.
+
+    Attributes
+    ----------
+    n_samples, n_steps : int
+        Batch size B and time steps per sample T.
+    spikes : dict[str, tuple of ndarray]
+        Per population name: ``(sample, step, neuron)`` integer arrays, one entry per spike.
+    potentials : dict[str, ndarray]
+        Per monitored population: the potential tested against the threshold, shape (T, B, N).
+    sizes : dict[str, int]
+        Population sizes.
+    """
+
+    n_samples: int
+    n_steps: int
+    spikes: dict
+    potentials: dict
+    sizes: dict
+
+    def dense_spikes(self, population: str) -> np.ndarray:
+        """Spikes of ``population`` as a boolean array of shape (T, B, N)."""
+        sample, step, neuron = self.spikes[population]
+        out = np.zeros((self.n_steps, self.n_samples, self.sizes[population]), dtype=bool)
+        out[step, sample, neuron] = True
+        return out
+
+    def spike_counts(self, population: str) -> np.ndarray:
+        """Spike counts per sample and neuron, shape (B, N)."""
+        sample, _, neuron = self.spikes[population]
+        counts = np.zeros((self.n_samples, self.sizes[population]), dtype=np.int64)
+        np.add.at(counts, (sample, neuron), 1)
+        return counts
+
+
+class SpikingNetwork:
+    """Explicit Brian2 network built from a structure.
+
+    Parameters
+    ----------
+    structure : Structure
+        Populations (input first, output last) and projections; weights, spine state and alive
+        masks are copied into the Brian2 objects.
+    params : NetworkParameters
+        Neuron models and time grid.
+    record_potentials : sequence of str
+        Neuron groups whose potential is recorded every step (costly for large groups; the
+        output layer is cheap and gives the membrane read-out used to break ties).
+    """
+
+    def __init__(
+        self,
+        structure: Structure,
+        params: NetworkParameters,
+        *,
+        record_potentials: tuple[str, ...] = ("output",),
+    ) -> None:
+        self.params = params
+        names = tuple(p.name for p in structure.populations)
+        if names != params.population_names:
+            raise ValueError(
+                f"structure populations {names} do not match the parameters' {params.population_names}"
+            )
+        self._dt = params.dt
+        self._window_steps = params.n_steps
+        self._steps_done = 0
+        self._sizes = {p.name: p.size for p in structure.populations}
+        self._groups: dict[str, object] = {}
+        self._synapses: dict[str, Synapses] = {}
+        self._synapse_pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._built_exists: dict[str, np.ndarray] = {}
+        self._spike_monitors: dict[str, SpikeMonitor] = {}
+        self._potential_monitors: dict[str, StateMonitor] = {}
+
+        objects = []
+        source = SpikeGeneratorGroup(
+            params.n_input, np.zeros(0, dtype=np.int32), np.zeros(0) * second, dt=self._dt,
+            name="input",
+        )
+        self._groups["input"] = source
+        objects.append(source)
+        for population in structure.populations[1:]:
+            group = self._make_neuron_group(population)
+            objects.append(group)
+            monitor = SpikeMonitor(group, name=f"{population.name}_spikes")
+            self._spike_monitors[population.name] = monitor
+            objects.append(monitor)
+            if population.name in record_potentials:
+                potential = StateMonitor(
+                    group, "v", record=True, when="thresholds", order=-1, dt=self._dt,
+                    name=f"{population.name}_potential",
+                )
+                self._potential_monitors[population.name] = potential
+                objects.append(potential)
+        for projection in structure.projections:
+            synapses = self._make_synapses(projection)
+            objects.append(synapses)
+        unknown = set(record_potentials) - set(self._potential_monitors)
+        if unknown:
+            raise ValueError(
+                f"record_potentials: unknown neuron groups {sorted(unknown)}; "
+                f"known: {list(names[1:])}"
+            )
+        self.network = Network(*objects, name="sdsnn_network")
+
+    # ------------------------------------------------------------------ construction
+    def _make_neuron_group(self, population: Population) -> NeuronGroup:
+        neuron = self.params.neuron_parameters(population.name)
+        group = NeuronGroup(
+            population.size,
+            lif_equations(),
+            threshold=THRESHOLD,
+            reset=RESET,
+            refractory="refractory_period",
+            method="exact",
+            namespace=neuron.namespace(),
+            dt=self._dt,
+            name=population.name,
+        )
+        group.alive = population.alive
+        group.run_regularly(
+            SAMPLE_RESET, dt=self.params.window, when="start", name=f"{population.name}_sample_reset"
+        )
+        self._groups[population.name] = group
+        return group
+
+    def _make_synapses(self, projection: Projection) -> Synapses:
+        synapses = Synapses(
+            self._groups[projection.source],
+            self._groups[projection.target],
+            model=synapse_equations(),
+            on_pre=ON_PRE,
+            dt=self._dt,
+            namespace={},
+            name=projection.name,
+        )
+        i, j = projection.i, projection.j
+        synapses.connect(i=i, j=j)
+        self._synapses[projection.name] = synapses
+        # Brian2 may store synapses in its own order: remember it to address variables.
+        self._synapse_pairs[projection.name] = (
+            np.asarray(synapses.i[:], dtype=np.int64), np.asarray(synapses.j[:], dtype=np.int64)
+        )
+        self._built_exists[projection.name] = projection.exists.copy()
+        self._write_synapse_state(projection)
+        return synapses
+
+    def _write_synapse_state(self, projection: Projection) -> None:
+        synapses = self._synapses[projection.name]
+        i, j = self._synapse_pairs[projection.name]
+        if i.size == 0:
+            return
+        synapses.w[:] = projection.weight[i, j]
+        for field_name in SPINE_FIELDS:
+            values = getattr(projection.spine, field_name)[i, j]
+            synapses.state(SPINE_VARIABLES[field_name])[:] = values
+
+    # ------------------------------------------------------------------ access
+    def __getitem__(self, name: str):
+        """Brian2 object by name (group, synapses or monitor)."""
+        return self.network[name]
+
+    @property
+    def synapse_names(self) -> tuple[str, ...]:
+        return tuple(self._synapses)
+
+    def synapse_pairs(self, projection: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(i, j)`` of the synapses of ``projection`` in Brian2's storage order."""
+        return self._synapse_pairs[projection]
+
+    def read_synapse_state(self, projection: str) -> dict[str, np.ndarray]:
+        """Current synaptic variables of ``projection``: ``i``, ``j``, ``w`` and the spine state.
+
+        Keys of the spine state follow :data:`sdsnn_bio.structure.SPINE_FIELDS`.
+        """
+        synapses = self._synapses[projection]
+        i, j = self._synapse_pairs[projection]
+        state = {"i": i.copy(), "j": j.copy(), "w": np.array(synapses.w[:], dtype=np.float64)}
+        for field_name in SPINE_FIELDS:
+            values = np.asarray(synapses.state(SPINE_VARIABLES[field_name])[:])
+            state[field_name] = values.astype(np.int32 if field_name in _INTEGER_SPINE else np.float64)
+        return state
+
+    def alive(self, population: str) -> np.ndarray:
+        return np.asarray(self._groups[population].alive[:], dtype=bool)
+
+    # ------------------------------------------------------------------ structural changes
+    def rebuild_projection(self, projection: Projection) -> Synapses:
+        """Replace the ``Synapses`` of ``projection`` by a new object with the same name.
+
+        Brian2 cannot delete synapses; the fixed name lets Brian2 reuse the compiled code.
+        """
+        old = self._synapses.pop(projection.name)
+        self.network.remove(old)
+        new = self._make_synapses(projection)
+        self.network.add(new)
+        return new
+
+    def update_projection(self, projection: Projection) -> bool:
+        """Write weights and spine state; rebuild only if the connectivity changed.
+
+        Returns
+        -------
+        bool
+            True if the ``Synapses`` object was rebuilt.
+        """
+        if np.array_equal(self._built_exists[projection.name], projection.exists):
+            self._write_synapse_state(projection)
+            return False
+        self.rebuild_projection(projection)
+        return True
+
+    def set_alive(self, population: str, alive: np.ndarray) -> None:
+        """Silence (False) or keep (True) the neurons of ``population``."""
+        self._groups[population].alive[:] = np.asarray(alive, dtype=bool)
+
+    def set_shared(self, population: str, **values: float) -> None:
+        """Set shared per-layer variables (e.g. ``pruning_rate``, ``trophic_pressure``)."""
+        group = self._groups[population]
+        for name, value in values.items():
+            setattr(group, name, value)
+
+    def set_importance(self, population: str, importance: np.ndarray) -> None:
+        self._groups[population].importance[:] = importance
+
+    def load_structure(self, structure: Structure) -> list[str]:
+        """Bring weights, spine state and alive masks in line with ``structure``.
+
+        Returns the names of the projections whose ``Synapses`` were rebuilt.
+        """
+        rebuilt = [p.name for p in structure.projections if self.update_projection(p)]
+        for population in structure.populations[1:]:
+            self.set_alive(population.name, population.alive)
+        return rebuilt
+
+    # ------------------------------------------------------------------ simulation
+    def _clear_monitors(self) -> None:
+        """Forget what the monitors recorded in earlier runs (bounded memory over long runs)."""
+        for monitor in self._spike_monitors.values():
+            # SpikeMonitor.resize leaves the spike counter N to its template: reset it too.
+            monitor.variables["N"].set_value(0)
+            monitor.resize(0)
+        for monitor in self._potential_monitors.values():
+            monitor.resize(0)
+
+    def present(self, samples) -> Recording:
+        """Present a batch of samples in one ``run()`` and return what the monitors recorded.
+
+        Parameters
+        ----------
+        samples : sequence of (channels, steps)
+            Per sample, input spikes as integer arrays: channel index in ``[0, n_input)`` and time
+            step in ``[0, n_steps)``, at most one spike per channel and step (see
+            :func:`sdsnn_bio.data.encoding.events_to_spikes`).
+        """
+        samples = list(samples)
+        n_samples = len(samples)
+        if n_samples == 0:
+            raise ValueError("present: expected at least one sample, got an empty batch")
+        steps_per_sample = self._window_steps
+        start = self._steps_done
+        indices, steps = [], []
+        for b, (channels, sample_steps) in enumerate(samples):
+            channels = np.asarray(channels, dtype=np.int64)
+            sample_steps = np.asarray(sample_steps, dtype=np.int64)
+            if channels.shape != sample_steps.shape:
+                raise ValueError(
+                    f"present: sample {b} has {channels.size} channels but {sample_steps.size} steps"
+                )
+            if channels.size and (channels.min() < 0 or channels.max() >= self.params.n_input):
+                raise ValueError(
+                    f"present: sample {b} has channel indices outside [0, {self.params.n_input})"
+                )
+            if sample_steps.size and (sample_steps.min() < 0 or sample_steps.max() >= steps_per_sample):
+                raise ValueError(
+                    f"present: sample {b} has time steps outside [0, {steps_per_sample})"
+                )
+            indices.append(channels)
+            steps.append(start + b * steps_per_sample + sample_steps)
+        indices = np.concatenate(indices)
+        steps = np.concatenate(steps)
+        self._groups["input"].set_spikes(indices, steps * self._dt)
+
+        self._clear_monitors()
+        duration_steps = n_samples * steps_per_sample
+        self.network.run(duration_steps * self._dt, namespace={})
+        self._steps_done += duration_steps
+
+        dt_seconds = float(self._dt / second)
+        spikes = {}
+        for name, monitor in self._spike_monitors.items():
+            absolute = np.rint(np.asarray(monitor.t_[:]) / dt_seconds).astype(np.int64) - start
+            spikes[name] = (
+                absolute // steps_per_sample,
+                absolute % steps_per_sample,
+                np.asarray(monitor.i[:], dtype=np.int64),
+            )
+        in_sample = steps - start
+        spikes["input"] = (in_sample // steps_per_sample, in_sample % steps_per_sample, indices)
+        potentials = {}
+        for name, monitor in self._potential_monitors.items():
+            values = np.asarray(monitor.v[:])  # (N, B*T)
+            potentials[name] = values.T.reshape(n_samples, steps_per_sample, -1).transpose(1, 0, 2)
+        return Recording(n_samples, steps_per_sample, spikes, potentials, dict(self._sizes))

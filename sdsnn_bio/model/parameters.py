@@ -1,0 +1,197 @@
+"""Parameters of the spiking network, as frozen dataclasses holding Brian2 quantities.
+
+Membrane potentials are *normalised*: ``v = (V - E_rest) / (V_threshold - E_rest)``, so the resting
+potential is 0 and, by default, the firing threshold is 1. Synaptic weights are in the same unit: a
+weight of 1 takes a resting neuron to threshold. Times carry Brian2 units and are checked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from brian2 import Quantity, ms, second
+from brian2.units.fundamentalunits import DimensionMismatchError, fail_for_dimension_mismatch
+
+__all__ = ["NeuronParameters", "NetworkParameters", "check_time"]
+
+
+def check_time(owner: str, name: str, value, *, allow_zero: bool = False) -> Quantity:
+    """Validate that ``value`` is a Brian2 time quantity (and positive).
+
+    Raises
+    ------
+    ValueError
+        Naming ``owner.name``, the expected unit and range, and the value received.
+    """
+    if not isinstance(value, Quantity):
+        raise ValueError(
+            f"{owner}.{name}: expected a time with a Brian2 unit (e.g. 20*ms), got {value!r}"
+        )
+    try:
+        fail_for_dimension_mismatch(value, second)
+    except DimensionMismatchError:
+        raise ValueError(
+            f"{owner}.{name}: expected a time (unit of seconds), got {value!r}"
+        ) from None
+    seconds = float(value / second)
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{owner}.{name}: expected a time {bound}, got {value!r}")
+    return value
+
+
+def _check_number(owner: str, name: str, value, *, low=-math.inf, high=math.inf) -> None:
+    if isinstance(value, Quantity) and not value.is_dimensionless:
+        raise ValueError(f"{owner}.{name}: expected a dimensionless number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"{owner}.{name}: expected a number, got {value!r}")
+    if not (low <= float(value) <= high) or not math.isfinite(float(value)):
+        raise ValueError(f"{owner}.{name}: expected a value in [{low}, {high}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class NeuronParameters:
+    """Leaky integrate-and-fire neuron (normalised membrane potential).
+
+    Parameters
+    ----------
+    tau_membrane : Quantity
+        Membrane time constant (time, > 0). Default 20 ms.
+    v_threshold : float
+        Firing threshold of the normalised potential (> v_reset). Default 1.
+    v_reset : float
+        Potential after a spike. Default 0 (the resting potential).
+    refractory : Quantity
+        Absolute refractory period (time, >= 0): the potential does not decay and the neuron cannot
+        fire, but synaptic input still arrives (Brian2's ``(unless refractory)`` semantics).
+    """
+
+    tau_membrane: Quantity = field(default_factory=lambda: 20 * ms)
+    v_threshold: float = 1.0
+    v_reset: float = 0.0
+    refractory: Quantity = field(default_factory=lambda: 0 * ms)
+
+    def __post_init__(self) -> None:
+        check_time("NeuronParameters", "tau_membrane", self.tau_membrane)
+        check_time("NeuronParameters", "refractory", self.refractory, allow_zero=True)
+        _check_number("NeuronParameters", "v_threshold", self.v_threshold, low=1e-6)
+        _check_number("NeuronParameters", "v_reset", self.v_reset)
+        if float(self.v_reset) >= float(self.v_threshold):
+            raise ValueError(
+                f"NeuronParameters.v_reset: expected a value below v_threshold="
+                f"{self.v_threshold}, got {self.v_reset}"
+            )
+
+    def namespace(self) -> dict:
+        """External constants of :func:`sdsnn_bio.model.equations.lif_equations`."""
+        return {
+            "tau_membrane": self.tau_membrane,
+            "v_threshold": float(self.v_threshold),
+            "v_reset": float(self.v_reset),
+            "refractory_period": self.refractory,
+        }
+
+
+@dataclass(frozen=True)
+class NetworkParameters:
+    """Feed-forward architecture and simulation time grid.
+
+    Parameters
+    ----------
+    n_input : int
+        Input channels (N-MNIST: 34 x 34 x 2 = 2312).
+    hidden_sizes : tuple of int
+        Sizes of the hidden LIF layers (N-MNIST default: one layer of 800).
+    n_output : int
+        Output neurons (one per class).
+    dt : Quantity
+        Simulation time step, also the width of the input time bins.
+    n_steps : int
+        Time steps per sample (the presentation window is ``n_steps * dt``).
+    hidden, output : NeuronParameters
+        Neuron models of the hidden and output layers.
+    weight_init_gain : float
+        Initial weights are drawn from N(0, (gain / sqrt(fan_in))^2).
+    """
+
+    n_input: int = 2312
+    hidden_sizes: tuple[int, ...] = (800,)
+    n_output: int = 10
+    dt: Quantity = field(default_factory=lambda: 1 * ms)
+    n_steps: int = 300
+    hidden: NeuronParameters = field(default_factory=NeuronParameters)
+    output: NeuronParameters = field(default_factory=NeuronParameters)
+    weight_init_gain: float = 4.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        for name in ("n_input", "n_output", "n_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"NetworkParameters.{name}: expected an integer >= 1, got {value!r}")
+        if not self.hidden_sizes:
+            raise ValueError("NetworkParameters.hidden_sizes: expected at least one hidden layer, got ()")
+        for size in self.hidden_sizes:
+            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+                raise ValueError(
+                    f"NetworkParameters.hidden_sizes: expected integers >= 1, got {self.hidden_sizes!r}"
+                )
+        check_time("NetworkParameters", "dt", self.dt)
+        _check_number("NetworkParameters", "weight_init_gain", self.weight_init_gain, low=0.0)
+
+    # ------------------------------------------------------------------ derived names
+    @property
+    def population_names(self) -> tuple[str, ...]:
+        """``("input", "hidden_1", ..., "output")``."""
+        hidden = tuple(f"hidden_{k + 1}" for k in range(len(self.hidden_sizes)))
+        return ("input",) + hidden + ("output",)
+
+    @property
+    def population_sizes(self) -> tuple[int, ...]:
+        return (self.n_input,) + self.hidden_sizes + (self.n_output,)
+
+    @property
+    def projection_names(self) -> tuple[str, ...]:
+        names = self.population_names
+        return tuple(f"{a}_to_{b}" for a, b in zip(names[:-1], names[1:]))
+
+    def neuron_parameters(self, population: str) -> NeuronParameters:
+        if population == "output":
+            return self.output
+        if population.startswith("hidden_"):
+            return self.hidden
+        raise KeyError(f"population {population!r} has no neuron model (the input is a spike source)")
+
+    @property
+    def window(self) -> Quantity:
+        """Presentation window of one sample, ``n_steps * dt``."""
+        return self.n_steps * self.dt
+
+    @property
+    def dt_seconds(self) -> float:
+        return float(self.dt / second)
+
+    def layer_dynamics(self) -> dict:
+        """Discrete-time constants of each neuron layer for the NumPy learner.
+
+        ``decay = exp((-dt)/tau_membrane)`` and the refractory period in steps are computed as
+        Brian2 computes them (``brian2.core.functions.timestep``), so that the kernel reproduces
+        the Brian2 network spike for spike.
+        """
+        from ..learning.kernel import LayerDynamics
+
+        dt = self.dt_seconds
+        dynamics = {}
+        for name in self.population_names[1:]:
+            neuron = self.neuron_parameters(name)
+            tau = float(neuron.tau_membrane / second)
+            refractory = float(neuron.refractory / second)
+            dynamics[name] = LayerDynamics(
+                decay=float(np.exp((-dt) / tau)),
+                threshold=float(neuron.v_threshold),
+                reset=float(neuron.v_reset),
+                refractory_steps=int(np.int64((refractory + 1e-3 * dt) / dt)),
+            )
+        return dynamics

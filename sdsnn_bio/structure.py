@@ -1,0 +1,394 @@
+"""Network structure as plain arrays: populations, projections and spine state.
+
+The structure is the record of truth that the development rules (SD-SNN, Han et al. 2022,
+arXiv 2211.12219, sections 1-3) read and change, the learner trains, and the Brian2 network is built
+from. Every projection holds *all potential synapses* between its two populations as dense
+``(n_source, n_target)`` arrays:
+
+* ``weight[i, j]``: the synapse's weight when it exists, and its *latent* weight when it has been
+  pruned (the learner keeps updating latent weights, which synaptic regeneration reads, section 3);
+* ``exists[i, j]``: whether the synapse is present in the network (``i``/``j`` are its nonzeros);
+* ``spine``: the dendritic-spine state of section 1 (range ``[lower, upper]``, streak counters and
+  excess sums, previous ``|w|``), kept for pruned synapses too so that a regrown synapse recovers
+  the range it had.
+
+A population carries an ``alive`` mask (section 2: pruned neurons stop spiking). Structures are
+saved to and loaded from ``.npz`` files written atomically (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "SpineState",
+    "Projection",
+    "Population",
+    "Structure",
+    "atomic_save_npz",
+]
+
+SPINE_FIELDS = (
+    "lower",
+    "upper",
+    "upper_streak",
+    "upper_excess",
+    "lower_streak",
+    "lower_excess",
+    "shrink_streak",
+    "previous_abs_weight",
+    "regrowth_streak",
+)
+
+
+@dataclass
+class SpineState:
+    """Dendritic-spine state of every potential synapse of one projection (SD-SNN section 1).
+
+    All arrays have the projection's shape ``(n_source, n_target)``.
+
+    Attributes
+    ----------
+    lower, upper : ndarray of float64
+        Spine range ``[r_lower, r_upper]``: the capacity the synaptic weight is constrained to
+        (same unit as the weight: normalised membrane potential).
+    upper_streak, lower_streak : ndarray of int32
+        Consecutive development steps at which ``w >= upper`` (``w <= lower``).
+    upper_excess, lower_excess : ndarray of float64
+        Summed excess ``w - upper`` (``lower - w``) over the current streak.
+    shrink_streak : ndarray of int32
+        Consecutive development steps at which ``|w|`` decreased (persistent depression).
+    previous_abs_weight : ndarray of float64
+        ``|w|`` at the previous development step.
+    regrowth_streak : ndarray of int32
+        Consecutive development steps at which an absent synapse's latent weight exceeded the
+        layer's regeneration percentile (section 3).
+    """
+
+    lower: np.ndarray
+    upper: np.ndarray
+    upper_streak: np.ndarray
+    upper_excess: np.ndarray
+    lower_streak: np.ndarray
+    lower_excess: np.ndarray
+    shrink_streak: np.ndarray
+    previous_abs_weight: np.ndarray
+    regrowth_streak: np.ndarray
+
+    @classmethod
+    def from_weights(cls, weight: np.ndarray) -> "SpineState":
+        """Initial spine state: every range is ``[-max(w), max(w)]`` of the layer (released code).
+
+        Parameters
+        ----------
+        weight : ndarray
+            Initial weights of the projection, shape ``(n_source, n_target)``.
+        """
+        weight = np.asarray(weight, dtype=np.float64)
+        bound = float(np.max(weight)) if weight.size else 0.0
+        bound = abs(bound)
+        shape = weight.shape
+        return cls(
+            lower=np.full(shape, -bound),
+            upper=np.full(shape, bound),
+            upper_streak=np.zeros(shape, np.int32),
+            upper_excess=np.zeros(shape),
+            lower_streak=np.zeros(shape, np.int32),
+            lower_excess=np.zeros(shape),
+            shrink_streak=np.zeros(shape, np.int32),
+            previous_abs_weight=np.abs(weight).copy(),
+            regrowth_streak=np.zeros(shape, np.int32),
+        )
+
+    def copy(self) -> "SpineState":
+        return SpineState(**{name: getattr(self, name).copy() for name in SPINE_FIELDS})
+
+    @property
+    def width(self) -> np.ndarray:
+        """Spine width ``upper + |lower|`` of every potential synapse."""
+        return self.upper + np.abs(self.lower)
+
+
+@dataclass
+class Projection:
+    """All potential synapses from one population to another.
+
+    Attributes
+    ----------
+    name : str
+        Unique name, also the name of the Brian2 ``Synapses`` object (e.g. ``"input_to_hidden_1"``).
+    source, target : str
+        Names of the presynaptic and postsynaptic populations.
+    weight : ndarray of float64, shape (n_source, n_target)
+        Weight (existing synapses) or latent weight (pruned synapses), in units of the normalised
+        membrane potential (a weight of 1 brings a resting neuron to threshold).
+    exists : ndarray of bool, shape (n_source, n_target)
+        Which synapses are present.
+    spine : SpineState
+        Dendritic-spine state of every potential synapse.
+    """
+
+    name: str
+    source: str
+    target: str
+    weight: np.ndarray
+    exists: np.ndarray
+    spine: SpineState
+
+    def __post_init__(self) -> None:
+        self.weight = np.asarray(self.weight, dtype=np.float64)
+        self.exists = np.asarray(self.exists, dtype=bool)
+        if self.weight.ndim != 2:
+            raise ValueError(
+                f"Projection {self.name!r}: weight must be a 2-D (n_source, n_target) array, "
+                f"got shape {self.weight.shape}"
+            )
+        if self.exists.shape != self.weight.shape:
+            raise ValueError(
+                f"Projection {self.name!r}: exists has shape {self.exists.shape}, "
+                f"expected the weight's shape {self.weight.shape}"
+            )
+        for name in SPINE_FIELDS:
+            if getattr(self.spine, name).shape != self.weight.shape:
+                raise ValueError(
+                    f"Projection {self.name!r}: spine.{name} has shape "
+                    f"{getattr(self.spine, name).shape}, expected {self.weight.shape}"
+                )
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.weight.shape  # type: ignore[return-value]
+
+    @property
+    def n_synapses(self) -> int:
+        """Number of existing synapses."""
+        return int(np.count_nonzero(self.exists))
+
+    @property
+    def connectivity(self) -> float:
+        """Fraction of potential synapses that exist."""
+        return self.n_synapses / self.exists.size if self.exists.size else 0.0
+
+    @property
+    def i(self) -> np.ndarray:
+        """Presynaptic indices of the existing synapses (row-major order)."""
+        return np.nonzero(self.exists)[0].astype(np.int32)
+
+    @property
+    def j(self) -> np.ndarray:
+        """Postsynaptic indices of the existing synapses (row-major order)."""
+        return np.nonzero(self.exists)[1].astype(np.int32)
+
+    def effective_weight(self) -> np.ndarray:
+        """Weights as the network sees them: latent weights of absent synapses count 0."""
+        return np.where(self.exists, self.weight, 0.0)
+
+    def copy(self) -> "Projection":
+        return Projection(
+            self.name, self.source, self.target, self.weight.copy(), self.exists.copy(),
+            self.spine.copy(),
+        )
+
+
+@dataclass
+class Population:
+    """A group of neurons.
+
+    Attributes
+    ----------
+    name : str
+        Unique name, also the name of the Brian2 group (``"input"``, ``"hidden_1"``, ``"output"``).
+    size : int
+        Number of neurons.
+    alive : ndarray of bool, shape (size,)
+        False for pruned neurons (they emit no spike and have no synapses).
+    """
+
+    name: str
+    size: int
+    alive: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.alive is None:
+            self.alive = np.ones(self.size, dtype=bool)
+        self.alive = np.asarray(self.alive, dtype=bool)
+        if self.alive.shape != (self.size,):
+            raise ValueError(
+                f"Population {self.name!r}: alive has shape {self.alive.shape}, "
+                f"expected ({self.size},)"
+            )
+
+    @property
+    def n_alive(self) -> int:
+        return int(np.count_nonzero(self.alive))
+
+
+@dataclass
+class Structure:
+    """Populations and the feed-forward projections between them.
+
+    Populations are ordered input first, output last; projection ``k`` connects population ``k``
+    to population ``k + 1``. Objects are found by name, never by position.
+    """
+
+    populations: tuple[Population, ...]
+    projections: tuple[Projection, ...]
+
+    def __post_init__(self) -> None:
+        self.populations = tuple(self.populations)
+        self.projections = tuple(self.projections)
+        names = [p.name for p in self.populations] + [p.name for p in self.projections]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Structure: names must be unique, got {names}")
+        sizes = {p.name: p.size for p in self.populations}
+        for proj in self.projections:
+            for end, expected in ((proj.source, proj.shape[0]), (proj.target, proj.shape[1])):
+                if end not in sizes:
+                    raise ValueError(
+                        f"Projection {proj.name!r} refers to unknown population {end!r}; "
+                        f"known: {sorted(sizes)}"
+                    )
+                if sizes[end] != expected:
+                    raise ValueError(
+                        f"Projection {proj.name!r}: population {end!r} has {sizes[end]} neurons "
+                        f"but the weight matrix has {expected} along that axis"
+                    )
+
+    # ------------------------------------------------------------------ lookup
+    def population(self, name: str) -> Population:
+        for pop in self.populations:
+            if pop.name == name:
+                return pop
+        raise KeyError(f"no population named {name!r}; known: {[p.name for p in self.populations]}")
+
+    def projection(self, name: str) -> Projection:
+        for proj in self.projections:
+            if proj.name == name:
+                return proj
+        raise KeyError(f"no projection named {name!r}; known: {[p.name for p in self.projections]}")
+
+    def projection_into(self, population: str) -> Projection:
+        """The projection whose target is ``population``."""
+        for proj in self.projections:
+            if proj.target == population:
+                return proj
+        raise KeyError(f"no projection targets population {population!r}")
+
+    def projection_from(self, population: str) -> Projection | None:
+        """The projection whose source is ``population`` (None for the output layer)."""
+        for proj in self.projections:
+            if proj.source == population:
+                return proj
+        return None
+
+    @property
+    def hidden_populations(self) -> tuple[Population, ...]:
+        """Populations between the input and the output (the ones that can be pruned)."""
+        return self.populations[1:-1]
+
+    def copy(self) -> "Structure":
+        return Structure(
+            tuple(Population(p.name, p.size, p.alive.copy()) for p in self.populations),
+            tuple(p.copy() for p in self.projections),
+        )
+
+    # ------------------------------------------------------------------ summaries
+    def summary(self) -> dict:
+        """Connectivity per projection and neurons alive per population (JSON-ready)."""
+        return {
+            "projections": {
+                p.name: {
+                    "synapses": p.n_synapses,
+                    "potential": int(p.exists.size),
+                    "connectivity": p.connectivity,
+                }
+                for p in self.projections
+            },
+            "neurons_alive": {p.name: p.n_alive for p in self.populations},
+            "neurons": {p.name: p.size for p in self.populations},
+        }
+
+    # ------------------------------------------------------------------ persistence
+    def to_arrays(self, prefix: str = "structure") -> dict[str, np.ndarray]:
+        """Flatten into named arrays (for ``.npz`` files and checkpoints)."""
+        arrays: dict[str, np.ndarray] = {
+            f"{prefix}/populations": np.array([p.name for p in self.populations]),
+            f"{prefix}/projections": np.array(
+                [[p.name, p.source, p.target] for p in self.projections]
+            ).reshape(-1, 3),
+        }
+        for pop in self.populations:
+            arrays[f"{prefix}/population/{pop.name}/alive"] = pop.alive
+        for proj in self.projections:
+            base = f"{prefix}/projection/{proj.name}"
+            arrays[f"{base}/weight"] = proj.weight
+            arrays[f"{base}/exists"] = proj.exists
+            for name in SPINE_FIELDS:
+                arrays[f"{base}/spine/{name}"] = getattr(proj.spine, name)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix: str = "structure", source: str = "arrays") -> "Structure":
+        """Inverse of :meth:`to_arrays`; ``source`` names the file in error messages."""
+        try:
+            populations = tuple(
+                Population(str(name), int(arrays[f"{prefix}/population/{name}/alive"].size),
+                           arrays[f"{prefix}/population/{name}/alive"])
+                for name in arrays[f"{prefix}/populations"]
+            )
+            projections = []
+            for name, src, tgt in arrays[f"{prefix}/projections"]:
+                base = f"{prefix}/projection/{name}"
+                spine = SpineState(**{
+                    field_name: np.array(arrays[f"{base}/spine/{field_name}"])
+                    for field_name in SPINE_FIELDS
+                })
+                projections.append(Projection(
+                    str(name), str(src), str(tgt), np.array(arrays[f"{base}/weight"]),
+                    np.array(arrays[f"{base}/exists"]), spine,
+                ))
+        except KeyError as err:
+            raise ValueError(
+                f"{source}: not a sdsnn_bio structure (missing array {err.args[0]!r})"
+            ) from None
+        return cls(populations, tuple(projections))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the structure to ``path`` (``.npz``) atomically."""
+        return atomic_save_npz(path, self.to_arrays())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Structure":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"structure file {path} does not exist")
+        with np.load(path, allow_pickle=False) as data:
+            return cls.from_arrays(data, source=str(path))
+
+
+def atomic_save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
+    """Save ``arrays`` to ``path`` as an uncompressed ``.npz``: temporary file, then rename.
+
+    A reader never sees a half-written file and an existing file is replaced only once the new
+    one is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+

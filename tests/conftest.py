@@ -1,0 +1,27 @@
+"""Shared test fixtures: Brian2 runs on the numpy target (no compilation) and is reset per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+#: The real N-MNIST recording shipped beside the repository (``../shared/data``).
+SAMPLE_NMNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "sample_nmnist.bin"
+
+
+@pytest.fixture(autouse=True)
+def brian2_numpy_target():
+    """Every test starts from Brian2's numpy target and a clean magic network."""
+    import brian2
+
+    brian2.prefs.codegen.target = "numpy"
+    brian2.start_scope()
+    yield
+    brian2.prefs.codegen.target = "numpy"
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
