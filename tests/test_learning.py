@@ -1,0 +1,229 @@
+"""The NumPy learner: kernel equivalence with Brian2, reconstruction, gradients, optimiser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from brian2 import ms
+
+from sdsnn_bio.learning.kernel import LayerDynamics, integrate_layer
+from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
+from sdsnn_bio.learning.loss import cross_entropy, predict
+from sdsnn_bio.learning.optim import Adam
+from sdsnn_bio.learning.surrogate import SURROGATES, make_surrogate
+from sdsnn_bio.model import NetworkParameters, NeuronParameters, SpikingNetwork, initial_structure
+
+N_INPUT, N_STEPS = 40, 30
+
+
+def random_samples(rng, n_samples, n_events=150, n_input=N_INPUT, n_steps=N_STEPS):
+    samples = []
+    for _ in range(n_samples):
+        key = np.unique(rng.integers(0, n_steps, n_events) * n_input + rng.integers(0, n_input, n_events))
+        samples.append((key % n_input, key // n_input))
+    return samples
+
+
+def make_case(rng, refractory=0 * ms, v_reset=0.0, hidden=(25, 15), prune=True):
+    params = NetworkParameters(
+        n_input=N_INPUT, hidden_sizes=hidden, n_output=4, n_steps=N_STEPS, weight_init_gain=7.0,
+        hidden=NeuronParameters(refractory=refractory, v_reset=v_reset),
+        output=NeuronParameters(refractory=refractory, tau_membrane=10 * ms),
+    )
+    structure = initial_structure(params, rng)
+    if prune:
+        structure.population("hidden_1").alive[[2, 5]] = False
+        first = structure.projection("input_to_hidden_1")
+        first.exists[rng.random(first.shape) < 0.3] = False
+    return params, structure
+
+
+@pytest.mark.parametrize("refractory, v_reset", [(0 * ms, 0.0), (2 * ms, 0.0), (3 * ms, -0.4)])
+def test_kernel_gives_the_same_spikes_as_brian2(rng, refractory, v_reset):
+    params, structure = make_case(rng, refractory, v_reset)
+    samples = random_samples(rng, 5)
+    names = params.population_names[1:]
+    network = SpikingNetwork(structure, params, record_potentials=names)
+    network.present(random_samples(rng, 2))  # earlier samples must not leak into later runs
+    recording = network.present(samples)
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=2)
+    forward = learner.simulate(InputBatch.from_samples(samples, N_STEPS, N_INPUT))
+    total = 0
+    for name in names:
+        brian_spikes = recording.dense_spikes(name)
+        total += brian_spikes.sum()
+        assert np.array_equal(brian_spikes, forward.traces[name].spikes), f"{name}: spikes differ"
+        np.testing.assert_allclose(
+            forward.traces[name].potential, recording.potentials[name], rtol=0, atol=1e-12,
+            err_msg=f"{name}: potential differs from the Brian2 StateMonitor",
+        )
+    assert total > 100, "the case must actually spike to test anything"
+
+
+def test_reconstruction_from_brian2_spikes_matches_state_monitor(rng):
+    params, structure = make_case(rng, refractory=2 * ms)
+    samples = random_samples(rng, 4)
+    names = params.population_names[1:]
+    recording = SpikingNetwork(structure, params, record_potentials=names).present(samples)
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1)
+    rebuilt = learner.reconstruct(
+        InputBatch.from_samples(samples, N_STEPS, N_INPUT),
+        {name: recording.dense_spikes(name) for name in names},
+    )
+    for name in names:
+        np.testing.assert_allclose(rebuilt.traces[name].potential, recording.potentials[name],
+                                   rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_finite_difference_gradient_of_output_weights(rng):
+    """Membrane loss: with the spike pattern fixed, dL/dW_out is the exact derivative."""
+    params, structure = make_case(rng, refractory=2 * ms, hidden=(20,), prune=False)
+    learner = Learner(structure, params.layer_dynamics(),
+                      LearningParameters(loss="membrane_cross_entropy", logit_scale=3.0), n_threads=1)
+    batch = InputBatch.from_samples(random_samples(rng, 3), N_STEPS, N_INPUT)
+    labels = np.array([0, 1, 3])
+    forward = learner.simulate(batch)
+    assert forward.output().spikes.any(), "output spikes (and resets) are part of the check"
+    _, grads = learner.gradients(batch, forward, labels)
+    weight = structure.projection("hidden_1_to_output").weight
+    eps = 1e-6
+    for (i, j) in [(0, 0), (3, 1), (7, 2), (19, 3), (11, 0)]:
+        original = weight[i, j]
+        values = []
+        for sign in (+1, -1):
+            weight[i, j] = original + sign * eps
+            perturbed = learner.simulate(batch)
+            for name in forward.order:
+                assert np.array_equal(perturbed.traces[name].spikes, forward.traces[name].spikes)
+            values.append(learner.loss(perturbed, labels)[0])
+        weight[i, j] = original
+        numeric = (values[0] - values[1]) / (2 * eps)
+        assert grads["hidden_1_to_output"][i, j] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+
+
+def tangent_of_loss(learner, batch, labels, directions):
+    """Forward-mode derivative of the loss along ``directions``, with the same surrogate calculus.
+
+    An independent implementation (forward in time, no transposes) of what BPTT computes backwards.
+    """
+    structure = learner.structure
+    forward = learner.simulate(batch)
+    inputs = batch.matrix.toarray().reshape(batch.n_steps, batch.n_samples, -1)
+    presynaptic, d_presynaptic = inputs, np.zeros_like(inputs)
+    for name in forward.order:
+        trace, dyn = forward.traces[name], learner.dynamics[name]
+        projection = structure.projection_into(name)
+        weight = projection.effective_weight()
+        direction = directions[projection.name] * projection.exists
+        d_current = presynaptic @ direction + d_presynaptic @ weight
+        d_v = np.zeros(d_current.shape[1:])
+        d_spikes = np.zeros_like(d_current)
+        d_potential = np.zeros_like(d_current)
+        for t in range(batch.n_steps):
+            r = np.ones_like(d_v) if trace.not_refractory is None else trace.not_refractory[t]
+            d_u = np.where(r > 0, dyn.decay, 1.0) * d_v
+            d_potential[t] = d_u
+            d_spikes[t] = learner.surrogate.derivative(trace.potential[t] - dyn.threshold) * r * d_u
+            keep = ~trace.spikes[t]
+            d_v = keep * (d_u + r * d_current[t])
+        presynaptic, d_presynaptic = trace.spikes.astype(float), d_spikes
+    scale = learner.params.logit_scale
+    counts, mean_potential = learner.readout(forward)
+    if learner.params.loss == "rate_cross_entropy":
+        _, grad_logits = cross_entropy(scale * counts / batch.n_steps, labels)
+        d_logits = scale * d_spikes.sum(axis=0) / batch.n_steps
+    else:
+        _, grad_logits = cross_entropy(scale * mean_potential, labels)
+        d_logits = scale * d_potential.mean(axis=0)
+    return float(np.sum(grad_logits * d_logits))
+
+
+@pytest.mark.parametrize("surrogate", sorted(SURROGATES))
+@pytest.mark.parametrize("loss", ["rate_cross_entropy", "membrane_cross_entropy"])
+def test_bptt_matches_forward_mode_derivative(rng, surrogate, loss):
+    params, structure = make_case(rng, refractory=2 * ms, hidden=(18, 12), prune=False)
+    learner = Learner(structure, params.layer_dynamics(),
+                      LearningParameters(surrogate=surrogate, loss=loss), n_threads=1)
+    batch = InputBatch.from_samples(random_samples(rng, 3), N_STEPS, N_INPUT)
+    labels = np.array([2, 0, 1])
+    _, grads = learner.gradients(batch, learner.simulate(batch), labels)
+    directions = {p.name: rng.normal(size=p.shape) for p in structure.projections}
+    backward = sum(float(np.sum(grads[name] * directions[name] * structure.projection(name).exists))
+                   for name in grads)
+    forward = tangent_of_loss(learner, batch, labels, directions)
+    assert abs(forward) > 1e-8, "a degenerate (zero) derivative would test nothing"
+    assert backward == pytest.approx(forward, rel=1e-9)
+
+
+def test_latent_weights_of_absent_synapses_receive_gradient(rng):
+    params, structure = make_case(rng, hidden=(15,), prune=False)
+    projection = structure.projection("input_to_hidden_1")
+    projection.exists[:, :5] = False
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1)
+    batch = InputBatch.from_samples(random_samples(rng, 4), N_STEPS, N_INPUT)
+    _, grads = learner.gradients(batch, learner.simulate(batch), np.array([0, 1, 2, 3]))
+    assert np.abs(grads["input_to_hidden_1"][:, :5]).sum() > 0, "absent synapses get a gradient"
+
+
+def test_training_reduces_the_loss_on_a_separable_toy_task(rng):
+    params, structure = make_case(rng, hidden=(30,), prune=False)
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters(learning_rate=5e-3),
+                      n_threads=2)
+    prototypes = [random_samples(rng, 1, n_events=120)[0] for _ in range(4)]
+    batch = InputBatch.from_samples(prototypes * 4, N_STEPS, N_INPUT)
+    labels = np.tile(np.arange(4), 4)
+    first = learner.train_step(batch, labels)
+    for _ in range(60):
+        last = learner.train_step(batch, labels)
+    assert last.loss < 0.5 * first.loss, f"loss {first.loss:.3f} -> {last.loss:.3f}"
+    assert last.n_correct == 16
+
+
+def test_integrate_layer_respects_alive_and_checks_shapes():
+    dynamics = LayerDynamics(decay=0.5)
+    currents = np.full((4, 1, 2), 3.0)
+    trace = integrate_layer(currents, dynamics, alive=np.array([True, False]))
+    assert trace.spikes[:, 0, 1].sum() == 0, "a dead neuron never fires"
+    # alive neuron: v=3 after step 0, u=1.5 fires at step 1 (its input lost), again at step 3
+    assert trace.spikes[:, 0, 0].tolist() == [False, True, False, True]
+    with pytest.raises(ValueError, match=r"currents: expected shape \(T, B, N\)"):
+        integrate_layer(np.zeros((4, 2)), dynamics)
+
+
+def test_cross_entropy_and_prediction_literals():
+    loss, grad = cross_entropy(np.array([[0.0, np.log(3.0)]]), np.array([1]))
+    assert loss == pytest.approx(np.log(4 / 3))
+    np.testing.assert_allclose(grad, [[0.25, -0.25]])
+    counts = np.array([[2, 2, 0], [0, 0, 0]])
+    potential = np.array([[0.1, 0.3, 5.0], [-1.0, 0.2, 0.1]])
+    assert predict(counts, potential).tolist() == [1, 1], "ties broken by the mean potential"
+
+
+def test_adam_first_step_moves_by_the_learning_rate():
+    param = {"w": np.array([1.0, -2.0, 0.5])}
+    adam = Adam(learning_rate=0.1)
+    adam.update(param, {"w": np.array([3.0, -0.5, 0.0])})
+    np.testing.assert_allclose(param["w"], [0.9, -1.9, 0.5], atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"surrogate": "tanh"}, "learning.surrogate: expected one of"),
+        ({"loss": "mse"}, "learning.loss: expected one of"),
+        ({"learning_rate": -1.0}, "learning.learning_rate: expected a number in (0.0, inf)"),
+        ({"surrogate_scale": -2.0}, "learning.surrogate_scale: expected a positive number"),
+    ],
+)
+def test_learning_parameter_errors(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        LearningParameters(**kwargs)
+    assert message in str(info.value)
+
+
+def test_surrogates_peak_at_threshold():
+    x = np.array([-1.0, 0.0, 1.0])
+    for name in SURROGATES:
+        values = make_surrogate(name).derivative(x)
+        assert values[1] >= values[0] and values[1] >= values[2], name
+        assert values[0] == pytest.approx(values[2]), f"{name} is symmetric"
