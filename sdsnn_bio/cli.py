@@ -1,0 +1,149 @@
+"""Command line: ``sdsnn-bio run | info | plot | sweep``.
+
+``sdsnn-bio run`` (no argument) trains on the embedded offline dataset with the default
+configuration; ``sdsnn-bio run CONFIG.toml --set development.enabled=true`` runs SD-SNN development
+beside its dense baseline. ``sdsnn-bio --help`` lists everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+logger = logging.getLogger("sdsnn_bio")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sdsnn-bio",
+        description="Developmental structural plasticity (SD-SNN) in Brian2 spiking networks.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", aliases=["train"], help="train, evaluate in Brian2, write results.json")
+    run.add_argument("config", nargs="?", help="experiment configuration (TOML); default: built-in")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a configuration value (repeatable)")
+    run.add_argument("--data", help="N-MNIST folder (Train/ and Test/, or Train.zip and Test.zip)")
+    run.add_argument("--output", help="output folder (default: run.output_dir)")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    info = sub.add_parser("info", help="versions, configuration and dataset summary")
+    info.add_argument("config", nargs="?")
+    info.add_argument("--set", dest="overrides", action="append", default=[])
+    info.add_argument("--data", help="N-MNIST folder to summarise (default: embedded dataset)")
+
+    plot = sub.add_parser("plot", help="figures from a results folder (no simulation)")
+    plot.add_argument("results", help="folder holding results.json")
+    plot.add_argument("--figures", default="figures", help="output folder for PNG files")
+
+    sweep = sub.add_parser("sweep", help="parameter and seed sweep on Dask")
+    sweep.add_argument("config", nargs="?")
+    sweep.add_argument("--set", dest="grid", action="append", default=[], metavar="SECTION.KEY=V1,V2",
+                       help="a grid axis (repeatable); one value = a fixed override")
+    sweep.add_argument("--seeds", default="0", help="seeds, e.g. 0-4 or 0,3,7")
+    sweep.add_argument("--output", default="runs/sweep", help="sweep folder")
+    sweep.add_argument("--scheduler", help="address of a Dask scheduler (default: a LocalCluster)")
+    sweep.add_argument("--workers", type=int, default=0, help="LocalCluster workers (0: cores)")
+    return parser
+
+
+def _load(args):
+    from .config import load_config
+
+    config = load_config(args.config)
+    overrides = list(getattr(args, "overrides", []))
+    if getattr(args, "data", None):
+        overrides.append(f'data.root="{args.data}"')
+    if overrides:
+        config = config.with_overrides(overrides)
+    return config
+
+
+def _command_run(args) -> int:
+    from .experiment import run_experiment
+
+    config = _load(args)
+    results = run_experiment(config, output_dir=args.output, resume=args.resume,
+                             progress=not args.quiet)
+    output = Path(args.output or config.run.output_dir)
+    print(f"results: {output / 'results.json'}")
+    for name, model in results["models"].items():
+        structure = model["structure"]
+        print(
+            f"{name:>6}: final test accuracy {model['final_test_accuracy']:.4f} (Brian2, "
+            f"{model['test']['n_samples']} held-out samples), "
+            f"synapses removed {100 * structure['synapses_removed_fraction']:.1f}%, "
+            f"hidden neurons removed {100 * structure['hidden_neurons_removed_fraction']:.1f}%, "
+            f"SOPs/sample {model['test']['energy']['sops_per_sample']:.0f}"
+        )
+    return 0
+
+
+def _command_info(args) -> int:
+    import brian2
+    import numpy
+    import tonic
+
+    from . import __version__
+    from .experiment import prepare_data
+
+    config = _load(args)
+    print(f"sdsnn_bio {__version__}; brian2 {brian2.__version__}, numpy {numpy.__version__}, "
+          f"tonic {tonic.__version__}")
+    print(config.to_json())
+    data = prepare_data(config)
+    print(json.dumps(data.description, indent=2))
+    return 0
+
+
+def _command_plot(args) -> int:
+    from .plotting import plot_results
+
+    written = plot_results(args.results, args.figures)
+    for path in written:
+        print(path)
+    return 0
+
+
+def _command_sweep(args) -> int:
+    from .config import load_config
+    from .sweep import parse_grid, parse_seeds, run_sweep
+
+    config = load_config(args.config)
+    table = run_sweep(
+        config, parse_grid(args.grid), parse_seeds(args.seeds), args.output,
+        scheduler=args.scheduler, n_workers=args.workers or None,
+    )
+    print(f"sweep table: {table}")
+    return 0
+
+
+def main(argv=None) -> int:
+    from .config import ConfigError
+    from .experiment import TrainingDiverged
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+    )
+    logging.getLogger("brian2").setLevel(logging.WARNING)
+    commands = {"run": _command_run, "train": _command_run, "info": _command_info,
+                "plot": _command_plot, "sweep": _command_sweep}
+    try:
+        return commands[args.command](args)
+    except (ConfigError, FileNotFoundError, TrainingDiverged, ValueError) as err:
+        print(f"sdsnn-bio: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

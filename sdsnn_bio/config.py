@@ -1,0 +1,388 @@
+"""One experiment configuration (TOML), validated and echoed into every results file.
+
+A configuration has six sections; every key has a default, so an empty file is a valid
+configuration (the embedded dataset, dense training). Times are strings with a unit (``"20 ms"``,
+``"1 ms"``, ``"500 us"``, ``"0.02 s"``); a bare number where a time is expected is an error.
+
+.. code-block:: toml
+
+    [data]
+    root = ""                # N-MNIST folder (Train/, Test/ or Train.zip, Test.zip); "" = embedded
+    train_subset = 0         # class-balanced subset size (0 = all)
+    test_subset = 0
+    first_saccade = false
+
+    [network]
+    hidden_sizes = [800]
+    dt = "1 ms"              # simulation step = input time bin
+    n_steps = 300            # steps per sample
+    tau_membrane = "20 ms"
+    output_tau_membrane = "20 ms"
+    v_threshold = 1.0
+    v_reset = 0.0
+    refractory = "0 ms"
+    weight_init_gain = 4.0
+
+    [learning]
+    surrogate = "fast_sigmoid"
+    loss = "rate_cross_entropy"
+    learning_rate = 1e-3
+    batch_size = 32
+    epochs = 10
+
+    [development]            # SD-SNN structural development (off = dense training)
+    enabled = false
+    interval_batches = 10    # a development step every N training batches
+    # ... every field of DevelopmentParameters and Schedule (see sdsnn_bio.development)
+
+    [simulation]
+    codegen_target = "auto"  # Brian2 target for the network of record
+    evaluation_batch = 100   # samples per Brian2 run() during evaluation
+
+    [run]
+    seed = 0
+    output_dir = "runs/default"
+    baseline = true          # with development: also train the dense baseline (same seed)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from brian2 import Quantity, ms, second, us
+
+__all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_time", "format_time"]
+
+
+class ConfigError(ValueError):
+    """An invalid configuration: the message names the field, what was expected and what came."""
+
+
+_TIME = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*?\s*(s|second|ms|msecond|us|usecond|µs)\s*$")
+_UNITS = {"s": second, "second": second, "ms": ms, "msecond": ms, "us": us, "usecond": us, "µs": us}
+
+
+def parse_time(field_name: str, value: Any) -> Quantity:
+    """``"20 ms"`` → ``20*ms``; anything without a time unit is a :class:`ConfigError`."""
+    if isinstance(value, Quantity):
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{field_name}: expected a time with a unit such as \"20 ms\", got {value!r}"
+        )
+    match = _TIME.match(value)
+    if not match:
+        raise ConfigError(
+            f"{field_name}: expected a time with a unit (s, ms or us) such as \"20 ms\", got {value!r}"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def format_time(value: Quantity) -> str:
+    """Inverse of :func:`parse_time` (milliseconds)."""
+    return f"{float(value / ms):g} ms"
+
+
+# ---------------------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = ""
+    train_subset: int = 0
+    test_subset: int = 0
+    first_saccade: bool = False
+    cache_dir: str = ""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    hidden_sizes: tuple = (800,)
+    dt: str = "1 ms"
+    n_steps: int = 300
+    tau_membrane: str = "20 ms"
+    output_tau_membrane: str = "20 ms"
+    v_threshold: float = 1.0
+    v_reset: float = 0.0
+    refractory: str = "0 ms"
+    weight_init_gain: float = 4.0
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    surrogate: str = "fast_sigmoid"
+    surrogate_scale: float = 0.0  # 0: the surrogate's default
+    loss: str = "rate_cross_entropy"
+    logit_scale: float = 10.0
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 10
+    threads: int = 0  # 0: the cores available
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    codegen_target: str = "auto"
+    cache_dir: str = ""
+    evaluation_batch: int = 100
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    output_dir: str = "runs/default"
+    baseline: bool = True
+    checkpoint_every_batches: int = 0  # 0: at the end of every epoch only
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "network": NetworkConfig,
+    "learning": LearningConfig,
+    "simulation": SimulationConfig,
+    "run": RunConfig,
+}
+
+
+def _development_fields() -> dict[str, Any]:
+    """Keys accepted in ``[development]``: ``enabled``, the Schedule's and DevelopmentParameters'."""
+    from .development import DevelopmentParameters, Schedule
+
+    fields = {"enabled": False}
+    for cls in (Schedule, DevelopmentParameters):
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                fields[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                fields[f.name] = f.default_factory()  # type: ignore[misc]
+            else:
+                fields[f.name] = None
+    return fields
+
+
+def _check_type(name: str, default: Any, value: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        return tuple(value)
+    return value
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A validated experiment configuration (see the module docstring for the keys)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    learning: LearningConfig = field(default_factory=LearningConfig)
+    development: dict = field(default_factory=dict)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "config") -> "ExperimentConfig":
+        """Validate a nested mapping (as read from TOML)."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: expected a table of sections, got {type(raw).__name__}")
+        unknown = set(raw) - set(_SECTIONS) - {"development"}
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown section(s) {sorted(unknown)}; expected "
+                f"{sorted(list(_SECTIONS) + ['development'])}"
+            )
+        sections = {}
+        for name, section_cls in _SECTIONS.items():
+            values = raw.get(name, {})
+            if not isinstance(values, dict):
+                raise ConfigError(f"{name}: expected a table, got {values!r}")
+            defaults = {f.name: getattr(section_cls(), f.name) for f in dataclasses.fields(section_cls)}
+            unknown = set(values) - set(defaults)
+            if unknown:
+                raise ConfigError(
+                    f"{name}: unknown key(s) {sorted(unknown)}; expected keys: {sorted(defaults)}"
+                )
+            checked = {key: _check_type(f"{name}.{key}", defaults[key], value) for key, value in values.items()}
+            sections[name] = section_cls(**checked)
+        development = raw.get("development", {})
+        if not isinstance(development, dict):
+            raise ConfigError(f"development: expected a table, got {development!r}")
+        defaults = _development_fields()
+        unknown = set(development) - set(defaults)
+        if unknown:
+            raise ConfigError(
+                f"development: unknown key(s) {sorted(unknown)}; expected keys: {sorted(defaults)}"
+            )
+        checked = {}
+        for key, value in development.items():
+            default = defaults[key]
+            checked[key] = value if default is None else _check_type(f"development.{key}", default, value)
+        config = cls(development=checked, **sections)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Build every parameter object once, so that any invalid value fails here, named."""
+        self.network_parameters()
+        self.learning_parameters()
+        self.development_parameters()
+        self.schedule()
+        if self.learning.batch_size < 1:
+            raise ConfigError(f"learning.batch_size: expected an integer >= 1, got {self.learning.batch_size}")
+        if self.learning.epochs < 1:
+            raise ConfigError(f"learning.epochs: expected an integer >= 1, got {self.learning.epochs}")
+        if self.learning.threads < 0:
+            raise ConfigError(f"learning.threads: expected an integer >= 0, got {self.learning.threads}")
+        if self.simulation.codegen_target not in ("auto", "numpy", "cython"):
+            raise ConfigError(
+                "simulation.codegen_target: expected 'auto', 'numpy' or 'cython', "
+                f"got {self.simulation.codegen_target!r}"
+            )
+        if self.simulation.evaluation_batch < 1:
+            raise ConfigError(
+                f"simulation.evaluation_batch: expected an integer >= 1, got {self.simulation.evaluation_batch}"
+            )
+        for name in ("train_subset", "test_subset"):
+            if getattr(self.data, name) < 0:
+                raise ConfigError(f"data.{name}: expected an integer >= 0 (0 = all), got {getattr(self.data, name)}")
+        if self.run.checkpoint_every_batches < 0:
+            raise ConfigError(
+                f"run.checkpoint_every_batches: expected an integer >= 0, got {self.run.checkpoint_every_batches}"
+            )
+
+    # ------------------------------------------------------------------ parameter objects
+    def network_parameters(self):
+        from .model import NetworkParameters, NeuronParameters
+
+        net = self.network
+        try:
+            hidden = NeuronParameters(
+                tau_membrane=parse_time("network.tau_membrane", net.tau_membrane),
+                v_threshold=net.v_threshold, v_reset=net.v_reset,
+                refractory=parse_time("network.refractory", net.refractory),
+            )
+            output = NeuronParameters(
+                tau_membrane=parse_time("network.output_tau_membrane", net.output_tau_membrane),
+                v_threshold=net.v_threshold, v_reset=net.v_reset,
+                refractory=parse_time("network.refractory", net.refractory),
+            )
+            return NetworkParameters(
+                hidden_sizes=tuple(net.hidden_sizes), dt=parse_time("network.dt", net.dt),
+                n_steps=net.n_steps, hidden=hidden, output=output,
+                weight_init_gain=net.weight_init_gain,
+            )
+        except ConfigError:
+            raise
+        except ValueError as err:
+            raise ConfigError(f"network: {err}") from None
+
+    def learning_parameters(self):
+        from .learning.learner import LearningParameters
+
+        learn = self.learning
+        try:
+            return LearningParameters(
+                surrogate=learn.surrogate,
+                surrogate_scale=learn.surrogate_scale or None,
+                loss=learn.loss, logit_scale=learn.logit_scale, learning_rate=learn.learning_rate,
+            )
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+    def _development_subset(self, cls) -> dict:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return {k: v for k, v in self.development.items() if k in names}
+
+    def development_parameters(self):
+        from .development import DevelopmentParameters
+
+        try:
+            return DevelopmentParameters(**self._development_subset(DevelopmentParameters))
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"development: {err}") from None
+
+    def schedule(self):
+        from .development import Schedule
+
+        try:
+            return Schedule(**self._development_subset(Schedule))
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"development: {err}") from None
+
+    @property
+    def development_enabled(self) -> bool:
+        return bool(self.development.get("enabled", False))
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self) -> dict:
+        """JSON/TOML-ready nested mapping (the echo written into every results file)."""
+        out = {name: dataclasses.asdict(getattr(self, name)) for name in _SECTIONS}
+        out["network"]["hidden_sizes"] = list(self.network.hidden_sizes)
+        out["development"] = dict(self.development)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def with_overrides(self, assignments) -> "ExperimentConfig":
+        """Apply ``"section.key=value"`` assignments (values parsed as TOML scalars/lists)."""
+        raw = copy.deepcopy(self.to_dict())
+        for assignment in assignments:
+            if "=" not in assignment or "." not in assignment.split("=", 1)[0]:
+                raise ConfigError(f"--set: expected section.key=value, got {assignment!r}")
+            key, text = assignment.split("=", 1)
+            section, name = key.strip().split(".", 1)
+            raw.setdefault(section, {})[name] = parse_value(text)
+        return ExperimentConfig.from_dict(raw, source="--set")
+
+    def replace(self, section: str, **changes) -> "ExperimentConfig":
+        raw = self.to_dict()
+        raw[section].update(changes)
+        return ExperimentConfig.from_dict(raw)
+
+
+def parse_value(text: str) -> Any:
+    """A TOML value (``10``, ``1e-3``, ``true``, ``[800]``, ``"20 ms"``); bare words are strings."""
+    try:
+        return tomllib.loads(f"value = {text.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text.strip()
+
+
+def load_config(path: str | Path | None) -> ExperimentConfig:
+    """Read and validate a TOML configuration; ``None`` gives the defaults."""
+    if path is None:
+        return ExperimentConfig.from_dict({}, source="defaults")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"configuration file {path} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    try:
+        return ExperimentConfig.from_dict(raw, source=str(path))
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

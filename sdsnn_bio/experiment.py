@@ -1,0 +1,477 @@
+"""Experiments: train a network (dense, or with SD-SNN development), evaluate it in Brian2, save.
+
+One call, :func:`run_experiment`, does what ``sdsnn-bio run`` does:
+
+1. load the data (embedded offline dataset, or a real N-MNIST folder) and bin it to the time grid;
+2. build the initial dense structure from the seed, the NumPy learner and the Brian2 network;
+3. train for ``learning.epochs`` epochs with the NumPy kernel (spike-for-spike equal to the Brian2
+   network); with development enabled, the structural scheduler applies SD-SNN's rules every
+   ``development.interval_batches`` batches and rebuilds the Brian2 synapses;
+4. evaluate the FINAL network on the held-out test split *in Brian2* (the simulator of record),
+   counting synaptic operations from its spike monitors; the kernel's predictions are reported
+   beside it as a consistency check;
+5. write ``results.json`` (configuration echoed, per-epoch training history, development log,
+   final test accuracy, connectivity, neurons kept, SOPs and energy).
+
+With development enabled and ``run.baseline = true`` the dense baseline with the same seed and
+architecture is trained first, so both results come from one command. Checkpoints (everything a
+run needs, RNG states included) are written atomically after every epoch; ``resume=True`` continues
+an interrupted run and ends with the same result as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import ExperimentConfig
+from .energy import energy_summary, synaptic_operations
+from .structure import Structure, atomic_save_npz
+
+__all__ = [
+    "PreparedData",
+    "TrainingDiverged",
+    "prepare_data",
+    "run_experiment",
+    "train_model",
+    "evaluate",
+    "atomic_write_json",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.npz"
+RESULT = "result.json"
+RESULTS = "results.json"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became NaN/inf; the last good checkpoint is kept."""
+
+
+def atomic_write_json(path: str | Path, payload: dict) -> Path:
+    """Write ``payload`` as JSON to ``path`` via a temporary file and a rename."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+# ----------------------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class PreparedData:
+    """Binned input spikes and labels of both splits."""
+
+    train: list
+    train_labels: np.ndarray
+    test: list
+    test_labels: np.ndarray
+    description: dict
+
+
+def prepare_data(config: ExperimentConfig) -> PreparedData:
+    """Load both splits and convert every recording to ``(channels, steps)`` on the time grid."""
+    from .data import events_to_spikes, load_dataset
+
+    params = config.network_parameters()
+    root = config.data.root or None
+    common = dict(first_saccade=config.data.first_saccade, cache_dir=config.data.cache_dir or None)
+    splits = {}
+    for split, subset in (("train", config.data.train_subset), ("test", config.data.test_subset)):
+        dataset = load_dataset(root, split=split, subset=subset or None, seed=config.run.seed, **common)
+        samples, labels = [], []
+        for index in range(len(dataset)):
+            events, label = dataset[index]
+            samples.append(events_to_spikes(events, params.dt, params.n_steps))
+            labels.append(int(label))
+        splits[split] = (samples, np.asarray(labels, dtype=np.int64))
+    train, test = splits["train"], splits["test"]
+    description = {
+        "source": str(root) if root else "embedded (sklearn digits through the event-camera emulator)",
+        "train_samples": len(train[0]),
+        "test_samples": len(test[0]),
+        "mean_input_spikes_per_sample": float(np.mean([len(c) for c, _ in train[0]])) if train[0] else 0.0,
+    }
+    return PreparedData(train[0], train[1], test[0], test[1], description)
+
+
+# ----------------------------------------------------------------------------------------- evaluation
+@contextlib.contextmanager
+def _frozen_gc():
+    """Brian2's ``Network.run`` calls ``gc.collect()``; freezing the existing heap makes it cheap."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def evaluate(network, structure: Structure, learner, samples, labels, batch_size: int,
+             progress: bool = False) -> dict:
+    """Accuracy of the network of record (Brian2) on ``samples``, with SOPs and energy.
+
+    The NumPy kernel's predictions are computed too and their agreement with Brian2 is reported.
+    """
+    from .learning.learner import InputBatch
+    from .learning.loss import predict
+    from .progress import progress_bar
+
+    params = network.params
+    network.load_structure(structure)
+    names = tuple(p.name for p in structure.populations)
+    brian_predictions, kernel_predictions = [], []
+    counts = {name: [] for name in names}
+    with _frozen_gc(), progress_bar(len(samples), "evaluate (Brian2)", progress) as bar:
+        for start in range(0, len(samples), batch_size):
+            chunk = samples[start:start + batch_size]
+            recording = network.present(chunk)
+            out_counts = recording.spike_counts("output")
+            mean_potential = recording.potentials["output"].mean(axis=0)
+            brian_predictions.append(predict(out_counts, mean_potential))
+            for name in names:
+                counts[name].append(recording.spike_counts(name))
+            batch = InputBatch.from_samples(chunk, params.n_steps, params.n_input)
+            kernel_predictions.append(learner.evaluate(batch))
+            bar.update(len(chunk))
+    brian_predictions = np.concatenate(brian_predictions)
+    kernel_predictions = np.concatenate(kernel_predictions)
+    counts = {name: np.concatenate(c) for name, c in counts.items()}
+    labels = np.asarray(labels)
+    sops = synaptic_operations(counts, structure)
+    return {
+        "accuracy": float(np.mean(brian_predictions == labels)),
+        "kernel_accuracy": float(np.mean(kernel_predictions == labels)),
+        "kernel_brian2_agreement": float(np.mean(kernel_predictions == brian_predictions)),
+        "n_samples": int(labels.size),
+        "spikes_per_sample": {name: float(c.sum(axis=1).mean()) for name, c in counts.items()},
+        "energy": energy_summary(sops, structure, params.n_steps),
+        "predictions": brian_predictions.tolist(),
+    }
+
+
+RASTER_SAMPLES = 3
+
+
+def record_rasters(network, structure: Structure, samples, label: str) -> dict[str, np.ndarray]:
+    """Brian2 spikes of a few samples, as arrays ``<label>/<population>/{sample,step,neuron}``."""
+    network.load_structure(structure)
+    recording = network.present(samples)
+    arrays = {"n_steps": np.array(recording.n_steps)}
+    for name, size in recording.sizes.items():
+        arrays[f"sizes/{name}"] = np.array(size)
+        for key, values in zip(("sample", "step", "neuron"), recording.spikes[name]):
+            arrays[f"{label}/{name}/{key}"] = np.asarray(values, dtype=np.int32)
+    return arrays
+
+
+def structure_report(structure: Structure) -> dict:
+    """Connectivity per projection, neurons kept per layer, and totals removed."""
+    summary = structure.summary()
+    total = sum(p.exists.size for p in structure.projections)
+    existing = sum(p.n_synapses for p in structure.projections)
+    hidden = structure.hidden_populations
+    hidden_total = sum(p.size for p in hidden)
+    hidden_alive = sum(p.n_alive for p in hidden)
+    summary["synapses_removed_fraction"] = 1.0 - existing / total
+    summary["hidden_neurons_removed_fraction"] = 1.0 - hidden_alive / hidden_total
+    return summary
+
+
+# ----------------------------------------------------------------------------------------- training
+def _rng_state_json(rng: np.random.Generator) -> str:
+    return json.dumps(rng.bit_generator.state)
+
+
+def _restore_rng(text: str) -> np.random.Generator:
+    state = json.loads(text)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+def _write_checkpoint(path: Path, structure: Structure, learner, meta: dict) -> None:
+    arrays = structure.to_arrays()
+    arrays.update(learner.optimizer.state_arrays())
+    arrays["meta"] = np.array(json.dumps(meta))
+    atomic_save_npz(path, arrays)
+
+
+def _check_finite(structure: Structure, where: str) -> None:
+    for projection in structure.projections:
+        if not np.all(np.isfinite(projection.weight)):
+            raise TrainingDiverged(f"{where}: weights of {projection.name} are not finite")
+
+
+def train_model(
+    config: ExperimentConfig,
+    data: PreparedData,
+    directory: str | Path,
+    *,
+    development: bool,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after_batches: int | None = None,
+) -> dict:
+    """Train one model, evaluate it in Brian2 and write ``result.json`` into ``directory``.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+    data : PreparedData
+    directory : path
+        Holds ``checkpoint.npz`` and ``result.json`` of this model.
+    development : bool
+        Apply SD-SNN structural development (else dense training).
+    resume : bool
+        Continue from ``checkpoint.npz`` if present (its configuration must match).
+    progress : bool
+        Show progress bars.
+    stop_after_batches : int, optional
+        Stop (without a result) after this many training batches in total; a checkpoint is
+        written first. Used to interrupt runs on purpose (tests of resume).
+    """
+    from .development.scheduler import StructuralScheduler
+    from .learning.learner import InputBatch, Learner
+    from .model import SpikingNetwork, configure_brian2, initial_structure
+    from .progress import progress_bar
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = directory / CHECKPOINT
+    params = config.network_parameters()
+    learning = config.learning
+    seed = config.run.seed
+    configure_brian2(config.simulation.codegen_target, config.simulation.cache_dir or None)
+    import brian2
+
+    brian2.seed(seed)
+
+    structure = initial_structure(params, np.random.default_rng(seed))
+    learner = Learner(structure, params.layer_dynamics(), config.learning_parameters(),
+                      n_threads=learning.threads or None)
+    shuffle_rng = np.random.default_rng([seed, 1])
+    epoch, batch_in_epoch, global_batch = 0, 0, 0
+    history: list[dict] = []
+    development_log: list[dict] = []
+    permutation = None
+    scheduler_state = None
+    epoch_totals = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+    config_echo = config.to_dict()
+
+    if resume and checkpoint_path.is_file():
+        with np.load(checkpoint_path, allow_pickle=False) as saved:
+            meta = json.loads(str(saved["meta"]))
+            if meta["config"] != config_echo:
+                raise ValueError(
+                    f"{checkpoint_path}: the checkpoint was written with another configuration; "
+                    "use a new run.output_dir or the same configuration to resume"
+                )
+            restored = Structure.from_arrays(saved, source=str(checkpoint_path))
+            learner.optimizer.load_state_arrays(saved)
+        for mine, theirs in zip(structure.populations, restored.populations):
+            mine.alive[:] = theirs.alive
+        for mine, theirs in zip(structure.projections, restored.projections):
+            mine.weight[:] = theirs.weight
+            mine.exists[:] = theirs.exists
+            mine.spine = theirs.spine
+        epoch, batch_in_epoch, global_batch = meta["epoch"], meta["batch_in_epoch"], meta["global_batch"]
+        history, development_log = meta["history"], meta["development_log"]
+        permutation = None if meta["permutation"] is None else np.asarray(meta["permutation"])
+        shuffle_rng = _restore_rng(meta["shuffle_rng"])
+        scheduler_state = meta["scheduler_state"]
+        epoch_totals = meta["epoch_totals"]
+        logger.info("resumed %s at epoch %d, batch %d", directory, epoch + 1, batch_in_epoch)
+
+    network = SpikingNetwork(structure, params)
+    rasters_path = directory / "rasters.npz"
+    if not resume or not rasters_path.is_file():
+        before = record_rasters(network, structure, data.test[:RASTER_SAMPLES], "before")
+        atomic_save_npz(rasters_path, before)
+    scheduler = None
+    if development:
+        scheduler = StructuralScheduler(
+            network, structure, config.schedule(), config.development_parameters(), learner,
+            state=scheduler_state,
+        )
+
+    def save(meta_epoch_totals) -> None:
+        _check_finite(structure, f"{directory}")
+        meta = {
+            "config": config_echo, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+            "global_batch": global_batch, "history": history, "development_log": development_log,
+            "permutation": None if permutation is None else permutation.tolist(),
+            "shuffle_rng": _rng_state_json(shuffle_rng),
+            "scheduler_state": None if scheduler is None else scheduler.state_dict(),
+            "epoch_totals": meta_epoch_totals,
+        }
+        _write_checkpoint(checkpoint_path, structure, learner, meta)
+
+    n_train = len(data.train)
+    n_batches = math.ceil(n_train / learning.batch_size)
+    every = config.run.checkpoint_every_batches
+    started = time.perf_counter()
+    while epoch < learning.epochs:
+        if permutation is None:
+            permutation = shuffle_rng.permutation(n_train)
+        tick = time.perf_counter()
+        with progress_bar(n_batches, f"epoch {epoch + 1}/{learning.epochs}", progress,
+                          initial=batch_in_epoch) as bar:
+            while batch_in_epoch < n_batches:
+                chosen = permutation[batch_in_epoch * learning.batch_size:(batch_in_epoch + 1) * learning.batch_size]
+                batch = InputBatch.from_samples([data.train[k] for k in chosen], params.n_steps, params.n_input)
+                try:
+                    step = learner.train_step(batch, data.train_labels[chosen])
+                except FloatingPointError as err:
+                    raise TrainingDiverged(
+                        f"{directory}: {err} at epoch {epoch + 1}, batch {batch_in_epoch + 1}; "
+                        f"the last good checkpoint is kept at {checkpoint_path}"
+                    ) from None
+                epoch_totals["loss"] += step.loss * len(chosen)
+                epoch_totals["correct"] += step.n_correct
+                epoch_totals["seen"] += len(chosen)
+                batch_in_epoch += 1
+                global_batch += 1
+                if scheduler is not None:
+                    record = scheduler.after_batch(global_batch)
+                    if record is not None:
+                        entry = {"batch": global_batch, "epoch": epoch + 1, **record}
+                        development_log.append(entry)
+                        logger.info("development step %s", _short_record(entry))
+                bar.update(1)
+                bar.set_postfix(loss=f"{step.loss:.3f}")
+                if stop_after_batches is not None and global_batch >= stop_after_batches:
+                    epoch_totals["seconds"] += time.perf_counter() - tick
+                    save(epoch_totals)
+                    logger.info("stopped on request after %d batches", global_batch)
+                    return {"interrupted": True, "global_batch": global_batch}
+                if every and global_batch % every == 0 and batch_in_epoch < n_batches:
+                    epoch_totals["seconds"] += time.perf_counter() - tick
+                    tick = time.perf_counter()
+                    save(epoch_totals)
+        epoch_totals["seconds"] += time.perf_counter() - tick
+        seen = max(epoch_totals["seen"], 1)
+        entry = {
+            "epoch": epoch + 1,
+            "train_loss": epoch_totals["loss"] / seen,
+            "train_accuracy": epoch_totals["correct"] / seen,
+            "seconds": epoch_totals["seconds"],
+            "samples_per_second": epoch_totals["seen"] / max(epoch_totals["seconds"], 1e-9),
+            **structure_report(structure),
+        }
+        history.append(entry)
+        logger.info(
+            "epoch %d: train loss %.4f, train accuracy %.4f, %.0f samples/s, %.1f%% synapses removed",
+            entry["epoch"], entry["train_loss"], entry["train_accuracy"],
+            entry["samples_per_second"], 100 * entry["synapses_removed_fraction"],
+        )
+        epoch += 1
+        batch_in_epoch = 0
+        permutation = None
+        epoch_totals = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        save(epoch_totals)
+
+    training_seconds = time.perf_counter() - started
+    evaluation = evaluate(network, structure, learner, data.test, data.test_labels,
+                          config.simulation.evaluation_batch, progress)
+    structure.save(directory / "structure.npz")
+    with np.load(rasters_path, allow_pickle=False) as saved:
+        rasters = {key: saved[key] for key in saved.files if not key.startswith("after/")}
+    rasters.update(record_rasters(network, structure, data.test[:RASTER_SAMPLES], "after"))
+    atomic_save_npz(rasters_path, rasters)
+    result = {
+        "model": "sdsnn" if development else "dense",
+        "seed": seed,
+        "final_test_accuracy": evaluation["accuracy"],
+        "test": evaluation,
+        "history": history,
+        "development_log": development_log,
+        "structure": structure_report(structure),
+        "training_seconds_this_session": training_seconds,
+        "config": config_echo,
+    }
+    atomic_write_json(directory / RESULT, result)
+    logger.info("%s: final test accuracy %.4f (Brian2), kernel agreement %.4f",
+                result["model"], evaluation["accuracy"], evaluation["kernel_brian2_agreement"])
+    return result
+
+
+def _short_record(entry: dict) -> str:
+    keys = ("batch", "development_step", "pruning_rates", "regeneration_percentile",
+            "neurons_alive", "synapses")
+    return json.dumps({k: entry[k] for k in keys if k in entry}, default=str)
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    data: PreparedData | None = None,
+) -> dict:
+    """Run the configured experiment and write ``results.json``; returns the results.
+
+    With development enabled (and ``run.baseline``), the dense baseline is trained first with the
+    same seed and architecture. Completed models are skipped when resuming.
+    """
+    output_dir = Path(output_dir or config.run.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if data is None:
+        data = prepare_data(config)
+    logger.info("data: %s", data.description)
+    models = []
+    if config.development_enabled:
+        if config.run.baseline:
+            models.append(("dense", False))
+        models.append(("sdsnn", True))
+    else:
+        models.append(("dense", False))
+    results = {"config": config.to_dict(), "data": data.description, "models": {}}
+    for name, development in models:
+        directory = output_dir / name
+        finished = directory / RESULT
+        if resume and finished.is_file():
+            previous = json.loads(finished.read_text(encoding="utf-8"))
+            if previous.get("config") == config.to_dict():
+                logger.info("%s: already finished, result reused", name)
+                results["models"][name] = previous
+                continue
+        results["models"][name] = train_model(
+            config, data, directory, development=development, resume=resume, progress=progress,
+        )
+    if "dense" in results["models"] and "sdsnn" in results["models"]:
+        dense, developed = results["models"]["dense"], results["models"]["sdsnn"]
+        results["comparison"] = {
+            "dense_test_accuracy": dense["final_test_accuracy"],
+            "sdsnn_test_accuracy": developed["final_test_accuracy"],
+            "accuracy_difference": developed["final_test_accuracy"] - dense["final_test_accuracy"],
+            "synapses_removed_fraction": developed["structure"]["synapses_removed_fraction"],
+            "hidden_neurons_removed_fraction": developed["structure"]["hidden_neurons_removed_fraction"],
+            "dense_sops_per_sample": dense["test"]["energy"]["sops_per_sample"],
+            "sdsnn_sops_per_sample": developed["test"]["energy"]["sops_per_sample"],
+        }
+    atomic_write_json(output_dir / RESULTS, results)
+    return results

@@ -1,0 +1,324 @@
+"""Parameter and seed sweeps on Dask: one machine by default, a cluster when users outgrow it.
+
+A sweep is a grid (``--set development.consecutive_steps=10,18,30 --set network.hidden_sizes=[100],[200]``)
+times a list of seeds. Every point is an independent experiment — its own output folder, seed,
+checkpoint and Brian2 code cache — run by :func:`sdsnn_bio.experiment.run_experiment` on a
+``dask.distributed`` worker: a ``LocalCluster`` sized to the machine, or an existing cluster given
+by its scheduler address (``tcp://host:8786``).
+
+* A point that fails is recorded with its error; the sweep goes on.
+* Re-running a sweep skips the points already finished with the same configuration (resume), and
+  unfinished points resume from their checkpoints.
+* Results are gathered into ``sweep.csv`` and ``sweep.json`` (parameters, seed, model, final test
+  accuracy, % synapses and hidden neurons removed, SOPs per sample, wall time, status, error) and a
+  figure ``sweep.png`` (accuracy versus compression per parameter value, mean ± sd over seeds).
+
+Dask is an optional extra: ``pip install 'sdsnn-bio[sweep]'``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import logging
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ConfigError, ExperimentConfig, parse_value
+
+__all__ = ["SweepPoint", "parse_grid", "parse_seeds", "expand_grid", "run_point", "run_sweep"]
+
+logger = logging.getLogger(__name__)
+
+POINT_FILE = "point.json"
+TABLE_COLUMNS = (
+    "point", "seed", "model", "status", "final_test_accuracy", "synapses_removed_fraction",
+    "hidden_neurons_removed_fraction", "sops_per_sample", "wall_seconds", "error",
+)
+
+
+# ------------------------------------------------------------------------------------------ grid
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside brackets or quotes."""
+    parts, depth, quote, current = [], 0, None, []
+    for char in text:
+        if quote:
+            current.append(char)
+            if char == quote:
+                quote = None
+            continue
+        if char in "\"'":
+            quote = char
+        elif char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [p.strip() for p in parts]
+
+
+def parse_grid(assignments) -> list[tuple[str, list]]:
+    """``["development.consecutive_steps=10,18"]`` → ``[("development.consecutive_steps", [10, 18])]``."""
+    axes = []
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise ConfigError(f"--set: expected SECTION.KEY=V1,V2,..., got {assignment!r}")
+        key, text = assignment.split("=", 1)
+        key = key.strip()
+        if "." not in key:
+            raise ConfigError(f"--set: expected SECTION.KEY=V1,V2,..., got {assignment!r}")
+        values = [parse_value(v) for v in _split_top_level(text)]
+        if not values or any(v == "" for v in values) and len(values) == 1 and text.strip() == "":
+            raise ConfigError(f"--set {key}: expected at least one value")
+        axes.append((key, values))
+    return axes
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` → ``[0, 1, 2, 3, 4]``; ``"0,3,7"`` → ``[0, 3, 7]``."""
+    seeds = []
+    for part in str(text).split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if match:
+            low, high = int(match.group(1)), int(match.group(2))
+            if high < low:
+                raise ConfigError(f"--seeds: range {part!r} is empty (expected LOW-HIGH with LOW <= HIGH)")
+            seeds.extend(range(low, high + 1))
+        elif part.isdigit():
+            seeds.append(int(part))
+        else:
+            raise ConfigError(f"--seeds: expected integers or ranges like 0-4, got {part!r}")
+    return seeds
+
+
+def _format_value(value) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One experiment of the sweep."""
+
+    name: str
+    parameters: dict
+    seed: int
+    config: ExperimentConfig
+
+
+def expand_grid(base: ExperimentConfig, axes, seeds) -> list[SweepPoint]:
+    """Every combination of the axes' values, for every seed (validated configurations)."""
+    keys = [key for key, _ in axes]
+    points = []
+    for values in itertools.product(*[vals for _, vals in axes]) if axes else [()]:
+        for seed in seeds:
+            parameters = dict(zip(keys, values))
+            overrides = [f"{k}={_toml(v)}" for k, v in parameters.items()] + [f"run.seed={seed}"]
+            config = base.with_overrides(overrides)
+            label = "__".join(f"{k}={_slug(v)}" for k, v in parameters.items())
+            name = f"{label}__seed={seed}" if label else f"seed={seed}"
+            points.append(SweepPoint(name, parameters, seed, config))
+    return points
+
+
+def _toml(value) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
+def _slug(value) -> str:
+    text = _format_value(value)
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "empty"
+
+
+# ------------------------------------------------------------------------------------------ points
+def run_point(config_dict: dict, directory: str, name: str, parameters: dict) -> dict:
+    """Run one sweep point (on a Dask worker): returns its summary; never raises.
+
+    Each worker process gets its own Brian2 code cache directory, so concurrent compilations
+    never share files.
+    """
+    from .experiment import atomic_write_json, run_experiment
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    summary = {"point": name, "parameters": parameters, "config": config_dict}
+    try:
+        config = ExperimentConfig.from_dict(config_dict, source=name)
+        if not config.simulation.cache_dir:
+            cache = directory.parent.parent / "brian_cache" / f"worker-{os.getpid()}"
+            config = config.replace("simulation", cache_dir=str(cache))
+        results = run_experiment(config, output_dir=directory, resume=True, progress=False)
+        summary["status"] = "done"
+        summary["models"] = {
+            model: {
+                "final_test_accuracy": result["final_test_accuracy"],
+                "synapses_removed_fraction": result["structure"]["synapses_removed_fraction"],
+                "hidden_neurons_removed_fraction": result["structure"]["hidden_neurons_removed_fraction"],
+                "sops_per_sample": result["test"]["energy"]["sops_per_sample"],
+            }
+            for model, result in results["models"].items()
+        }
+    except Exception as err:  # a failing point is recorded, the sweep goes on
+        summary["status"] = "failed"
+        summary["error"] = f"{type(err).__name__}: {err}"
+        summary["traceback"] = traceback.format_exc()
+    summary["wall_seconds"] = time.perf_counter() - started
+    atomic_write_json(directory / POINT_FILE, summary)
+    return summary
+
+
+def _finished(directory: Path, config_dict: dict) -> dict | None:
+    path = directory / POINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+    if summary.get("status") == "done" and summary.get("config") == config_dict:
+        return summary
+    return None
+
+
+def _rows(summary: dict, seed: int) -> list[dict]:
+    base = {"point": summary["point"], "seed": seed, "status": summary.get("status"),
+            "wall_seconds": summary.get("wall_seconds"), "error": summary.get("error", ""),
+            **{f"param:{k}": _format_value(v) for k, v in summary.get("parameters", {}).items()}}
+    if summary.get("status") != "done":
+        return [{**base, "model": ""}]
+    return [{**base, "model": model, **values} for model, values in summary["models"].items()]
+
+
+def _write_table(output: Path, rows: list[dict]) -> Path:
+    from .experiment import atomic_write_json
+
+    atomic_write_json(output / "sweep.json", {"rows": rows})
+    params = sorted({k for row in rows for k in row if k.startswith("param:")})
+    columns = list(TABLE_COLUMNS[:3]) + params + list(TABLE_COLUMNS[3:])
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    tmp = output / ".sweep.csv.tmp"
+    tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    os.replace(tmp, output / "sweep.csv")
+    return output / "sweep.csv"
+
+
+# ------------------------------------------------------------------------------------------ sweep
+def run_sweep(
+    base: ExperimentConfig,
+    axes,
+    seeds,
+    output_dir: str | Path,
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    client=None,
+) -> Path:
+    """Run every point of the grid on Dask; returns the path of ``sweep.csv``.
+
+    Parameters
+    ----------
+    base : ExperimentConfig
+        Configuration every point starts from.
+    axes : list of (key, values)
+        Grid axes (see :func:`parse_grid`).
+    seeds : list of int
+    output_dir : path
+        Sweep folder: ``points/<point>/`` per point, ``sweep.csv``, ``sweep.json``, ``sweep.png``.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); default: a ``LocalCluster``.
+    n_workers : int, optional
+        LocalCluster workers (default: the cores available); each worker trains with
+        ``cores // n_workers`` threads.
+    client : dask.distributed.Client, optional
+        Use this client (tests, notebooks).
+    """
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as err:  # pragma: no cover - depends on the installation
+        raise ImportError("sweeps need Dask: pip install 'sdsnn-bio[sweep]'") from err
+    from .learning.parallel import default_threads
+
+    output = Path(output_dir)
+    (output / "points").mkdir(parents=True, exist_ok=True)
+    points = expand_grid(base, axes, seeds)
+    cores = default_threads()
+    n_workers = n_workers or cores
+    own_cluster = None
+    if client is None:
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+            client = Client(own_cluster)
+    rows, futures = [], {}
+    try:
+        for point in points:
+            config = point.config
+            if not config.learning.threads:
+                config = config.replace("learning", threads=max(1, cores // n_workers))
+            config_dict = config.to_dict()
+            directory = output / "points" / point.name
+            done = _finished(directory, config_dict)
+            if done is not None:
+                logger.info("sweep: %s already finished, skipped", point.name)
+                rows.extend(_rows(done, point.seed))
+                continue
+            future = client.submit(run_point, config_dict, str(directory), point.name,
+                                   point.parameters, pure=False, key=f"sdsnn-{point.name}-{time.time_ns()}")
+            futures[future] = point
+        for future in as_completed(list(futures)):
+            point = futures[future]
+            summary = future.result()
+            if summary["status"] != "done":
+                logger.warning("sweep: %s failed: %s", point.name, summary.get("error"))
+            rows.extend(_rows(summary, point.seed))
+            _write_table(output, rows)
+    finally:
+        if own_cluster is not None:
+            client.close()
+            own_cluster.close()
+    rows.sort(key=lambda r: (r["point"], r.get("model", "")))
+    table = _write_table(output, rows)
+    try:
+        from .plotting import plot_accuracy_vs_compression
+
+        figure = plot_accuracy_vs_compression(_figure_rows(rows))
+        figure.savefig(output / "sweep.png", dpi=120)
+    except Exception as err:  # the table is the result; a figure problem must not lose it
+        logger.warning("sweep: figure not written (%s)", err)
+    return table
+
+
+def _figure_rows(rows: list[dict]) -> list[dict]:
+    out = []
+    for row in rows:
+        if row.get("status") != "done":
+            continue
+        label = ", ".join(f"{k[6:]}={v}" for k, v in row.items() if k.startswith("param:"))
+        out.append({"model": row["model"], "seed": row["seed"], "accuracy": row["final_test_accuracy"],
+                    "synapses_removed_fraction": row["synapses_removed_fraction"],
+                    "param": label or None})
+    return out
