@@ -47,6 +47,7 @@ configuration (the embedded dataset, dense training). Times are strings with a u
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -190,6 +191,31 @@ def _check_type(name: str, default: Any, value: Any) -> Any:
     return value
 
 
+_OWNER_FIELD = re.compile(r"\b[A-Z][A-Za-z]*Parameters\.(\w+)|\bSchedule\.(\w+)")
+
+
+@contextlib.contextmanager
+def _config_field(section: str, renames: dict | None = None):
+    """Re-raise a parameter object's ``ValueError`` as a :class:`ConfigError` naming the config key.
+
+    ``NeuronParameters.tau_membrane: expected ...`` becomes ``network.tau_membrane: expected ...``
+    (``renames`` maps a parameter field to its configuration key where the two differ).
+    """
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as err:
+        renames = renames or {}
+
+        def key(match: re.Match) -> str:
+            name = match.group(1) or match.group(2)
+            return f"{section}.{renames.get(name, name)}"
+
+        message, count = _OWNER_FIELD.subn(key, str(err), count=1)
+        raise ConfigError(message if count else f"{section}: {message}") from None
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """A validated experiment configuration (see the module docstring for the keys)."""
@@ -277,26 +303,22 @@ class ExperimentConfig:
         from .model import NetworkParameters, NeuronParameters
 
         net = self.network
-        try:
-            hidden = NeuronParameters(
-                tau_membrane=parse_time("network.tau_membrane", net.tau_membrane),
-                v_threshold=net.v_threshold, v_reset=net.v_reset,
-                refractory=parse_time("network.refractory", net.refractory),
-            )
-            output = NeuronParameters(
-                tau_membrane=parse_time("network.output_tau_membrane", net.output_tau_membrane),
-                v_threshold=net.v_threshold, v_reset=net.v_reset,
-                refractory=parse_time("network.refractory", net.refractory),
-            )
+
+        def neuron(tau_key: str) -> NeuronParameters:
+            with _config_field("network", {"tau_membrane": tau_key}):
+                return NeuronParameters(
+                    tau_membrane=parse_time(f"network.{tau_key}", getattr(net, tau_key)),
+                    v_threshold=net.v_threshold, v_reset=net.v_reset,
+                    refractory=parse_time("network.refractory", net.refractory),
+                )
+
+        hidden, output = neuron("tau_membrane"), neuron("output_tau_membrane")
+        with _config_field("network"):
             return NetworkParameters(
                 hidden_sizes=tuple(net.hidden_sizes), dt=parse_time("network.dt", net.dt),
                 n_steps=net.n_steps, hidden=hidden, output=output,
                 weight_init_gain=net.weight_init_gain,
             )
-        except ConfigError:
-            raise
-        except ValueError as err:
-            raise ConfigError(f"network: {err}") from None
 
     def learning_parameters(self):
         from .learning.learner import LearningParameters
@@ -318,18 +340,14 @@ class ExperimentConfig:
     def development_parameters(self):
         from .development import DevelopmentParameters
 
-        try:
+        with _config_field("development"):
             return DevelopmentParameters(**self._development_subset(DevelopmentParameters))
-        except (ValueError, TypeError) as err:
-            raise ConfigError(f"development: {err}") from None
 
     def schedule(self):
         from .development import Schedule
 
-        try:
+        with _config_field("development"):
             return Schedule(**self._development_subset(Schedule))
-        except (ValueError, TypeError) as err:
-            raise ConfigError(f"development: {err}") from None
 
     @property
     def development_enabled(self) -> bool:

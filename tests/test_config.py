@@ -1,0 +1,114 @@
+"""The experiment configuration: defaults, TOML files, overrides and errors that name the field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from brian2 import ms, us
+
+from sdsnn_bio.config import ConfigError, ExperimentConfig, load_config, parse_time
+
+
+def test_defaults_are_valid_and_echo_as_json():
+    config = load_config(None)
+    echo = json.loads(config.to_json())
+    assert echo["network"]["hidden_sizes"] == [800], "N-MNIST default: one hidden layer of 800"
+    assert echo["development"] == {}, "development is off unless configured"
+    assert ExperimentConfig.from_dict(echo).to_dict() == echo, "the echo reads back to the same config"
+
+
+def test_toml_file_is_read_and_validated(tmp_path):
+    path = tmp_path / "experiment.toml"
+    path.write_text(
+        '[network]\nhidden_sizes = [64, 32]\ntau_membrane = "10 ms"\n'
+        '[learning]\nsurrogate = "arctan"\nepochs = 3\n'
+    )
+    config = load_config(path)
+    params = config.network_parameters()
+    assert params.hidden_sizes == (64, 32)
+    assert params.hidden.tau_membrane == 10 * ms, "the time string became a Brian2 quantity"
+    assert config.learning_parameters().surrogate == "arctan"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("20 ms", 20 * ms), ("0.5ms", 0.5 * ms), ("500 us", 500 * us), ("0.02 s", 20 * ms), ("1e-3 s", 1 * ms)],
+)
+def test_parse_time_accepts_times_with_units(text, expected):
+    assert parse_time("x", text) == expected
+
+
+@pytest.mark.parametrize(
+    "raw, field, received",
+    [
+        ({"network": {"tau_membrane": "-5 ms"}}, "network.tau_membrane", "-5"),
+        ({"network": {"output_tau_membrane": "0 ms"}}, "network.output_tau_membrane", "0."),
+        ({"network": {"v_reset": 2.0}}, "network.v_reset", "2.0"),
+        ({"development": {"initial_pruning_rate": 1.5}}, "development.initial_pruning_rate", "1.5"),
+        ({"development": {"max_pruning_rate": -0.1}}, "development.max_pruning_rate", "-0.1"),
+        ({"development": {"interval_batches": 0}}, "development.interval_batches", "0"),
+        ({"development": {"consecutive_steps": "18"}}, "development.consecutive_steps", "'18'"),
+        ({"network": {"tau_membrane": "20"}}, "network.tau_membrane", "'20'"),
+        ({"network": {"tau_membrane": 20}}, "network.tau_membrane", "20"),
+        ({"network": {"dt": "1 mV"}}, "network.dt", "'1 mV'"),
+        ({"network": {"n_steps": 0}}, "network.n_steps", "0"),
+        ({"network": {"hidden_sizes": "800"}}, "network.hidden_sizes", "'800'"),
+        ({"learning": {"surrogate": "bogus"}}, "learning.surrogate", "'bogus'"),
+        ({"learning": {"loss": "mse"}}, "learning.loss", "'mse'"),
+        ({"learning": {"learning_rate": -1.0}}, "learning.learning_rate", "-1.0"),
+        ({"learning": {"batch_size": 0}}, "learning.batch_size", "0"),
+        ({"learning": {"epochs": 1.5}}, "learning.epochs", "1.5"),
+        ({"simulation": {"codegen_target": "cuda"}}, "simulation.codegen_target", "'cuda'"),
+        ({"data": {"train_subset": -3}}, "data.train_subset", "-3"),
+        ({"run": {"seed": "zero"}}, "run.seed", "'zero'"),
+    ],
+)
+def test_invalid_values_name_the_field_and_the_value(raw, field, received):
+    with pytest.raises(ConfigError) as caught:
+        ExperimentConfig.from_dict(raw)
+    message = str(caught.value)
+    assert field in message, f"the error names the field: {message}"
+    assert received in message, f"the error shows the value received: {message}"
+    assert "expected" in message, f"the error says what was expected: {message}"
+
+
+@pytest.mark.parametrize(
+    "raw, needle",
+    [
+        ({"network": {"tau": "20 ms"}}, "network: unknown key(s) ['tau']"),
+        ({"learning": {"lr": 0.1}}, "learning: unknown key(s) ['lr']"),
+        ({"development": {"speed": 2}}, "development: unknown key(s) ['speed']"),
+        ({"model": {}}, "unknown section(s) ['model']"),
+    ],
+)
+def test_unknown_keys_and_sections_are_named(raw, needle):
+    with pytest.raises(ConfigError) as caught:
+        ExperimentConfig.from_dict(raw)
+    assert needle in str(caught.value)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.toml"):
+        load_config(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[network\nhidden_sizes = [")
+    with pytest.raises(ConfigError, match="broken.toml: not valid TOML"):
+        load_config(broken)
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('[network]\nrefractory = "2"\n')
+    with pytest.raises(ConfigError, match=r"wrong.toml: network.refractory"):
+        load_config(wrong)
+
+
+def test_overrides_are_parsed_as_toml_values():
+    config = load_config(None).with_overrides(
+        ["network.hidden_sizes=[100]", "learning.learning_rate=5e-4", 'network.dt="2 ms"',
+         "development.enabled=true"]
+    )
+    assert config.network.hidden_sizes == (100,)
+    assert config.learning.learning_rate == 5e-4
+    assert config.network_parameters().dt == 2 * ms
+    assert config.development_enabled
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        config.with_overrides(["learning_rate=1"])

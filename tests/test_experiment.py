@@ -1,0 +1,157 @@
+"""Experiments end to end on tiny networks: results files, resume, divergence (Brian2 numpy target)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sdsnn_bio.config import ExperimentConfig
+from sdsnn_bio.experiment import (
+    CHECKPOINT,
+    RESULT,
+    RESULTS,
+    PreparedData,
+    TrainingDiverged,
+    run_experiment,
+    train_model,
+)
+from sdsnn_bio.structure import Structure
+
+N_STEPS = 20
+N_INPUT = 2312
+
+
+def _class_samples(rng: np.random.Generator, labels: np.ndarray) -> list:
+    """Input spikes whose channels depend on the class: channel block ``c`` fires for class ``c``."""
+    samples = []
+    block = N_INPUT // 10
+    for label in labels:
+        channels = rng.choice(np.arange(label * block, (label + 1) * block), size=60, replace=False)
+        noise = rng.choice(N_INPUT, size=20, replace=False)
+        channels = np.concatenate([channels, noise])
+        steps = rng.integers(0, N_STEPS, size=channels.size)
+        pairs = np.unique(np.stack([channels, steps]), axis=1)
+        samples.append((pairs[0].astype(np.int64), pairs[1].astype(np.int64)))
+    return samples
+
+
+@pytest.fixture
+def tiny_data() -> PreparedData:
+    rng = np.random.default_rng(7)
+    train_labels = np.tile(np.arange(4), 6)
+    test_labels = np.tile(np.arange(4), 3)
+    return PreparedData(
+        _class_samples(rng, train_labels), train_labels,
+        _class_samples(rng, test_labels), test_labels,
+        {"source": "test fixture: class-dependent random spikes"},
+    )
+
+
+def tiny_config(tmp_path, **development) -> ExperimentConfig:
+    raw = {
+        "network": {"hidden_sizes": [12], "n_steps": N_STEPS, "dt": "5 ms", "weight_init_gain": 6.0},
+        "learning": {"batch_size": 6, "epochs": 2, "learning_rate": 0.01, "threads": 1},
+        "simulation": {"codegen_target": "numpy", "evaluation_batch": 6},
+        "run": {"seed": 3, "output_dir": str(tmp_path / "out")},
+    }
+    if development:
+        raw["development"] = development
+    return ExperimentConfig.from_dict(raw)
+
+
+def test_dense_run_writes_results_with_final_test_accuracy(tmp_path, tiny_data):
+    config = tiny_config(tmp_path)
+    results = run_experiment(config, data=tiny_data, progress=False)
+    out = tmp_path / "out"
+    saved = json.loads((out / RESULTS).read_text())
+    assert saved["config"] == config.to_dict(), "the configuration is echoed into results.json"
+    model = saved["models"]["dense"]
+    assert model == results["models"]["dense"]
+    assert len(model["history"]) == 2, "one history entry per epoch"
+    accuracy = model["final_test_accuracy"]
+    assert accuracy == model["test"]["accuracy"], "the reported accuracy is the final Brian2 one"
+    predictions = np.asarray(model["test"]["predictions"])
+    assert accuracy == pytest.approx(np.mean(predictions == tiny_data.test_labels))
+    assert model["test"]["kernel_brian2_agreement"] == 1.0, "kernel and Brian2 agree on every sample"
+    assert (out / "dense" / CHECKPOINT).is_file() and (out / "dense" / "structure.npz").is_file()
+    assert model["structure"]["synapses_removed_fraction"] == 0.0, "dense training removes nothing"
+
+
+def test_config_mismatch_on_resume_is_refused(tmp_path, tiny_data):
+    config = tiny_config(tmp_path)
+    train_model(config, tiny_data, tmp_path / "model", development=False, progress=False,
+                stop_after_batches=1)
+    other = config.with_overrides(["learning.learning_rate=0.02"])
+    with pytest.raises(ValueError, match="another configuration"):
+        train_model(other, tiny_data, tmp_path / "model", development=False, resume=True,
+                    progress=False)
+
+
+@pytest.mark.parametrize("development", [False, True], ids=["dense", "sdsnn"])
+def test_resume_after_interruption_ends_like_an_uninterrupted_run(tmp_path, tiny_data, development):
+    dev = {"enabled": True, "interval_batches": 1, "consecutive_steps": 2} if development else {}
+    config = tiny_config(tmp_path, **dev)
+    whole = train_model(config, tiny_data, tmp_path / "whole", development=development,
+                        progress=False)
+    stopped = train_model(config, tiny_data, tmp_path / "parts", development=development,
+                          progress=False, stop_after_batches=5)
+    assert stopped == {"interrupted": True, "global_batch": 5}, "the run stopped where asked"
+    assert not (tmp_path / "parts" / RESULT).exists(), "an interrupted run writes no result"
+    resumed = train_model(config, tiny_data, tmp_path / "parts", development=development,
+                          resume=True, progress=False)
+    assert resumed["final_test_accuracy"] == whole["final_test_accuracy"]
+    assert resumed["test"]["predictions"] == whole["test"]["predictions"]
+    def without_timing(log):
+        return [{k: v for k, v in entry.items() if k != "seconds"} for entry in log]
+
+    assert without_timing(resumed["development_log"]) == without_timing(whole["development_log"]), (
+        "the same development steps happened"
+    )
+    if development:
+        assert whole["development_log"], "development steps were logged"
+    a = Structure.load(tmp_path / "whole" / "structure.npz")
+    b = Structure.load(tmp_path / "parts" / "structure.npz")
+    for pa, pb in zip(a.projections, b.projections):
+        np.testing.assert_array_equal(pa.exists, pb.exists, err_msg=f"{pa.name}: same connectivity")
+        np.testing.assert_array_equal(pa.weight, pb.weight, err_msg=f"{pa.name}: same weights")
+    for qa, qb in zip(a.populations, b.populations):
+        np.testing.assert_array_equal(qa.alive, qb.alive, err_msg=f"{qa.name}: same neurons alive")
+
+
+def test_diverging_run_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
+    tmp_path, tiny_data, monkeypatch
+):
+    from sdsnn_bio.learning.learner import Learner
+
+    config = tiny_config(tmp_path).with_overrides(["run.checkpoint_every_batches=1"])
+    original = Learner.train_step
+    calls = {"n": 0}
+
+    def poisoned(self, batch, labels, recorded_spikes=None):
+        calls["n"] += 1
+        result = original(self, batch, labels, recorded_spikes)
+        if calls["n"] == 3:
+            self.structure.projections[0].weight[0, 0] = np.nan
+        return result
+
+    monkeypatch.setattr(Learner, "train_step", poisoned)
+    directory = tmp_path / "model"
+    with pytest.raises(TrainingDiverged, match="not finite") as caught:
+        train_model(config, tiny_data, directory, development=False, progress=False)
+    assert str(directory) in str(caught.value), "the message names the run folder"
+    with np.load(directory / CHECKPOINT, allow_pickle=False) as saved:
+        meta = json.loads(str(saved["meta"]))
+        restored = Structure.from_arrays(saved)
+    assert meta["global_batch"] == 2, "the checkpoint is the last good one, before the NaN"
+    assert all(np.isfinite(p.weight).all() for p in restored.projections)
+
+
+def test_nan_loss_is_reported_as_divergence(tmp_path, tiny_data, monkeypatch):
+    from sdsnn_bio.learning import learner as learner_module
+
+    config = tiny_config(tmp_path)
+    monkeypatch.setattr(learner_module, "cross_entropy", lambda logits, labels: (float("nan"), logits * 0))
+    with pytest.raises(TrainingDiverged, match="diverged.*last good checkpoint"):
+        train_model(config, tiny_data, tmp_path / "model", development=False, progress=False)
