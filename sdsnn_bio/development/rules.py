@@ -1,0 +1,741 @@
+"""SD-SNN development rules: pure functions over NumPy arrays (Han et al., arXiv 2211.12219).
+
+Notation: ``w`` a synapse's weight (latent weight if the synapse is absent), ``[r_lo, r_up]`` its
+spine range, K = ``consecutive_steps``, ``s`` the development step (0-based), ``s0`` the step at
+which pruning (regeneration) began, ``n_l`` / ``alive_l`` the size / surviving neurons of layer l.
+
+Section 1, dendritic-spine plasticity and synaptic constraint (existing synapses only)::
+
+    enlargement   w >= r_up at K consecutive steps   ->  r_up += (sum over the streak of (w - r_up)) / K
+                  w <= r_lo at K consecutive steps   ->  r_lo -= (sum over the streak of (r_lo - w)) / K
+    shrinkage     |w| < |w|_previous at K consecutive steps  ->  r_up *= f,  r_lo *= f   (f = 0.75)
+    a step that breaks a streak resets its counter and its excess sum
+    constraint    w <- clip(w, r_lo, r_up)            (from the constraint warm-up on)
+
+Section 2, neuron pruning with a neurotrophic rate (hidden layers)::
+
+    width_ij      = r_up_ij + |r_lo_ij|
+    unit(width)   = (width - min) / (max - min) over the layer's existing synapses (0.5 if all equal)
+    importance_j  = sum_i exists_ij * unit(width)_ij             (absent synapses count 0)
+    pruning set = the floor(p_l * n_l) least important neurons (pruned ones first; equal
+          importances: smaller summed |w| of the existing incoming synapses first); its alive,
+          never revived members are pruned
+    p_l <- clip(p_l + a_l(s - s0) * alive_l / alive_{l+1}, 0, max_pruning_rate)
+    a_l(x) = hidden_trophic_gain * exp(-x / hidden_trophic_decay_steps)     (layer l+1 hidden)
+    a_l(x) = output_trophic_gain * exp(-x / output_trophic_decay_steps)     (layer l+1 = output),
+             output_trophic_floor once x > output_trophic_floor_after_steps
+
+Section 3, synaptic regeneration with an adaptive rate::
+
+    q(s)  = min(q0 + base ** (s - s0), q_max)          (q0 = 60, base = 1.1, q_max = 99)
+    theta = percentile_q(w of the projection's existing synapses)
+    an absent synapse with an alive presynaptic neuron is ready once w > theta at more than N
+    consecutive steps (N = regrowth_consecutive_steps, default K); it regrows if its target is
+    alive, or revives a pruned target that has revival_min_synapses ready inputs; it starts from its
+    latent weight and keeps the spine range it had.
+
+Choices where the paper and the released code differ (see ``docs/development.md``):
+
+* a pruned neuron loses all its incoming and outgoing synapses and ``alive = False``; spine ranges
+  and the latent weights of its outgoing synapses are kept, the latent weights of its incoming
+  synapses restart from 0 (``reset_pruned_input_weights``; released code: pruned weights are
+  zeroed) and keep learning;
+* a pruned neuron is revived (``revive_neurons``) once ``revival_min_synapses`` of its incoming
+  synapses are ready to regrow: they regrow, it becomes alive again and its outgoing synapses to
+  alive neurons are restored (what pruning took from it; the released code never removed them).
+  A revived neuron is never pruned again (as in the released code, whose pruning skips every
+  neuron pruned before), so revival cannot loop with pruning; while it stays among the
+  ``floor(p_l n_l)`` least important neurons it fills a slot of the pruning set, so revival lowers
+  the pruned fraction (regeneration repairs over-pruning);
+* only existing synapses' spines update; absent synapses keep their range (streaks reset), so a
+  regrown synapse recovers the range it had;
+* the regeneration percentile is taken over the projection's existing weights.
+
+Released-code rates are percentages; our rates are fractions, so the released increments
+(``exp(-(s - s0)/5) * ratio`` and ``0.5 * exp(-(s - s0)) * ratio`` percentage points, and the floor
+0.0005) appear here as gains 0.01, 0.005 and floor 5e-6.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from ..structure import SPINE_FIELDS, Population, Projection, SpineState, Structure
+from .schedule import DevelopmentActions
+
+__all__ = [
+    "DevelopmentParameters",
+    "DevelopmentState",
+    "DevelopmentRecord",
+    "SpineUpdate",
+    "update_spines",
+    "constrain_weights",
+    "normalised_spine_width",
+    "neuron_importance",
+    "neurons_to_prune",
+    "trophic_factor",
+    "adapt_pruning_rate",
+    "regeneration_percentile",
+    "regeneration_threshold",
+    "regrowth_step",
+    "develop_structure",
+]
+
+
+# ---------------------------------------------------------------------------------------- parameters
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class DevelopmentParameters:
+    """Constants of the SD-SNN rules (defaults: the released code, converted to fractions).
+
+    Parameters
+    ----------
+    consecutive_steps : int
+        K: consecutive development steps that trigger enlargement or shrinkage (released: 18).
+    shrink_factor : float
+        Both spine bounds are multiplied by it on shrinkage, in (0, 1] (released: 0.75).
+    initial_pruning_rate : float
+        p_l of every hidden layer when pruning begins, in [0, 1] (released: 0.45 for the N-MNIST
+        fully-connected hidden layer).
+    max_pruning_rate : float
+        p_l is clipped to ``[0, max_pruning_rate]``, in [0, 1) (ours; the released code has no cap).
+    hidden_trophic_gain, hidden_trophic_decay_steps : float
+        Neurotrophic increment of a layer projecting to a hidden layer:
+        ``gain * exp(-(s - s0) / decay)`` (released: 1 percentage point, i.e. 0.01, and 5 steps).
+    output_trophic_gain, output_trophic_decay_steps : float
+        The same for the last hidden layer (released: 0.5 percentage point = 0.005, and 1 step).
+    output_trophic_floor : float
+        Increment factor of the last hidden layer once ``s - s0 > output_trophic_floor_after_steps``
+        (released: 0.0005 percentage point = 5e-6, after epoch 60 = s0 + 23).
+    output_trophic_floor_after_steps : int
+        See above (released: 23).
+    regeneration_initial_percentile, regeneration_percentile_base, regeneration_max_percentile : float
+        ``q = min(q0 + base ** (s - s0), q_max)`` (released fully-connected layer: 60, 1.1, 99).
+    regrowth_consecutive_steps : int or None
+        N: an absent synapse regrows after more than N consecutive steps above the percentile
+        (released: K). None: K.
+    revive_neurons : bool
+        Whether regeneration may regrow incoming synapses of pruned neurons (and so revive them).
+    revival_min_synapses : int
+        A pruned neuron is revived once this many of its incoming synapses are ready to regrow (at
+        most the number of alive presynaptic neurons). Released code: a fully-connected neuron
+        counts as pruned while fewer than 50 incoming synapses remain.
+    reset_pruned_input_weights : bool
+        When a neuron is pruned, the latent weights of its incoming synapses restart from 0
+        (released code: pruned weights are zeroed), so that regrowing them (and reviving the neuron)
+        needs evidence gathered after the pruning. Without it, a pruned neuron's large incoming
+        weights beat the regeneration percentile at once and the neuron is revived N + 1 steps later.
+    """
+
+    consecutive_steps: int = 18
+    shrink_factor: float = 0.75
+    initial_pruning_rate: float = 0.45
+    max_pruning_rate: float = 0.9
+    hidden_trophic_gain: float = 0.01
+    hidden_trophic_decay_steps: float = 5.0
+    output_trophic_gain: float = 0.005
+    output_trophic_decay_steps: float = 1.0
+    output_trophic_floor: float = 5e-6
+    output_trophic_floor_after_steps: int = 23
+    regeneration_initial_percentile: float = 60.0
+    regeneration_percentile_base: float = 1.1
+    regeneration_max_percentile: float = 99.0
+    regrowth_consecutive_steps: int | None = None
+    revive_neurons: bool = True
+    revival_min_synapses: int = 50
+    reset_pruned_input_weights: bool = True
+
+    def __post_init__(self) -> None:
+        def fail(name: str, expected: str) -> None:
+            raise ValueError(
+                f"DevelopmentParameters.{name}: expected {expected}, got {getattr(self, name)!r}"
+            )
+
+        if not _is_integer(self.consecutive_steps) or self.consecutive_steps < 1:
+            fail("consecutive_steps", "an integer >= 1")
+        if not _is_number(self.shrink_factor) or not 0.0 < self.shrink_factor <= 1.0:
+            fail("shrink_factor", "a number in (0, 1]")
+        if not _is_number(self.max_pruning_rate) or not 0.0 <= self.max_pruning_rate < 1.0:
+            fail("max_pruning_rate", "a number in [0, 1)")
+        if not _is_number(self.initial_pruning_rate) or not 0.0 <= self.initial_pruning_rate <= 1.0:
+            fail("initial_pruning_rate", "a number in [0, 1]")
+        if self.initial_pruning_rate > self.max_pruning_rate:
+            fail("initial_pruning_rate", f"a number <= max_pruning_rate ({self.max_pruning_rate})")
+        for name in ("hidden_trophic_gain", "output_trophic_gain", "output_trophic_floor"):
+            if not _is_number(getattr(self, name)) or getattr(self, name) < 0:
+                fail(name, "a number >= 0")
+        for name in ("hidden_trophic_decay_steps", "output_trophic_decay_steps"):
+            if not _is_number(getattr(self, name)) or getattr(self, name) <= 0:
+                fail(name, "a number of steps > 0")
+        if not _is_integer(self.revival_min_synapses) or self.revival_min_synapses < 1:
+            fail("revival_min_synapses", "an integer >= 1")
+        if not _is_integer(self.output_trophic_floor_after_steps) or self.output_trophic_floor_after_steps < 0:
+            fail("output_trophic_floor_after_steps", "an integer >= 0")
+        for name in ("regeneration_initial_percentile", "regeneration_max_percentile"):
+            if not _is_number(getattr(self, name)) or not 0.0 <= getattr(self, name) <= 100.0:
+                fail(name, "a percentile in [0, 100]")
+        if self.regeneration_initial_percentile > self.regeneration_max_percentile:
+            fail("regeneration_initial_percentile",
+                 f"a percentile <= regeneration_max_percentile ({self.regeneration_max_percentile})")
+        if not _is_number(self.regeneration_percentile_base) or self.regeneration_percentile_base <= 0:
+            fail("regeneration_percentile_base", "a number > 0")
+        if self.regrowth_consecutive_steps is not None and (
+            not _is_integer(self.regrowth_consecutive_steps) or self.regrowth_consecutive_steps < 0
+        ):
+            fail("regrowth_consecutive_steps", "an integer >= 0 or None (= consecutive_steps)")
+        for name in ("revive_neurons", "reset_pruned_input_weights"):
+            if not isinstance(getattr(self, name), bool):
+                fail(name, "true or false")
+
+    @property
+    def regrowth_steps(self) -> int:
+        """N, with None resolved to K."""
+        if self.regrowth_consecutive_steps is None:
+            return int(self.consecutive_steps)
+        return int(self.regrowth_consecutive_steps)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# ---------------------------------------------------------------------------------------- section 1
+@dataclass(frozen=True)
+class SpineUpdate:
+    """Which spines changed at one update (boolean masks of the projection's shape)."""
+
+    upper_enlarged: np.ndarray
+    lower_enlarged: np.ndarray
+    shrunk: np.ndarray
+
+
+def update_spines(weight: np.ndarray, exists: np.ndarray, spine: SpineState,
+                  consecutive_steps: int, shrink_factor: float = 0.75) -> tuple[SpineState, SpineUpdate]:
+    """One step of spine enlargement and shrinkage (section 1); returns a new state.
+
+    Only existing synapses update; absent synapses keep their range and their streaks restart
+    (counter and excess sum 0). ``previous_abs_weight`` becomes ``|w|`` for every synapse. The new
+    state shares the arrays this step leaves unchanged with ``spine`` (``regrowth_streak``, and
+    ``lower``/``upper`` when no bound moves).
+    Enlargement of both bounds is evaluated against the bounds at the start of the step; shrinkage
+    then multiplies the (possibly enlarged) bounds, as in the released code.
+
+    Parameters
+    ----------
+    weight : ndarray, shape (n_source, n_target)
+        Current weights (latent for absent synapses).
+    exists : ndarray of bool
+    spine : SpineState
+        Not modified.
+    consecutive_steps : int
+        K.
+    shrink_factor : float
+        f in (0, 1].
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    exists = np.asarray(exists, dtype=bool)
+    k = int(consecutive_steps)
+    upper, lower = spine.upper, spine.lower  # copied below only if a bound moves
+
+    def edge_streak(at_edge, previous_streak, previous_excess, excess):
+        """Counter and excess sum after this step (few synapses sit at an edge: sparse update)."""
+        at_edge &= exists
+        index = np.flatnonzero(at_edge)
+        counter = np.zeros(previous_streak.shape, np.int32)
+        total = np.zeros(previous_excess.shape)
+        counter.flat[index] = previous_streak.flat[index] + 1
+        total.flat[index] = previous_excess.flat[index] + excess(index)
+        fired = index[counter.flat[index] >= k]
+        return counter, total, fired
+
+    upper_streak, upper_excess, fired_upper = edge_streak(
+        weight >= upper, spine.upper_streak, spine.upper_excess,
+        lambda index: weight.flat[index] - upper.flat[index])
+    lower_streak, lower_excess, fired_lower = edge_streak(
+        weight <= lower, spine.lower_streak, spine.lower_excess,
+        lambda index: lower.flat[index] - weight.flat[index])
+    if fired_upper.size:
+        upper = upper.copy()
+        upper.flat[fired_upper] += upper_excess.flat[fired_upper] / k
+        upper_streak.flat[fired_upper] = 0
+        upper_excess.flat[fired_upper] = 0.0
+    if fired_lower.size:
+        lower = lower.copy()
+        lower.flat[fired_lower] -= lower_excess.flat[fired_lower] / k
+        lower_streak.flat[fired_lower] = 0
+        lower_excess.flat[fired_lower] = 0.0
+
+    magnitude = np.abs(weight)
+    decreasing = magnitude < spine.previous_abs_weight
+    decreasing &= exists
+    shrink_streak = spine.shrink_streak + np.int32(1)
+    shrink_streak *= decreasing
+    shrunk = shrink_streak >= k
+    fired_shrink = np.flatnonzero(shrunk) if shrunk.any() else np.zeros(0, np.int64)
+    if fired_shrink.size:
+        upper = upper.copy() if upper is spine.upper else upper
+        lower = lower.copy() if lower is spine.lower else lower
+        upper.flat[fired_shrink] *= shrink_factor
+        lower.flat[fired_shrink] *= shrink_factor
+        shrink_streak.flat[fired_shrink] = 0
+
+    def mask(index):
+        out = np.zeros(weight.shape, dtype=bool)
+        out.flat[index] = True
+        return out
+
+    new = SpineState(
+        lower=lower, upper=upper, upper_streak=upper_streak, upper_excess=upper_excess,
+        lower_streak=lower_streak, lower_excess=lower_excess,
+        shrink_streak=shrink_streak.astype(np.int32, copy=False),
+        previous_abs_weight=magnitude, regrowth_streak=spine.regrowth_streak,
+    )
+    return new, SpineUpdate(mask(fired_upper), mask(fired_lower), shrunk)
+
+
+def constrain_weights(weight: np.ndarray, exists: np.ndarray, spine: SpineState) -> tuple[np.ndarray, int]:
+    """Clip existing weights into their spine range ``[lower, upper]`` (section 1).
+
+    Returns the new weights (latent weights of absent synapses unchanged) and how many weights
+    were clipped.
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    exists = np.asarray(exists, dtype=bool)
+    clipped = weight.copy()
+    np.clip(clipped, spine.lower, spine.upper, out=clipped, where=exists)
+    return clipped, int(np.count_nonzero(clipped != weight))
+
+
+# ---------------------------------------------------------------------------------------- section 2
+def normalised_spine_width(spine: SpineState, exists: np.ndarray) -> np.ndarray:
+    """``unit(upper + |lower|)`` over the existing synapses, 0 for absent synapses.
+
+    ``unit`` is min-max normalisation over the projection's existing synapses; if they all have
+    the same width, every existing synapse gets 0.5 (released code's ``unit``).
+    """
+    exists = np.asarray(exists, dtype=bool)
+    width = np.abs(spine.lower)
+    width += spine.upper
+    if not exists.any():
+        return np.zeros(width.shape)
+    low = float(np.min(width, where=exists, initial=np.inf))
+    high = float(np.max(width, where=exists, initial=-np.inf))
+    if high > low:
+        width -= low
+        width *= 1.0 / (high - low)
+    else:
+        width[...] = 0.5
+    width *= exists
+    return width
+
+
+def neuron_importance(spine: SpineState, exists: np.ndarray) -> np.ndarray:
+    """Importance of each postsynaptic neuron: summed normalised width of its incoming spines.
+
+    Parameters
+    ----------
+    spine, exists
+        Of the projection *into* the layer, shape (n_source, n_target).
+
+    Returns
+    -------
+    ndarray, shape (n_target,)
+    """
+    return normalised_spine_width(spine, exists).sum(axis=0)
+
+
+def neurons_to_prune(importance: np.ndarray, alive: np.ndarray, protected: np.ndarray,
+                     rate: float, tie_breaker: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the neurons to prune at rate ``rate`` (sorted; empty if none).
+
+    The ``k = floor(rate * n)`` least important neurons (at most ``n - 1``: one neuron always
+    survives) form the pruning set: pruned neurons first, then alive ones by importance, equal
+    importances by ``tie_breaker`` (smaller first; :func:`develop_structure` passes the summed
+    ``|w|`` of the incoming synapses), then by index. Its alive members that are not ``protected``
+    are pruned. Without protected neurons the pruned fraction becomes exactly ``k / n``. A protected
+    (revived) neuron is never pruned again; while it stays among the k least important it keeps its
+    slot, so the layer stays below the rate (regeneration repairs over-pruning), as in the released
+    code, whose pruning skips the neurons it pruned before.
+    """
+    importance = np.asarray(importance, dtype=np.float64)
+    tie_breaker = np.zeros(importance.shape) if tie_breaker is None else np.asarray(tie_breaker, np.float64)
+    alive = np.asarray(alive, dtype=bool)
+    protected = np.asarray(protected, dtype=bool)
+    n = alive.size
+    k = min(int(math.floor(float(rate) * n + 1e-9)), n - 1)
+    if k <= n - int(np.count_nonzero(alive)):
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((np.arange(n), tie_breaker, importance, alive))
+    bottom = order[:k]
+    return np.sort(bottom[alive[bottom] & ~protected[bottom]]).astype(np.int64)
+
+
+def trophic_factor(steps_since_start: int, target_is_output: bool, params: DevelopmentParameters) -> float:
+    """``a_l(s - s0)``: the decaying factor of the neurotrophic increment (see module docstring)."""
+    x = float(steps_since_start)
+    if target_is_output:
+        if x > params.output_trophic_floor_after_steps:
+            return float(params.output_trophic_floor)
+        return params.output_trophic_gain * math.exp(-x / params.output_trophic_decay_steps)
+    return params.hidden_trophic_gain * math.exp(-x / params.hidden_trophic_decay_steps)
+
+
+def adapt_pruning_rate(rate: float, steps_since_start: int, alive_here: int, alive_target: int,
+                       target_is_output: bool, params: DevelopmentParameters) -> float:
+    """Neurotrophic adaptation: ``clip(p + a(s - s0) * alive_l / alive_{l+1}, 0, max_pruning_rate)``."""
+    if alive_target <= 0:
+        raise ValueError(f"adapt_pruning_rate: alive_target must be >= 1, got {alive_target}")
+    pressure = alive_here / alive_target
+    new = rate + trophic_factor(steps_since_start, target_is_output, params) * pressure
+    return float(min(max(new, 0.0), params.max_pruning_rate))
+
+
+# ---------------------------------------------------------------------------------------- section 3
+def regeneration_percentile(steps_since_start: int, params: DevelopmentParameters) -> float:
+    """``q = min(q0 + base ** (s - s0), q_max)``."""
+    try:
+        grown = params.regeneration_percentile_base ** float(steps_since_start)
+    except OverflowError:
+        grown = math.inf
+    return float(min(params.regeneration_initial_percentile + grown, params.regeneration_max_percentile))
+
+
+def regeneration_threshold(weight: np.ndarray, exists: np.ndarray, q: float) -> float | None:
+    """The q-th percentile of the existing weights (None if the projection has none)."""
+    present = np.asarray(weight, dtype=np.float64)[np.asarray(exists, dtype=bool)]
+    n = present.size
+    if n == 0:
+        return None
+    # np.percentile's default ("linear") definition with one partition instead of two.
+    position = (n - 1) * float(q) / 100.0
+    below = min(int(math.floor(position)), n - 1)
+    fraction = position - below
+    present.partition(below)  # ``present`` is our copy
+    low = float(present[below])
+    if fraction == 0.0 or below + 1 >= n:
+        return low
+    high = float(present[below + 1:].min())
+    return low + (high - low) * fraction if fraction < 0.5 else high - (high - low) * (1.0 - fraction)
+
+
+def regrowth_step(weight: np.ndarray, exists: np.ndarray, eligible: np.ndarray,
+                  regrowth_streak: np.ndarray, threshold: float | None,
+                  regrowth_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Count steps above the threshold and find the synapses ready to regrow (section 3).
+
+    A synapse's streak grows while it is absent, eligible and ``w > threshold``; any other step
+    resets it. Synapses whose streak exceeds ``regrowth_steps`` are ready; the caller regrows them
+    (and restarts their streak), or keeps them waiting (a pruned target neuron that does not
+    have enough ready synapses to be revived, see :func:`develop_structure`).
+
+    Returns
+    -------
+    streak : ndarray of int32
+        New regrowth streaks.
+    ready : ndarray of bool
+        Synapses ready to regrow (always absent).
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    if threshold is None:
+        above = np.zeros(weight.shape, dtype=bool)
+    else:
+        above = np.asarray(eligible, dtype=bool) & ~np.asarray(exists, dtype=bool) & (weight > threshold)
+    streak = np.where(above, np.asarray(regrowth_streak) + 1, 0).astype(np.int32)
+    return streak, streak > int(regrowth_steps)
+
+
+# ---------------------------------------------------------------------------------------- state
+@dataclass(frozen=True)
+class DevelopmentState:
+    """What the rules remember between development steps.
+
+    Attributes
+    ----------
+    step : int
+        Development steps done so far (the index of the next step).
+    pruning_rates : dict[str, float]
+        p_l of every hidden population.
+    pruning_started_step, regeneration_started_step : int or None
+        s0 of each rule: the first step at which it ran.
+    protected : dict[str, ndarray of bool]
+        Revived neurons of every hidden population (never pruned again).
+    """
+
+    step: int
+    pruning_rates: dict
+    pruning_started_step: int | None = None
+    regeneration_started_step: int | None = None
+    protected: dict = field(default_factory=dict)
+
+    @classmethod
+    def initial(cls, structure: Structure, params: DevelopmentParameters) -> "DevelopmentState":
+        hidden = structure.hidden_populations
+        return cls(
+            step=0,
+            pruning_rates={p.name: float(params.initial_pruning_rate) for p in hidden},
+            protected={p.name: np.zeros(p.size, dtype=bool) for p in hidden},
+        )
+
+    def to_dict(self) -> dict:
+        """JSON-ready (revived neurons as index lists)."""
+        return {
+            "step": int(self.step),
+            "pruning_rates": {k: float(v) for k, v in self.pruning_rates.items()},
+            "pruning_started_step": self.pruning_started_step,
+            "regeneration_started_step": self.regeneration_started_step,
+            "protected": {k: np.flatnonzero(v).tolist() for k, v in self.protected.items()},
+            "population_sizes": {k: int(v.size) for k, v in self.protected.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DevelopmentState":
+        try:
+            protected = {}
+            for name, size in data["population_sizes"].items():
+                mask = np.zeros(int(size), dtype=bool)
+                mask[np.asarray(data["protected"][name], dtype=np.int64)] = True
+                protected[name] = mask
+            return cls(
+                step=int(data["step"]),
+                pruning_rates={k: float(v) for k, v in data["pruning_rates"].items()},
+                pruning_started_step=data["pruning_started_step"],
+                regeneration_started_step=data["regeneration_started_step"],
+                protected=protected,
+            )
+        except KeyError as err:
+            raise ValueError(
+                f"DevelopmentState.from_dict: missing key {err.args[0]!r}; expected the keys of "
+                "DevelopmentState.to_dict()"
+            ) from None
+
+
+@dataclass(frozen=True)
+class DevelopmentRecord:
+    """What one development step did.
+
+    ``projections[name]`` and ``populations[name]`` hold JSON-ready counts; ``importance`` holds
+    the neuron importance of the layers that were ranked for pruning at this step (layers that
+    had already reached their rate are not ranked; not in :meth:`to_dict`).
+    """
+
+    step: int
+    actions: DevelopmentActions
+    regeneration_percentile: float | None
+    pruning_rates: dict
+    projections: dict
+    populations: dict
+    importance: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "development_step": int(self.step),
+            "actions": self.actions.to_dict(),
+            "regeneration_percentile": self.regeneration_percentile,
+            "pruning_rates": {k: float(v) for k, v in self.pruning_rates.items()},
+            "projections": self.projections,
+            "populations": self.populations,
+        }
+
+
+# ---------------------------------------------------------------------------------------- one step
+_STREAKS = ("upper_streak", "lower_streak", "shrink_streak", "regrowth_streak", "upper_excess",
+            "lower_excess")
+
+
+class _CopyOnWrite:
+    """Arrays of the input structure are copied before the first in-place change, never modified."""
+
+    def __init__(self, structure: Structure) -> None:
+        self.shared = {id(a) for p in structure.projections
+                       for a in (p.weight, p.exists, *(getattr(p.spine, n) for n in SPINE_FIELDS))}
+
+    def own(self, obj, name: str) -> np.ndarray:
+        array = getattr(obj, name)
+        if id(array) in self.shared:
+            array = array.copy()
+            setattr(obj, name, array)
+        return array
+
+    def forget_streaks(self, spine: SpineState, index) -> None:
+        """Restart every streak (and excess sum) of the synapses selected by ``index``."""
+        for name in _STREAKS:
+            self.own(spine, name)[index] = 0
+
+
+def _shallow_copy(structure: Structure) -> Structure:
+    """New records around the same arrays (alive and exists masks copied: they are small)."""
+    populations = tuple(Population(p.name, p.size, p.alive.copy()) for p in structure.populations)
+    projections = tuple(
+        Projection(p.name, p.source, p.target, p.weight, p.exists.copy(),
+                   SpineState(**{n: getattr(p.spine, n) for n in SPINE_FIELDS}))
+        for p in structure.projections
+    )
+    return Structure(populations, projections)
+
+
+def develop_structure(structure: Structure, actions: DevelopmentActions, params: DevelopmentParameters,
+                      state: DevelopmentState) -> tuple[Structure, DevelopmentRecord, DevelopmentState]:
+    """Apply the rules due at one development step; the input structure is not modified.
+
+    Order within a step (released code): spine update, constraint, regeneration (with revival),
+    pruning, neurotrophic adaptation of the pruning rates; with the constraint active, regrown
+    synapses are clipped into their range in the same step, so every existing weight ends inside
+    its range.
+
+    The new structure shares the arrays that did not change with the input (copy on write, so a
+    step on a 2312x800 projection does not copy ~120 MB): call ``new.copy()`` before modifying
+    one of them in place if the input must stay as it is.
+
+    Returns
+    -------
+    new_structure : Structure
+    record : DevelopmentRecord
+    new_state : DevelopmentState
+    """
+    s = int(state.step)
+    cow = _CopyOnWrite(structure)
+    new = _shallow_copy(structure)
+    before = {p.name: p.exists for p in structure.projections}
+    alive_before = {p.name: p.alive for p in structure.populations}
+    hidden = [p.name for p in new.hidden_populations]
+    protected = {name: np.asarray(state.protected.get(name, np.zeros(new.population(name).size, bool)),
+                                  dtype=bool).copy() for name in hidden}
+    rates = dict(state.pruning_rates)
+    for name in hidden:
+        rates.setdefault(name, float(params.initial_pruning_rate))
+    counts = {p.name: {"upper_enlarged": 0, "lower_enlarged": 0, "spines_shrunk": 0,
+                       "weights_clipped": 0, "regeneration_threshold": None}
+              for p in new.projections}
+
+    # Section 1: spines, then the constraint.
+    if actions.spines:
+        for projection in new.projections:
+            projection.spine, update = update_spines(
+                projection.weight, projection.exists, projection.spine,
+                params.consecutive_steps, params.shrink_factor,
+            )
+            counts[projection.name]["upper_enlarged"] = int(np.count_nonzero(update.upper_enlarged))
+            counts[projection.name]["lower_enlarged"] = int(np.count_nonzero(update.lower_enlarged))
+            counts[projection.name]["spines_shrunk"] = int(np.count_nonzero(update.shrunk))
+    if actions.constrain:
+        for projection in new.projections:
+            projection.weight, clipped = constrain_weights(projection.weight, projection.exists, projection.spine)
+            counts[projection.name]["weights_clipped"] += clipped
+
+    # Section 3: regeneration (before pruning, as in the released code), with revival.
+    q = None
+    regeneration_started = state.regeneration_started_step
+    if actions.regenerate:
+        regeneration_started = s if regeneration_started is None else regeneration_started
+        q = regeneration_percentile(s - regeneration_started, params)
+        for projection in new.projections:
+            source_alive = new.population(projection.source).alive
+            eligible = np.broadcast_to(source_alive[:, None], projection.shape)
+            if not params.revive_neurons:
+                eligible = eligible & new.population(projection.target).alive[None, :]
+            threshold = regeneration_threshold(projection.weight, projection.exists, q)
+            counts[projection.name]["regeneration_threshold"] = threshold
+            streak, ready = regrowth_step(
+                projection.weight, projection.exists, eligible, projection.spine.regrowth_streak,
+                threshold, params.regrowth_steps,
+            )
+            target_alive = new.population(projection.target).alive
+            regrow = ready & target_alive[None, :]
+            dead = np.flatnonzero(~target_alive)
+            if dead.size:  # a pruned neuron revives once enough of its inputs are ready
+                needed = min(params.revival_min_synapses, int(np.count_nonzero(source_alive)))
+                reviving = dead[ready[:, dead].sum(axis=0) >= max(needed, 1)]
+                regrow[:, reviving] = ready[:, reviving]
+            streak[regrow] = 0  # waiting synapses of pruned neurons keep counting
+            projection.spine.regrowth_streak = streak
+            projection.exists |= regrow
+        for name in hidden:  # input to output order: a revived neuron's outputs come back
+            population = new.population(name)
+            incoming = new.projection_into(name)
+            revived = ~population.alive & (incoming.exists & ~before[incoming.name]).any(axis=0)
+            if revived.any():
+                population.alive[revived] = True
+                protected[name] |= revived
+                outgoing = new.projection_from(name)
+                target_alive = new.population(outgoing.target).alive
+                restored = np.ix_(np.flatnonzero(revived), np.flatnonzero(target_alive))
+                outgoing.exists[restored] = True
+                cow.forget_streaks(outgoing.spine, restored)
+
+    # Section 2: pruning, then the neurotrophic rate.
+    importance = {}
+    pruning_started = state.pruning_started_step
+    if actions.prune:
+        pruning_started = s if pruning_started is None else pruning_started
+        for name in hidden:
+            population = new.population(name)
+            wanted = min(int(math.floor(rates[name] * population.size + 1e-9)), population.size - 1)
+            if population.size - population.n_alive >= wanted:
+                continue  # the pruned neurons fill the pruning set: no need to rank the layer
+            incoming = new.projection_into(name)
+            importance[name] = neuron_importance(incoming.spine, incoming.exists)
+            strength = np.abs(incoming.effective_weight()).sum(axis=0)
+            chosen = neurons_to_prune(importance[name], population.alive, protected[name], rates[name],
+                                      tie_breaker=strength)
+            if chosen.size == 0:
+                continue
+            population.alive[chosen] = False
+            incoming.exists[:, chosen] = False
+            if params.reset_pruned_input_weights:
+                cow.own(incoming, "weight")[:, chosen] = 0.0
+            outgoing = new.projection_from(name)
+            outgoing.exists[chosen, :] = False
+            # Absent synapses keep their range; their streaks restart.
+            cow.forget_streaks(incoming.spine, np.s_[:, chosen])
+            cow.forget_streaks(outgoing.spine, np.s_[chosen, :])
+        for name in hidden:
+            outgoing = new.projection_from(name)
+            target = new.population(outgoing.target)
+            rates[name] = adapt_pruning_rate(
+                rates[name], s - pruning_started, new.population(name).n_alive, target.n_alive,
+                target is new.populations[-1], params,
+            )
+
+    if actions.constrain and actions.regenerate:  # clip the synapses that regrew in this step
+        for projection in new.projections:
+            if not (projection.exists & ~before[projection.name]).any():
+                continue
+            projection.weight, clipped = constrain_weights(projection.weight, projection.exists, projection.spine)
+            counts[projection.name]["weights_clipped"] += clipped
+
+    projections = {}
+    for projection in new.projections:
+        old = before[projection.name]
+        projections[projection.name] = {
+            "synapses": projection.n_synapses,
+            "synapses_removed": int(np.count_nonzero(old & ~projection.exists)),
+            "synapses_added": int(np.count_nonzero(projection.exists & ~old)),
+            **counts[projection.name],
+        }
+    populations = {}
+    for name in hidden:
+        population = new.population(name)
+        outgoing = new.projection_from(name)
+        target_alive = new.population(outgoing.target).n_alive
+        populations[name] = {
+            "alive": population.n_alive,
+            "pruned": np.flatnonzero(alive_before[name] & ~population.alive).tolist(),
+            "revived": np.flatnonzero(~alive_before[name] & population.alive).tolist(),
+            "trophic_pressure": population.n_alive / target_alive,
+        }
+    new_state = replace(
+        state, step=s + 1, pruning_rates=rates, pruning_started_step=pruning_started,
+        regeneration_started_step=regeneration_started, protected=protected,
+    )
+    record = DevelopmentRecord(s + 1, actions, q, dict(rates), projections, populations, importance)
+    return new, record, new_state

@@ -1,0 +1,226 @@
+"""The structural scheduler on live Brian2 networks (numpy target, tiny 20-12-8-4 networks)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from brian2 import Synapses
+
+from sdsnn_bio.development import DevelopmentParameters, Schedule, StructuralScheduler
+from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
+from sdsnn_bio.model import NetworkParameters, SpikingNetwork, initial_structure
+
+PARAMS = NetworkParameters(n_input=20, hidden_sizes=(12, 8), n_output=4, n_steps=10, weight_init_gain=8.0)
+SAMPLES = [
+    (np.arange(20), np.full(20, 2)),
+    (np.arange(0, 20, 2), np.full(10, 5)),
+    (np.arange(1, 20, 3), np.arange(1, 20, 3) % 10),
+]
+LABELS = np.array([0, 1, 2])
+NOW = dict(interval_batches=1, constraint_warmup_steps=0, pruning_warmup_steps=0)
+RECORD_KEYS = {
+    "development_step", "actions", "pruning_rates", "regeneration_percentile", "neurons_alive",
+    "neurons_pruned", "neurons_revived", "synapses", "synapses_removed", "synapses_added",
+    "mean_spine_width", "tracked_synapses", "sops_per_sample", "rules", "rebuilt", "seconds",
+}
+
+
+def brian2_pairs(network: SpikingNetwork, name: str) -> set:
+    synapses = network[name]
+    return set(zip(np.asarray(synapses.i[:]).tolist(), np.asarray(synapses.j[:]).tolist()))
+
+
+def structure_pairs(projection) -> set:
+    return set(zip(projection.i.tolist(), projection.j.tolist()))
+
+
+def assert_network_matches(network: SpikingNetwork, structure) -> None:
+    names = sorted(obj.name for obj in network.network.objects if isinstance(obj, Synapses))
+    assert names == sorted(p.name for p in structure.projections), "one Synapses per projection, no stale one"
+    for projection in structure.projections:
+        assert network[projection.name].name == projection.name
+        assert brian2_pairs(network, projection.name) == structure_pairs(projection), \
+            f"{projection.name}: Brian2 connectivity = structure.exists"
+        i, j = network.synapse_pairs(projection.name)
+        np.testing.assert_array_equal(np.asarray(network[projection.name].w[:]), projection.weight[i, j])
+    for population in structure.populations[1:]:
+        np.testing.assert_array_equal(network.alive(population.name), population.alive)
+
+
+def test_pruned_neurons_emit_no_spike_and_synapses_are_rebuilt_under_their_names(rng):
+    structure = initial_structure(PARAMS, rng)
+    for projection in structure.projections:
+        projection.weight[:] = 2.0  # every presynaptic spike fires the target
+        projection.spine.upper[:], projection.spine.lower[:] = 3.0, -3.0
+    network = SpikingNetwork(structure, PARAMS)
+    before = network.present(SAMPLES)
+    assert np.all(before.spike_counts("hidden_1").sum(axis=0) > 0), "every hidden neuron fires"
+    objects = {p.name: network[p.name] for p in structure.projections}
+    scheduler = StructuralScheduler(network, structure, Schedule(**NOW, regeneration=False),
+                                    DevelopmentParameters(initial_pruning_rate=0.25))
+    record = scheduler.step()
+    assert record["neurons_pruned"] == {"hidden_1": 3, "hidden_2": 2}
+    assert sorted(record["rebuilt"]) == sorted(p.name for p in structure.projections)
+    for name in record["rebuilt"]:
+        assert network[name] is not objects[name], f"{name} is a new Synapses object"
+    assert_network_matches(network, structure)
+    after = network.present(SAMPLES)
+    for name in ("hidden_1", "hidden_2"):
+        alive = structure.population(name).alive
+        counts = after.spike_counts(name).sum(axis=0)
+        assert np.all(counts[~alive] == 0), f"pruned {name} neurons never fire"
+        assert np.all(counts[alive] > 0), f"the surviving {name} neurons still fire"
+
+
+def prepare_regrowth(scheduler: StructuralScheduler, projection: str) -> set:
+    """Remove a block of synapses by condition and give them large latent weights."""
+    i, j = scheduler.prune(projection, "i < 4 and j < 3")
+    removed = set(zip(i.tolist(), j.tolist()))
+    assert len(removed) == 12
+    scheduler.structure.projection(projection).weight[i, j] = 50.0
+    return removed
+
+
+def test_a_network_rebuilt_by_the_scheduler_simulates_like_a_fresh_one(rng):
+    structure = initial_structure(PARAMS, rng)
+    network = SpikingNetwork(structure, PARAMS, record_potentials=("hidden_2", "output"))
+    network.present(SAMPLES)
+    params = DevelopmentParameters(initial_pruning_rate=0.2, regrowth_consecutive_steps=0)
+    scheduler = StructuralScheduler(network, structure, Schedule(**NOW), params)
+    removed = prepare_regrowth(scheduler, "input_to_hidden_1")
+    record = scheduler.step()
+    regrown = structure_pairs(structure.projection("input_to_hidden_1")) & removed
+    assert record["synapses_added"]["input_to_hidden_1"] == len(regrown) > 0
+    assert record["neurons_pruned"]["hidden_1"] == 2
+    assert_network_matches(network, structure)
+    rebuilt = network.present(SAMPLES)
+    fresh = SpikingNetwork(structure.copy(), PARAMS, record_potentials=("hidden_2", "output")).present(SAMPLES)
+    for name in ("hidden_1", "hidden_2", "output"):
+        np.testing.assert_array_equal(rebuilt.dense_spikes(name), fresh.dense_spikes(name))
+    for name in ("hidden_2", "output"):
+        np.testing.assert_array_equal(rebuilt.potentials[name], fresh.potentials[name])
+
+
+def test_the_learners_moments_restart_for_regrown_synapses(rng):
+    structure = initial_structure(PARAMS, rng)
+    network = SpikingNetwork(structure, PARAMS)
+    learner = Learner(structure, PARAMS.layer_dynamics(), LearningParameters(), n_threads=1)
+    batch = InputBatch.from_samples(SAMPLES, PARAMS.n_steps, PARAMS.n_input)
+    params = DevelopmentParameters(initial_pruning_rate=0.0, regrowth_consecutive_steps=0)
+    scheduler = StructuralScheduler(network, structure, Schedule(**NOW), params, learner)
+    name = "input_to_hidden_1"
+    removed = prepare_regrowth(scheduler, name)
+    learner.train_step(batch, LABELS)
+    first, second = learner.optimizer.first_moment[name], learner.optimizer.second_moment[name]
+    rows, cols = map(np.array, zip(*sorted(removed)))
+    assert np.all(second[rows, cols] > 0), "latent weights of absent synapses keep learning"
+    record = scheduler.step()  # the rules regrow them
+    assert record["synapses_added"][name] == 12
+    assert np.all(first[rows, cols] == 0) and np.all(second[rows, cols] == 0), "fresh moments"
+    assert np.count_nonzero(second) > 12, "the other synapses keep theirs"
+    # by condition, on the live network
+    i, j = scheduler.prune(name, "i == 7")
+    learner.train_step(batch, LABELS)
+    assert np.all(second[i, j] > 0)
+    i2, j2 = scheduler.regrow(name, "i == 7")
+    np.testing.assert_array_equal(np.sort(i2 * 100 + j2), np.sort(i * 100 + j))
+    assert np.all(first[i2, j2] == 0) and np.all(second[i2, j2] == 0)
+
+
+def test_scheduler_record_contents_and_resume(rng):
+    structure = initial_structure(PARAMS, rng)
+    network = SpikingNetwork(structure, PARAMS)
+    learner = Learner(structure, PARAMS.layer_dynamics(), LearningParameters(), n_threads=1)
+    learner.train_step(InputBatch.from_samples(SAMPLES, PARAMS.n_steps, PARAMS.n_input), LABELS)
+    schedule = Schedule(interval_batches=2, constraint_warmup_steps=1, pruning_warmup_steps=1)
+    scheduler = StructuralScheduler(network, structure, schedule, DevelopmentParameters(initial_pruning_rate=0.25),
+                                    learner)
+    assert scheduler.after_batch(1) is None, "batch 1 does not end a development step"
+    first = scheduler.after_batch(2)
+    assert set(first) == RECORD_KEYS
+    json.dumps(first)
+    assert first["development_step"] == 1 and first["regeneration_percentile"] is None
+    assert first["actions"] == {"spines": True, "constrain": False, "prune": False, "regenerate": False}
+    assert first["synapses_removed"] == {"input_to_hidden_1": 0, "hidden_1_to_hidden_2": 0, "hidden_2_to_output": 0}
+    assert first["sops_per_sample"] > 0
+    assert first["rebuilt"] == []
+    assert_network_matches(network, structure)  # the learner's weights reached Brian2 without a rebuild
+    second = scheduler.after_batch(4)
+    json.dumps(second)
+    assert second["actions"] == {"spines": True, "constrain": True, "prune": True, "regenerate": True}
+    assert second["regeneration_percentile"] == 61.0
+    assert second["neurons_alive"] == {"input": 20, "hidden_1": 9, "hidden_2": 6, "output": 4}
+    assert second["neurons_pruned"] == {"hidden_1": 3, "hidden_2": 2}
+    assert second["synapses_removed"]["hidden_1_to_hidden_2"] == 3 * 8 + 2 * 9
+    for projection in structure.projections:
+        assert second["synapses"][projection.name] == projection.n_synapses == int(network[projection.name].N[:])
+    rates = second["pruning_rates"]
+    assert rates["hidden_1"] == pytest.approx(0.25 + 0.01 * 9 / 6, abs=1e-12)
+    assert rates["hidden_2"] == pytest.approx(0.25 + 0.005 * 6 / 4, abs=1e-12)
+    assert float(network["hidden_1"].pruning_rate[:]) == pytest.approx(rates["hidden_1"])
+    assert float(network["hidden_1"].trophic_pressure[:]) == pytest.approx(9 / 6)
+    assert second["rules"]["populations"]["hidden_1"]["pruned"] == np.flatnonzero(
+        ~structure.population("hidden_1").alive).tolist()
+    assert set(second["tracked_synapses"]["input_to_hidden_1"]) == {"w", "lower", "upper", "exists"}
+    resumed = StructuralScheduler(network, structure, schedule, DevelopmentParameters(initial_pruning_rate=0.25),
+                                  learner, state=json.loads(json.dumps(scheduler.state_dict())))
+    assert resumed.state.to_dict() == scheduler.state.to_dict()
+    assert resumed.step()["development_step"] == 3
+
+
+def test_prune_and_regrow_by_condition_on_a_live_network(rng):
+    structure = initial_structure(PARAMS, rng)
+    network = SpikingNetwork(structure, PARAMS)
+    network.present(SAMPLES[:1])
+    scheduler = StructuralScheduler(network, structure, Schedule(), DevelopmentParameters())
+    name = "hidden_1_to_hidden_2"
+    expected = np.abs(structure.projection(name).weight) < 0.5
+    i, j = scheduler.prune(name, "abs(w) < 0.5")
+    assert set(zip(i.tolist(), j.tolist())) == set(zip(*map(np.ndarray.tolist, np.nonzero(expected))))
+    assert_network_matches(network, structure)
+    i, j = scheduler.regrow(name, "i < 3 and alive_post", w=0.25)
+    assert np.all(np.asarray(network[name].w[:])[
+        [k for k, pair in enumerate(zip(*network.synapse_pairs(name))) if pair[0] < 3]] != 0)
+    assert np.all(structure.projection(name).weight[i, j] == 0.25)
+    assert_network_matches(network, structure)
+    with pytest.raises(ValueError, match="unknown variable 'weight'"):
+        scheduler.prune(name, "weight < 1")
+    assert_network_matches(network, structure)
+    network.present(SAMPLES[:1])  # still runs
+
+
+def test_spine_variables_in_brian2(rng):
+    structure = initial_structure(PARAMS, rng)
+    network = SpikingNetwork(structure, PARAMS)
+    scheduler = StructuralScheduler(network, structure, Schedule(**NOW, pruning=False, regeneration=False),
+                                    DevelopmentParameters(), mirror_spines=True, read_network=True)
+    name = "hidden_2_to_output"
+    network[name].spine_range_upper[:] = 0.125  # an edit made on the Brian2 object
+    scheduler.step()
+    projection = structure.projection(name)
+    np.testing.assert_array_equal(projection.spine.upper, 0.125), "read_network pulled the edit"
+    assert np.all(projection.weight <= 0.125), "and the constraint used it"
+    i, j = network.synapse_pairs(name)
+    state = network.read_synapse_state(name)
+    for field in ("upper", "lower", "shrink_streak", "previous_abs_weight"):
+        np.testing.assert_array_equal(state[field], getattr(projection.spine, field)[i, j])
+
+
+def test_development_keys_in_the_experiment_config():
+    from sdsnn_bio.config import ConfigError, ExperimentConfig
+
+    config = ExperimentConfig.from_dict({"development": {
+        "enabled": True, "consecutive_steps": 5, "interval_batches": 2, "regeneration": False,
+        "regrowth_consecutive_steps": 3,
+    }})
+    schedule = config.schedule().resolve(config.development_parameters().consecutive_steps)
+    assert (schedule.constraint_warmup_steps, schedule.pruning_warmup_steps) == (5, 10)
+    assert config.development_parameters().regrowth_steps == 3
+    with pytest.raises(ConfigError, match=r"development.shrink_factor: expected a number in \(0, 1\], got 2.0"):
+        ExperimentConfig.from_dict({"development": {"shrink_factor": 2.0}})
+    with pytest.raises(ConfigError, match="development.regrowth_consecutive_steps: expected an integer >= 0 or None"):
+        ExperimentConfig.from_dict({"development": {"regrowth_consecutive_steps": "ten"}})
+    with pytest.raises(ConfigError, match="development.interval_batches: expected an integer >= 1, got 0"):
+        ExperimentConfig.from_dict({"development": {"interval_batches": 0}})
