@@ -81,7 +81,7 @@ def synapse_equations() -> Equations:
         upper_streak : integer  # consecutive development steps with w >= r_upper
         upper_excess : 1  # summed w - r_upper over that streak
         lower_streak : integer  # consecutive development steps with w <= r_lower
-        lower_excess : 1  # summed w - r_lower over that streak (negative)
+        lower_excess : 1  # summed r_lower - w over that streak (positive)
         shrink_streak : integer  # consecutive development steps with |w| decreasing
         previous_abs_weight : 1  # |w| at the previous development step
         regrowth_streak : integer  # steps a pruned synapse's latent weight beat the regrowth percentile

@@ -155,6 +155,7 @@ class SpikingNetwork:
         self._groups: dict[str, object] = {}
         self._synapses: dict[str, Synapses] = {}
         self._synapse_pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._flat_index: dict[str, np.ndarray] = {}
         self._built_exists: dict[str, np.ndarray] = {}
         self._spike_monitors: dict[str, SpikeMonitor] = {}
         self._potential_monitors: dict[str, StateMonitor] = {}
@@ -225,21 +226,23 @@ class SpikingNetwork:
         synapses.connect(i=i, j=j)
         self._synapses[projection.name] = synapses
         # Brian2 may store synapses in its own order: remember it to address variables.
-        self._synapse_pairs[projection.name] = (
-            np.asarray(synapses.i[:], dtype=np.int64), np.asarray(synapses.j[:], dtype=np.int64)
-        )
+        pre = np.asarray(synapses.i[:], dtype=np.int64)
+        post = np.asarray(synapses.j[:], dtype=np.int64)
+        self._synapse_pairs[projection.name] = (pre, post)
+        # Flat positions in the (n_source, n_target) arrays: one gather per variable, no 2-D indexing.
+        self._flat_index[projection.name] = pre * projection.shape[1] + post
         self._built_exists[projection.name] = projection.exists.copy()
         self._write_synapse_state(projection)
         return synapses
 
     def _write_synapse_state(self, projection: Projection) -> None:
         synapses = self._synapses[projection.name]
-        i, j = self._synapse_pairs[projection.name]
-        if i.size == 0:
+        flat = self._flat_index[projection.name]
+        if flat.size == 0:
             return
-        synapses.w[:] = projection.weight[i, j]
+        synapses.w[:] = projection.weight.ravel()[flat]
         for field_name in SPINE_FIELDS:
-            values = getattr(projection.spine, field_name)[i, j]
+            values = getattr(projection.spine, field_name).ravel()[flat]
             synapses.state(SPINE_VARIABLES[field_name])[:] = values
 
     # ------------------------------------------------------------------ access
@@ -278,6 +281,9 @@ class SpikingNetwork:
         Brian2 cannot delete synapses; the fixed name lets Brian2 reuse the compiled code.
         """
         old = self._synapses.pop(projection.name)
+        # Retired on purpose: mark it as having belonged to the network, so Brian2 does not warn
+        # "never included in a network" when a rebuild replaces it before any run.
+        old._network = self.network.id
         self.network.remove(old)
         new = self._make_synapses(projection)
         self.network.add(new)
