@@ -1,0 +1,86 @@
+"""Parameter and seed sweeps on a Dask LocalCluster of 2 worker processes (tiny networks)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from sdsnn_bio.config import ConfigError, ExperimentConfig
+from sdsnn_bio.sweep import POINT_FILE, expand_grid, parse_grid, parse_seeds, run_sweep
+
+distributed = pytest.importorskip("dask.distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    with distributed.Client(cluster) as client:
+        yield client
+    cluster.close()
+
+
+def tiny_base(tmp_path) -> ExperimentConfig:
+    return ExperimentConfig.from_dict({
+        "data": {"train_subset": 20, "test_subset": 10, "cache_dir": str(tmp_path / "data_cache")},
+        "network": {"hidden_sizes": [6], "n_steps": 20, "dt": "15 ms"},
+        "learning": {"batch_size": 10, "epochs": 1, "threads": 1},
+        "simulation": {"codegen_target": "numpy", "evaluation_batch": 10},
+    })
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_grid_and_seed_parsing():
+    assert parse_seeds("0-2,7") == [0, 1, 2, 7]
+    axes = parse_grid(["development.consecutive_steps=10,18,30", "network.hidden_sizes=[100],[200, 50]"])
+    assert axes == [("development.consecutive_steps", [10, 18, 30]),
+                    ("network.hidden_sizes", [[100], [200, 50]])]
+    points = expand_grid(ExperimentConfig(), axes, [0, 1])
+    assert len(points) == 3 * 2 * 2, "every combination for every seed"
+    assert len({p.name for p in points}) == len(points), "point names are unique"
+    assert points[0].config.network.hidden_sizes == (100,)
+    with pytest.raises(ConfigError, match="--seeds"):
+        parse_seeds("a-b")
+    with pytest.raises(ConfigError, match="network.tau_membrane"):
+        expand_grid(ExperimentConfig(), parse_grid(["network.tau_membrane=20"]), [0])
+
+
+def test_two_by_two_sweep_with_a_failing_point_and_resume(tmp_path, client):
+    base = tiny_base(tmp_path)
+    axes = parse_grid(["network.hidden_sizes=[4],[6]"])
+    output = tmp_path / "sweep"
+    table = run_sweep(base, axes, [0, 1], output, client=client)
+    rows = _rows(table)
+    assert len(rows) == 4, "2 hidden sizes x 2 seeds, one dense model each"
+    assert {r["status"] for r in rows} == {"done"}
+    assert {(r["param:network.hidden_sizes"], r["seed"]) for r in rows} == {
+        ("[4]", "0"), ("[4]", "1"), ("[6]", "0"), ("[6]", "1")}
+    for row in rows:
+        assert 0.0 <= float(row["final_test_accuracy"]) <= 1.0
+        assert float(row["wall_seconds"]) > 0
+    assert (output / "sweep.json").is_file()
+
+    # Resume: finished points are skipped (their summaries are not rewritten).
+    summaries = sorted((output / "points").glob(f"*/{POINT_FILE}"))
+    assert len(summaries) == 4
+    stamps = {p: p.stat().st_mtime_ns for p in summaries}
+    again = _rows(run_sweep(base, axes, [0, 1], output, client=client))
+    assert {p: p.stat().st_mtime_ns for p in summaries} == stamps, "finished points were skipped"
+    assert sorted(r["final_test_accuracy"] for r in again) == sorted(
+        r["final_test_accuracy"] for r in rows)
+
+    # A point that fails is recorded with its error and the other points still run.
+    missing = tmp_path / "no_such_nmnist"
+    failing_axes = parse_grid([f'data.root="{missing}",""'])
+    mixed = _rows(run_sweep(base, failing_axes, [0], tmp_path / "mixed", client=client))
+    by_status = {r["status"]: r for r in mixed}
+    assert set(by_status) == {"done", "failed"}, "one point failed, the other finished"
+    assert str(missing) in by_status["failed"]["error"], "the error names the missing folder"
+    failed_summary = next((tmp_path / "mixed" / "points").glob(f"*no_such*/{POINT_FILE}"))
+    assert json.loads(failed_summary.read_text())["status"] == "failed"
