@@ -40,8 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--set", dest="overrides", action="append", default=[])
     info.add_argument("--data", help="N-MNIST folder to summarise (default: embedded dataset)")
 
-    plot = sub.add_parser("plot", help="figures from a results folder (no simulation)")
-    plot.add_argument("results", help="folder holding results.json")
+    plot = sub.add_parser(
+        "plot", help="figures from results folders (no simulation)",
+        description="Figures of the first results folder; with several folders (e.g. one per seed, "
+                    "such as a sweep's points/*), accuracy versus compression is drawn over all.",
+    )
+    plot.add_argument("results", nargs="+", help="folder(s) holding results.json")
     plot.add_argument("--figures", default="figures", help="output folder for PNG files")
 
     sweep = sub.add_parser("sweep", help="parameter and seed sweep on Dask")
@@ -107,7 +111,13 @@ def _command_info(args) -> int:
 def _command_plot(args) -> int:
     from .plotting import plot_results
 
-    written = plot_results(args.results, args.figures)
+    written = plot_results(args.results[0], args.figures)
+    if len(args.results) > 1:
+        from .plotting import plot_seed_results
+
+        # Over several runs, accuracy versus compression shows every seed (replaces the one-run plot).
+        written = [p for p in written if p.stem != "accuracy_vs_compression"]
+        written += plot_seed_results(args.results, args.figures)
     for path in written:
         print(path)
     return 0
@@ -122,7 +132,14 @@ def _command_sweep(args) -> int:
         config, parse_grid(args.grid), parse_seeds(args.seeds), args.output,
         scheduler=args.scheduler, n_workers=args.workers or None,
     )
-    print(f"sweep table: {table}")
+    import csv
+
+    from .sweep import summarise, summary_markdown
+
+    with open(table, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    print(summary_markdown(summarise(rows)))
+    print(f"sweep table: {table}\nsummary over seeds: {table.parent / 'sweep_summary.csv'}")
     return 0
 
 

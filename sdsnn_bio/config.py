@@ -142,6 +142,12 @@ class RunConfig:
     checkpoint_every_batches: int = 0  # 0: at the end of every epoch only
 
 
+#: Configuration keys holding a time, written as a string with a unit ("20 ms").
+_TIME_FIELDS = {
+    ("network", "dt"), ("network", "tau_membrane"), ("network", "output_tau_membrane"),
+    ("network", "refractory"),
+}
+
 _SECTIONS = {
     "data": DataConfig,
     "network": NetworkConfig,
@@ -250,7 +256,11 @@ class ExperimentConfig:
                 raise ConfigError(
                     f"{name}: unknown key(s) {sorted(unknown)}; expected keys: {sorted(defaults)}"
                 )
-            checked = {key: _check_type(f"{name}.{key}", defaults[key], value) for key, value in values.items()}
+            checked = {}
+            for key, value in values.items():
+                if (name, key) in _TIME_FIELDS:
+                    parse_time(f"{name}.{key}", value)  # a time's error says "time with a unit"
+                checked[key] = _check_type(f"{name}.{key}", defaults[key], value)
             sections[name] = section_cls(**checked)
         development = raw.get("development", {})
         if not isinstance(development, dict):

@@ -32,7 +32,10 @@ from pathlib import Path
 
 from .config import ConfigError, ExperimentConfig, parse_value
 
-__all__ = ["SweepPoint", "parse_grid", "parse_seeds", "expand_grid", "run_point", "run_sweep"]
+__all__ = [
+    "SweepPoint", "parse_grid", "parse_seeds", "expand_grid", "run_point", "run_sweep", "summarise",
+    "summary_markdown",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -302,6 +305,7 @@ def run_sweep(
             own_cluster.close()
     rows.sort(key=lambda r: (r["point"], r.get("model", "")))
     table = _write_table(output, rows)
+    _write_summary(output, summarise(rows))
     try:
         from .plotting import plot_accuracy_vs_compression
 
@@ -310,6 +314,72 @@ def run_sweep(
     except Exception as err:  # the table is the result; a figure problem must not lose it
         logger.warning("sweep: figure not written (%s)", err)
     return table
+
+
+SUMMARY_METRICS = (
+    "final_test_accuracy", "synapses_removed_fraction", "hidden_neurons_removed_fraction",
+    "sops_per_sample",
+)
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean and sample standard deviation over seeds, per grid point (parameters) and model.
+
+    Failed points are left out (their count is reported in ``failed``).
+    """
+    import numpy as np
+
+    groups: dict[tuple, list] = {}
+    failed: dict[tuple, int] = {}
+    for row in rows:
+        params = tuple(sorted((k, v) for k, v in row.items() if k.startswith("param:")))
+        if row.get("status") == "done":
+            groups.setdefault((params, row["model"]), []).append(row)
+        else:  # a failed point has no model: count it against its parameters
+            failed[params] = failed.get(params, 0) + 1
+    summary = []
+    for (params, model), done in sorted(groups.items()):
+        entry = {**dict(params), "model": model, "seeds": len(done), "failed": failed.get(params, 0)}
+        for metric in SUMMARY_METRICS:
+            values = np.asarray([float(r[metric]) for r in done], dtype=np.float64)
+            entry[f"{metric}_mean"] = float(values.mean()) if values.size else float("nan")
+            entry[f"{metric}_sd"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+        summary.append(entry)
+    return summary
+
+
+def _write_summary(output: Path, summary: list[dict]) -> Path:
+    columns = sorted({k for entry in summary for k in entry if k.startswith("param:")})
+    columns += ["model", "seeds", "failed"] + [
+        f"{m}_{s}" for m in SUMMARY_METRICS for s in ("mean", "sd")]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(summary)
+    tmp = output / ".sweep_summary.csv.tmp"
+    tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    os.replace(tmp, output / "sweep_summary.csv")
+    return output / "sweep_summary.csv"
+
+
+def summary_markdown(summary: list[dict]) -> str:
+    """The summary as a Markdown table: accuracy (%), synapses and hidden neurons removed (%), SOPs."""
+    params = sorted({k for entry in summary for k in entry if k.startswith("param:")})
+    header = [p[6:] for p in params] + [
+        "model", "seeds", "test accuracy (%)", "synapses removed (%)", "hidden neurons removed (%)",
+        "SOPs / sample"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for entry in summary:
+        def pct(metric: str) -> str:
+            return f"{100 * entry[metric + '_mean']:.2f} ± {100 * entry[metric + '_sd']:.2f}"
+
+        cells = [str(entry.get(p, "")) for p in params] + [
+            entry["model"], str(entry["seeds"]), pct("final_test_accuracy"),
+            pct("synapses_removed_fraction"), pct("hidden_neurons_removed_fraction"),
+            f"{entry['sops_per_sample_mean']:.3g} ± {entry['sops_per_sample_sd']:.2g}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _figure_rows(rows: list[dict]) -> list[dict]:

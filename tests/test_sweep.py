@@ -84,3 +84,25 @@ def test_two_by_two_sweep_with_a_failing_point_and_resume(tmp_path, client):
     assert str(missing) in by_status["failed"]["error"], "the error names the missing folder"
     failed_summary = next((tmp_path / "mixed" / "points").glob(f"*no_such*/{POINT_FILE}"))
     assert json.loads(failed_summary.read_text())["status"] == "failed"
+
+
+def test_summary_over_seeds_gives_mean_and_sample_sd():
+    from sdsnn_bio.sweep import summarise, summary_markdown
+
+    def row(seed, model, accuracy, removed, status="done"):
+        return {"point": f"p{seed}", "seed": seed, "model": model, "status": status,
+                "param:network.hidden_sizes": "[4]", "final_test_accuracy": accuracy,
+                "synapses_removed_fraction": removed, "hidden_neurons_removed_fraction": removed,
+                "sops_per_sample": 100.0 * (1 - removed)}
+
+    rows = [row(0, "dense", 0.90, 0.0), row(1, "dense", 0.94, 0.0),
+            row(0, "sdsnn", 0.88, 0.5), row(1, "sdsnn", 0.92, 0.7),
+            {"point": "p2", "seed": 2, "model": "", "status": "failed",
+             "param:network.hidden_sizes": "[4]"}]
+    summary = {entry["model"]: entry for entry in summarise(rows)}
+    assert summary["sdsnn"]["seeds"] == 2 and summary["sdsnn"]["failed"] == 1
+    assert summary["sdsnn"]["final_test_accuracy_mean"] == pytest.approx(0.90)
+    assert summary["sdsnn"]["final_test_accuracy_sd"] == pytest.approx(0.0282843, rel=1e-5), "sample sd"
+    assert summary["dense"]["synapses_removed_fraction_mean"] == 0.0
+    table = summary_markdown(summarise(rows))
+    assert "| [4] | sdsnn | 2 | 90.00 ± 2.83 | 60.00 ± 14.14 |" in table

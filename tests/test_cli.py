@@ -1,0 +1,41 @@
+"""The ``sdsnn-bio`` command line: figures from several results folders, and bad input."""
+
+from __future__ import annotations
+
+import pytest
+from test_plotting import write_fake_results
+
+from sdsnn_bio.cli import main
+
+
+def test_plot_of_several_results_folders_draws_accuracy_over_all_seeds(tmp_path, capsys):
+    folders = []
+    for seed in range(3):
+        folder = tmp_path / f"seed{seed}"
+        write_fake_results(folder, seed=seed)
+        folders.append(str(folder))
+    figures = tmp_path / "figures"
+    assert main(["plot", *folders, "--figures", str(figures)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert str(figures / "accuracy_vs_compression.png") in printed
+    assert str(figures / "spine_dynamics.png") in printed, "the first folder's run figures too"
+    assert all((figures / name).is_file() for name in map(lambda p: p.rsplit("/", 1)[-1], printed))
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["run", "{tmp}/missing.toml"], "missing.toml does not exist"),
+        (["run", "--set", "network.tau_membrane=20"], "network.tau_membrane: expected a time"),
+        (["run", "--set", "learning.surrogate=bogus"], "learning.surrogate: expected one of"),
+        (["run", "--set", "development.initial_pruning_rate=2"], "development.initial_pruning_rate"),
+        (["run", "--data", "{tmp}/no_nmnist_here"], "no_nmnist_here"),
+        (["plot", "{tmp}/no_results"], "results.json"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_problem(tmp_path, capsys, argv, needle):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sdsnn-bio: error:"), err
+    assert needle.replace("{tmp}", str(tmp_path)) in err, err
