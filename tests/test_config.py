@@ -112,3 +112,16 @@ def test_overrides_are_parsed_as_toml_values():
     assert config.development_enabled
     with pytest.raises(ConfigError, match="expected section.key=value"):
         config.with_overrides(["learning_rate=1"])
+
+
+def test_shipped_configurations_are_valid():
+    from pathlib import Path
+
+    shipped = sorted((Path(__file__).resolve().parents[1] / "examples" / "configs").glob("*.toml"))
+    assert shipped, "the main job's configuration ships with the examples"
+    for path in shipped:
+        config = load_config(path)
+        assert config.to_dict()["network"]["hidden_sizes"], f"{path.name} builds a network"
+    main_job = load_config(shipped[0].parent / "embedded.toml")
+    assert main_job.development_enabled and main_job.run.baseline, (
+        "the main job runs SD-SNN beside its dense baseline")
