@@ -34,6 +34,7 @@ import numpy as np
 
 from .config import ExperimentConfig
 from .energy import energy_summary, synaptic_operations
+from .files import atomic_open
 from .structure import Structure, atomic_save_npz
 
 __all__ = [
@@ -59,24 +60,10 @@ class TrainingDiverged(RuntimeError):
 
 def atomic_write_json(path: str | Path, payload: dict) -> Path:
     """Write ``payload`` as JSON to ``path`` via a temporary file and a rename."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    return Path(path)
 
 
 # ----------------------------------------------------------------------------------------- data

@@ -37,7 +37,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -47,6 +46,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from .files import atomic_open
 from .structure import Structure
 
 __all__ = [
@@ -161,17 +161,9 @@ def _hidden_populations(log: list[dict]) -> list[str]:
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix) via a temporary file and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".") or "png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path) as handle:
+        fig.savefig(handle, format=fmt, dpi=dpi)
     return path
 
 

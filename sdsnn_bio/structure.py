@@ -19,11 +19,12 @@ saved to and loaded from ``.npz`` files written atomically (temporary file + ren
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .files import atomic_open
 
 __all__ = [
     "SpineState",
@@ -377,18 +378,6 @@ def atomic_save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> P
     A reader never sees a half-written file and an existing file is replaced only once the new
     one is complete.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
+    with atomic_open(path) as handle:
+        np.savez(handle, **arrays)
+    return Path(path)

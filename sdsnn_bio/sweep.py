@@ -19,7 +19,6 @@ Dask is an optional extra: ``pip install 'sdsnn-bio[sweep]'``.
 from __future__ import annotations
 
 import csv
-import io
 import itertools
 import json
 import logging
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError, ExperimentConfig, parse_value
+from .files import atomic_open
 
 __all__ = [
     "SweepPoint", "parse_grid", "parse_seeds", "expand_grid", "run_point", "run_sweep", "summarise",
@@ -216,14 +216,10 @@ def _write_table(output: Path, rows: list[dict]) -> Path:
     atomic_write_json(output / "sweep.json", {"rows": rows})
     params = sorted({k for row in rows for k in row if k.startswith("param:")})
     columns = list(TABLE_COLUMNS[:3]) + params + list(TABLE_COLUMNS[3:])
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-    tmp = output / ".sweep.csv.tmp"
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, output / "sweep.csv")
+    with atomic_open(output / "sweep.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
     return output / "sweep.csv"
 
 
@@ -352,13 +348,10 @@ def _write_summary(output: Path, summary: list[dict]) -> Path:
     columns = sorted({k for entry in summary for k in entry if k.startswith("param:")})
     columns += ["model", "seeds", "failed"] + [
         f"{m}_{s}" for m in SUMMARY_METRICS for s in ("mean", "sd")]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(summary)
-    tmp = output / ".sweep_summary.csv.tmp"
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, output / "sweep_summary.csv")
+    with atomic_open(output / "sweep_summary.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(summary)
     return output / "sweep_summary.csv"
 
 

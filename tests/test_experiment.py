@@ -155,3 +155,19 @@ def test_nan_loss_is_reported_as_divergence(tmp_path, tiny_data, monkeypatch):
     monkeypatch.setattr(learner_module, "cross_entropy", lambda logits, labels: (float("nan"), logits * 0))
     with pytest.raises(TrainingDiverged, match="diverged.*last good checkpoint"):
         train_model(config, tiny_data, tmp_path / "model", development=False, progress=False)
+
+
+def test_an_interrupted_write_leaves_the_previous_file_intact(tmp_path):
+    from sdsnn_bio.files import atomic_open
+
+    target = tmp_path / "result.json"
+    target.write_text("previous")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target, "w", encoding="utf-8") as handle:
+            handle.write("half of the new")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "previous", "the old content survives a failed write"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"], "no temporary file is left"
+    with atomic_open(target, "w", encoding="utf-8") as handle:
+        handle.write("new")
+    assert target.read_text() == "new"
