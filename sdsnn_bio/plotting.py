@@ -124,9 +124,12 @@ def _development_steps(log: list[dict]) -> np.ndarray:
     return np.array([float(rec.get("development_step", k + 1)) for k, rec in enumerate(log)])
 
 
-def _integer_steps(ax) -> None:
-    """Development steps are integers: no fractional ticks on the x axis."""
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+def _integer_steps(ax, max_ticks: int | None = None) -> None:
+    """Development steps are integers: no fractional ticks on the x axis.
+
+    ``max_ticks`` bounds the number of ticks (narrow panels of a grid).
+    """
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=max_ticks or "auto", integer=True))
 
 
 def _number(value) -> float:
@@ -260,7 +263,7 @@ def plot_spine_dynamics(
             ax.plot(steps[regrown], weight[regrown, k], linestyle="none", marker="^", markersize=8,
                     color="tab:green", label="regrown")
         ax.axhline(0.0, color="0.6", linewidth=0.6, zorder=0)
-        _integer_steps(ax)
+        _integer_steps(ax, max_ticks=4)
         ax.set_title(labels[k] if labels is not None else f"tracked synapse {k}", fontsize=9)
         if position % ncols == 0:
             ax.set_ylabel(WEIGHT_UNIT)
