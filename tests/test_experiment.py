@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -171,3 +172,6 @@ def test_an_interrupted_write_leaves_the_previous_file_intact(tmp_path):
     with atomic_open(target, "w", encoding="utf-8") as handle:
         handle.write("new")
     assert target.read_text() == "new"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask, "a normal file, not a private temp file"
