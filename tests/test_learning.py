@@ -1,4 +1,8 @@
-"""The NumPy learner: kernel equivalence with Brian2, reconstruction, gradients, optimiser."""
+"""The learner: kernel equivalence with Brian2, reconstruction, gradients, optimiser.
+
+Both backends (the NumPy reference and the fused Numba kernels) are checked against Brian2 and
+against an independent forward-mode derivative, and against each other.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,20 @@ import numpy as np
 import pytest
 from brian2 import ms
 
+from sdsnn_bio.learning.fused import SURROGATE_CODES, kernels, numba_available
 from sdsnn_bio.learning.kernel import LayerDynamics, integrate_layer
 from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
 from sdsnn_bio.learning.loss import cross_entropy, predict
 from sdsnn_bio.learning.optim import Adam
+from sdsnn_bio.learning.parallel import RowBlocks
 from sdsnn_bio.learning.surrogate import SURROGATES, make_surrogate
 from sdsnn_bio.model import NetworkParameters, NeuronParameters, SpikingNetwork, initial_structure
 
 N_INPUT, N_STEPS = 40, 30
+
+needs_numba = pytest.mark.skipif(not numba_available(), reason="Numba is not installed")
+#: Every backend, the Numba one skipped where Numba is not installed.
+BACKENDS = ["numpy", pytest.param("numba", marks=needs_numba)]
 
 
 def random_samples(rng, n_samples, n_events=150, n_input=N_INPUT, n_steps=N_STEPS):
@@ -38,15 +48,17 @@ def make_case(rng, refractory=0 * ms, v_reset=0.0, hidden=(25, 15), prune=True):
     return params, structure
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("refractory, v_reset", [(0 * ms, 0.0), (2 * ms, 0.0), (3 * ms, -0.4)])
-def test_kernel_gives_the_same_spikes_as_brian2(rng, refractory, v_reset):
+def test_kernel_gives_the_same_spikes_as_brian2(rng, refractory, v_reset, backend):
     params, structure = make_case(rng, refractory, v_reset)
     samples = random_samples(rng, 5)
     names = params.population_names[1:]
     network = SpikingNetwork(structure, params, record_potentials=names)
     network.present(random_samples(rng, 2))  # earlier samples must not leak into later runs
     recording = network.present(samples)
-    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=2)
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=2,
+                      backend=backend)
     forward = learner.simulate(InputBatch.from_samples(samples, N_STEPS, N_INPUT))
     total = 0
     for name in names:
@@ -60,12 +72,14 @@ def test_kernel_gives_the_same_spikes_as_brian2(rng, refractory, v_reset):
     assert total > 100, "the case must actually spike to test anything"
 
 
-def test_reconstruction_from_brian2_spikes_matches_state_monitor(rng):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reconstruction_from_brian2_spikes_matches_state_monitor(rng, backend):
     params, structure = make_case(rng, refractory=2 * ms)
     samples = random_samples(rng, 4)
     names = params.population_names[1:]
     recording = SpikingNetwork(structure, params, record_potentials=names).present(samples)
-    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1)
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1,
+                      backend=backend)
     rebuilt = learner.reconstruct(
         InputBatch.from_samples(samples, N_STEPS, N_INPUT),
         {name: recording.dense_spikes(name) for name in names},
@@ -75,11 +89,13 @@ def test_reconstruction_from_brian2_spikes_matches_state_monitor(rng):
                                    rtol=0, atol=1e-12, err_msg=name)
 
 
-def test_finite_difference_gradient_of_output_weights(rng):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_finite_difference_gradient_of_output_weights(rng, backend):
     """Membrane loss: with the spike pattern fixed, dL/dW_out is the exact derivative."""
     params, structure = make_case(rng, refractory=2 * ms, hidden=(20,), prune=False)
     learner = Learner(structure, params.layer_dynamics(),
-                      LearningParameters(loss="membrane_cross_entropy", logit_scale=3.0), n_threads=1)
+                      LearningParameters(loss="membrane_cross_entropy", logit_scale=3.0), n_threads=1,
+                      backend=backend)
     batch = InputBatch.from_samples(random_samples(rng, 3), N_STEPS, N_INPUT)
     labels = np.array([0, 1, 3])
     forward = learner.simulate(batch)
@@ -138,12 +154,13 @@ def tangent_of_loss(learner, batch, labels, directions):
     return float(np.sum(grad_logits * d_logits))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("surrogate", sorted(SURROGATES))
 @pytest.mark.parametrize("loss", ["rate_cross_entropy", "membrane_cross_entropy"])
-def test_bptt_matches_forward_mode_derivative(rng, surrogate, loss):
+def test_bptt_matches_forward_mode_derivative(rng, surrogate, loss, backend):
     params, structure = make_case(rng, refractory=2 * ms, hidden=(18, 12), prune=False)
     learner = Learner(structure, params.layer_dynamics(),
-                      LearningParameters(surrogate=surrogate, loss=loss), n_threads=1)
+                      LearningParameters(surrogate=surrogate, loss=loss), n_threads=2, backend=backend)
     batch = InputBatch.from_samples(random_samples(rng, 3), N_STEPS, N_INPUT)
     labels = np.array([2, 0, 1])
     _, grads = learner.gradients(batch, learner.simulate(batch), labels)
@@ -155,20 +172,23 @@ def test_bptt_matches_forward_mode_derivative(rng, surrogate, loss):
     assert backward == pytest.approx(forward, rel=1e-9)
 
 
-def test_latent_weights_of_absent_synapses_receive_gradient(rng):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_latent_weights_of_absent_synapses_receive_gradient(rng, backend):
     params, structure = make_case(rng, hidden=(15,), prune=False)
     projection = structure.projection("input_to_hidden_1")
     projection.exists[:, :5] = False
-    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1)
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1,
+                      backend=backend)
     batch = InputBatch.from_samples(random_samples(rng, 4), N_STEPS, N_INPUT)
     _, grads = learner.gradients(batch, learner.simulate(batch), np.array([0, 1, 2, 3]))
     assert np.abs(grads["input_to_hidden_1"][:, :5]).sum() > 0, "absent synapses get a gradient"
 
 
-def test_training_reduces_the_loss_on_a_separable_toy_task(rng):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_training_reduces_the_loss_on_a_separable_toy_task(rng, backend):
     params, structure = make_case(rng, hidden=(30,), prune=False)
     learner = Learner(structure, params.layer_dynamics(), LearningParameters(learning_rate=5e-3),
-                      n_threads=2)
+                      n_threads=2, backend=backend)
     prototypes = [random_samples(rng, 1, n_events=120)[0] for _ in range(4)]
     batch = InputBatch.from_samples(prototypes * 4, N_STEPS, N_INPUT)
     labels = np.tile(np.arange(4), 4)
@@ -227,3 +247,137 @@ def test_surrogates_peak_at_threshold():
         values = make_surrogate(name).derivative(x)
         assert values[1] >= values[0] and values[1] >= values[2], name
         assert values[0] == pytest.approx(values[2]), f"{name} is symmetric"
+
+
+# ---------------------------------------------------------------------- the two backends agree
+def copy_structure(structure):
+    from sdsnn_bio.structure import Structure
+
+    return Structure(tuple(structure.populations), tuple(p.copy() for p in structure.projections))
+
+
+@needs_numba
+@pytest.mark.parametrize("loss", ["rate_cross_entropy", "membrane_cross_entropy"])
+@pytest.mark.parametrize("surrogate", sorted(SURROGATES))
+@pytest.mark.parametrize("refractory, v_reset, hidden", [
+    (0 * ms, 0.0, (25,)), (2 * ms, 0.0, (25, 15)), (3 * ms, -0.4, (25, 15)),
+])
+def test_numba_backend_gives_the_numpy_spikes_gradients_and_updates(
+    rng, refractory, v_reset, hidden, surrogate, loss
+):
+    """Same spikes and potentials bit for bit, gradients to rounding, Adam bit for bit."""
+    params, structure = make_case(rng, refractory, v_reset, hidden=hidden)  # pruned neurons, synapses
+    batch = InputBatch.from_samples(random_samples(rng, 5), N_STEPS, N_INPUT)
+    labels = np.array([0, 1, 2, 3, 1])
+    learners = {
+        backend: Learner(copy_structure(structure), params.layer_dynamics(),
+                         LearningParameters(surrogate=surrogate, loss=loss), n_threads=2,
+                         backend=backend)
+        for backend in ("numpy", "numba")
+    }
+    forwards = {backend: learner.simulate(batch) for backend, learner in learners.items()}
+    total = 0
+    for name in forwards["numpy"].order:
+        ours, reference = forwards["numba"].traces[name], forwards["numpy"].traces[name]
+        total += reference.spikes.sum()
+        assert np.array_equal(ours.spikes, reference.spikes), f"{name}: spikes differ"
+        assert np.array_equal(ours.potential, reference.potential), f"{name}: potentials differ"
+        assert np.array_equal(ours.counts(), reference.spikes.sum(axis=0)), f"{name}: counts"
+        if reference.not_refractory is None:
+            assert ours.not_refractory is None
+        else:
+            assert np.array_equal(ours.not_refractory, reference.not_refractory), name
+    assert total > 100, "the case must actually spike to test anything"
+    grads = {backend: learners[backend].gradients(batch, forwards[backend], labels)
+             for backend in learners}
+    assert grads["numba"][0] == grads["numpy"][0], "same loss"
+    for name, reference in grads["numpy"][1].items():
+        scale = np.abs(reference).max()
+        assert scale > 0, f"{name}: a zero gradient would test nothing"
+        np.testing.assert_allclose(grads["numba"][1][name], reference, rtol=1e-11, atol=1e-13 * scale,
+                                   err_msg=f"{name}: gradient differs")
+    for backend, learner in learners.items():
+        learner.train_step(batch, labels)
+    for projection in learners["numpy"].structure.projections:
+        ours = learners["numba"].structure.projection(projection.name).weight
+        np.testing.assert_allclose(ours, projection.weight, rtol=1e-12, atol=1e-15,
+                                   err_msg=f"{projection.name}: weights after one step")
+
+
+@needs_numba
+def test_numba_reconstruction_equals_numpy_reconstruction(rng):
+    params, structure = make_case(rng, refractory=2 * ms)
+    batch = InputBatch.from_samples(random_samples(rng, 3), N_STEPS, N_INPUT)
+    reference = Learner(structure, params.layer_dynamics(), LearningParameters(), backend="numpy")
+    recorded = {name: trace.spikes for name, trace in reference.simulate(batch).traces.items()}
+    recorded["output"] = np.random.default_rng(1).random(recorded["output"].shape) < 0.2
+    ours = Learner(structure, params.layer_dynamics(), LearningParameters(), backend="numba")
+    expected, rebuilt = reference.reconstruct(batch, recorded), ours.reconstruct(batch, recorded)
+    for name in expected.order:
+        assert np.array_equal(rebuilt.traces[name].potential, expected.traces[name].potential), name
+        assert np.array_equal(rebuilt.traces[name].spikes, recorded[name]), name
+
+
+@needs_numba
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_fused_adam_is_bitwise_the_numpy_adam(rng, n_threads):
+    shapes = {"w": (37, 11), "v": (13,)}
+    start = {name: rng.normal(size=shape) for name, shape in shapes.items()}
+    params = {fused: {name: value.copy() for name, value in start.items()} for fused in (False, True)}
+    adams = {fused: Adam(learning_rate=1e-2, fused=fused) for fused in (False, True)}
+    workers = RowBlocks(n_threads)
+    for _ in range(5):
+        grads = {name: rng.normal(size=shape) for name, shape in shapes.items()}
+        for fused in (False, True):
+            adams[fused].update(params[fused], grads, workers)
+    for name in shapes:
+        assert np.array_equal(params[True][name], params[False][name]), name
+        assert np.array_equal(adams[True].second_moment[name], adams[False].second_moment[name]), name
+        assert not np.array_equal(params[True][name], start[name]), "the update moved the weights"
+
+
+@needs_numba
+@pytest.mark.parametrize("name", sorted(SURROGATES))
+def test_compiled_surrogates_equal_the_numpy_surrogates(name):
+    surrogate = make_surrogate(name)
+    potential = np.linspace(-1.5, 3.5, 1001)
+    factor = np.linspace(0.5, 2.0, potential.size)
+    out = np.empty_like(potential)
+    kernels().surrogate_times(potential, 1.0, SURROGATE_CODES[name], float(surrogate.scale), factor, out)
+    expected = surrogate.derivative(potential - 1.0) * factor
+    np.testing.assert_allclose(out, expected, rtol=1e-15, atol=0, err_msg=name)
+
+
+def test_learner_backend_and_input_batch_errors(rng):
+    params, structure = make_case(rng, hidden=(5,), prune=False)
+    with pytest.raises(ValueError, match=r"learning.backend: expected one of \['auto', 'numba', 'numpy'\]"):
+        Learner(structure, params.layer_dynamics(), LearningParameters(), backend="torch")
+    batch = InputBatch.from_samples(random_samples(rng, 2), N_STEPS, N_INPUT)
+    with pytest.raises(ValueError, match="InputBatch.matrix: expected n_steps\\*n_samples = 90 rows"):
+        InputBatch(batch.matrix, 3, N_STEPS)
+    doubled = batch.matrix * 2.0
+    with pytest.raises(ValueError, match="InputBatch.matrix: expected spikes"):
+        InputBatch(doubled.tocsr(), 2, N_STEPS)
+
+
+@pytest.mark.parametrize("n_threads, blocks_per_thread", [(1, 1), (2, 1), (2, 4), (3, 4)])
+def test_row_blocks_cover_every_row_once(n_threads, blocks_per_thread):
+    workers = RowBlocks(n_threads)
+    for n_rows in (1, 7, 64, 513):
+        blocks = workers.bounds(n_rows, blocks_per_thread)
+        covered = np.concatenate([np.arange(a, b) for a, b in blocks])
+        assert covered.tolist() == list(range(n_rows)), "contiguous, in order, no overlap"
+        assert len(blocks) <= n_threads * blocks_per_thread
+
+
+def test_auto_backend_falls_back_to_numpy_without_numba(rng, monkeypatch):
+    import sdsnn_bio.learning.fused as fused
+
+    params, structure = make_case(rng, hidden=(5,), prune=False)
+    monkeypatch.setattr(fused, "_NUMBA_IMPORTS", False)
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters())
+    assert learner.backend == "numpy" and not learner.optimizer.fused
+    with pytest.raises(ValueError, match="'numba' requested but Numba is not installed"):
+        Learner(structure, params.layer_dynamics(), LearningParameters(), backend="numba")
+    monkeypatch.setattr(fused, "_NUMBA_IMPORTS", True)
+    assert Learner(structure, params.layer_dynamics(), LearningParameters()).backend == "numba"

@@ -16,7 +16,8 @@ included, conditional on ``not_refractory``.
 with ``v_{-1} = 0`` at the start of each sample. :func:`integrate_layer` computes spikes from the
 threshold (the training kernel) or, given recorded spikes (e.g. from a Brian2 ``SpikeMonitor``),
 reconstructs the potentials that produced them. Equivalence with the Brian2 network is tested
-spike for spike (``tests/test_kernel_equivalence.py``).
+spike for spike (``tests/test_learning.py``). :mod:`.fused` compiles the same loop (Numba) with the
+input currents accumulated inside it; this module is the NumPy reference it is tested against.
 """
 
 from __future__ import annotations
@@ -72,11 +73,21 @@ class LayerTrace:
         ``s_t``.
     not_refractory : ndarray of bool or None
         ``r_t``; None when the layer has no refractory period (always True).
+    spike_counts : ndarray of int64, shape (B, N), or None
+        Spikes per sample and neuron (``spikes.sum(axis=0)``), counted during the integration;
+        None if not counted (then :meth:`counts` sums ``spikes``).
     """
 
     potential: np.ndarray
     spikes: np.ndarray
     not_refractory: np.ndarray | None
+    spike_counts: np.ndarray | None = None
+
+    def counts(self) -> np.ndarray:
+        """Spikes per sample and neuron, shape (B, N)."""
+        if self.spike_counts is not None:
+            return self.spike_counts
+        return self.spikes.sum(axis=0)
 
 
 def integrate_layer(
@@ -118,6 +129,7 @@ def integrate_layer(
     if dead is not None and not dead.any():
         dead = None
     decay, threshold, reset = dynamics.decay, dynamics.threshold, dynamics.reset
+    counts = np.zeros((n_samples, n_neurons), dtype=np.int64)
 
     for t in range(n_steps):
         u = potential[t]
@@ -139,6 +151,7 @@ def integrate_layer(
         if refractory:
             np.copyto(v, u, where=~r)
         np.copyto(v, reset, where=s)
+        counts += s
         if refractory:
             last_spike[s] = t
-    return LayerTrace(potential, out_spikes, not_refractory)
+    return LayerTrace(potential, out_spikes, not_refractory, counts)

@@ -1,4 +1,4 @@
-"""Surrogate-gradient learning of every plastic projection (NumPy/SciPy only).
+"""Surrogate-gradient learning of every plastic projection (NumPy/SciPy, optionally Numba).
 
 The learner trains the weights of a :class:`~sdsnn_bio.structure.Structure` in place. It is fed
 either by Brian2's recorded spikes (:meth:`Learner.reconstruct`: potentials are rebuilt from the
@@ -15,6 +15,14 @@ SD-SNN code (where pruned neurons only lose their input) and regeneration can re
 Inputs are sparse (a few thousand events per sample): a batch is a CSR matrix of shape
 ``(T*B, n_input)`` (row ``t*B + b``), so the input currents and the input weights' gradient are
 sparse-dense products.
+
+Two backends compute the same thing. ``"numpy"``: the reference, one NumPy/SciPy operation per
+time step (:mod:`.kernel`, :mod:`.bptt`, :mod:`.optim`). ``"numba"``: each layer's time loop is one
+compiled call (:mod:`.fused`) that accumulates the input currents inside the loop, computes the
+weight gradients during BPTT and runs Adam in one pass, so no ``(T, B, N)`` current or gradient
+temporary is built for the first layer. Both give the same spikes and potentials bit for bit; the
+gradients agree to rounding (BLAS sums in another order) and Adam bit for bit (tested). ``"auto"``
+picks Numba when it is installed.
 """
 
 from __future__ import annotations
@@ -26,13 +34,29 @@ import scipy.sparse as sp
 
 from ..structure import Structure
 from .bptt import backward_layer
-from .kernel import LayerDynamics, LayerTrace, integrate_layer
+from .kernel import LayerTrace, integrate_layer
 from .loss import LOSSES, cross_entropy, predict
+from .fused import SURROGATE_CODES, kernels, numba_available
 from .optim import Adam
 from .parallel import RowBlocks, default_threads
 from .surrogate import make_surrogate
 
-__all__ = ["LearningParameters", "InputBatch", "Learner", "ForwardPass", "StepResult"]
+__all__ = ["LearningParameters", "InputBatch", "Learner", "ForwardPass", "StepResult", "BACKENDS"]
+
+#: Implementations of the learner (see the module docstring).
+BACKENDS = ("auto", "numba", "numpy")
+
+#: The fused kernels' work is cut in this many blocks per thread, which threads take as they become
+#: free (load balancing on shared cores). Forward blocks are groups of samples; backward blocks are
+#: groups of neurons, whose width sets the length of the scattered input-gradient rows (narrower
+#: rows cost more per input event), hence fewer of them.
+_FORWARD_BLOCKS_PER_THREAD = 4
+_BACKWARD_BLOCKS_PER_THREAD = 2
+
+_NO_FLOAT3 = np.zeros((0, 0, 0))
+_NO_BOOL3 = np.zeros((0, 0, 0), dtype=bool)
+_NO_FLOAT2 = np.zeros((0, 0))
+_NO_INDEX = np.zeros(1, dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -79,13 +103,36 @@ class LearningParameters:
                 )
 
 
+def _zeros_aligned(shape: tuple[int, ...]) -> np.ndarray:
+    """Zeros whose first element starts a 64-byte cache line: threads that own column blocks of
+    multiples of 8 doubles then never share a cache line (no false sharing)."""
+    size = int(np.prod(shape))
+    buffer = np.zeros(size + 8)
+    start = (-buffer.ctypes.data % 64) // 8
+    return buffer[start:start + size].reshape(shape)
+
+
 @dataclass(frozen=True)
 class InputBatch:
-    """Input spikes of B samples as a sparse (T*B, n_input) matrix, time-major rows."""
+    """Input spikes of B samples as a sparse (T*B, n_input) matrix, time-major rows.
+
+    Every stored value is 1 (one spike); :meth:`from_samples` builds it from per-sample events.
+    """
 
     matrix: sp.csr_matrix
     n_samples: int
     n_steps: int
+
+    def __post_init__(self) -> None:
+        if not sp.issparse(self.matrix) or self.matrix.format != "csr":
+            raise ValueError(f"InputBatch.matrix: expected a CSR matrix, got {type(self.matrix).__name__}")
+        if self.matrix.shape[0] != self.n_steps * self.n_samples:
+            raise ValueError(
+                f"InputBatch.matrix: expected n_steps*n_samples = {self.n_steps * self.n_samples} rows, "
+                f"got {self.matrix.shape[0]}"
+            )
+        if self.matrix.nnz and not np.all(self.matrix.data == 1):
+            raise ValueError("InputBatch.matrix: expected spikes (every stored value 1)")
 
     @property
     def transposed(self) -> sp.csr_matrix:
@@ -150,44 +197,110 @@ class Learner:
         Per neuron population (hidden layers and output).
     params : LearningParameters
     n_threads : int, optional
-        Threads for the sparse products and the optimiser (default: the cores available).
+        Threads for the sparse products, the time loops and the optimiser (default: the cores
+        available).
+    backend : {"auto", "numba", "numpy"}
+        Implementation (see the module docstring); ``"auto"``: Numba when installed.
     """
 
     def __init__(
         self, structure: Structure, dynamics: dict, params: LearningParameters,
         n_threads: int | None = None,
+        backend: str = "auto",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"learning.backend: expected one of {list(BACKENDS)}, got {backend!r}")
+        if backend == "numba" and not numba_available():
+            raise ValueError("learning.backend: 'numba' requested but Numba is not installed")
+        self.backend = "numba" if backend == "auto" and numba_available() else (
+            "numpy" if backend == "auto" else backend
+        )
         self.structure = structure
         self.workers = RowBlocks(default_threads() if n_threads is None else n_threads)
         self.dynamics = dict(dynamics)
         self.params = params
         self.surrogate = make_surrogate(params.surrogate, params.surrogate_scale)
-        self.optimizer = Adam(params.learning_rate, params.beta1, params.beta2, params.epsilon)
+        self.optimizer = Adam(params.learning_rate, params.beta1, params.beta2, params.epsilon,
+                              fused=self.backend == "numba")
         self.order = tuple(p.name for p in structure.populations[1:])
+        #: Mean spike counts per neuron of the latest training batch, shape (1, N) per population.
+        self.last_spike_counts: dict[str, np.ndarray] = {}
         missing = set(self.order) - set(self.dynamics)
         if missing:
             raise ValueError(f"dynamics: missing layers {sorted(missing)}")
 
     # ------------------------------------------------------------------ forward
+    @staticmethod
+    def _effective_weight(projection) -> np.ndarray:
+        """``projection.effective_weight()``, without the copy when every synapse exists."""
+        if projection.exists.all():
+            return projection.weight
+        return projection.effective_weight()
+
     def _currents(self, presynaptic, weight: np.ndarray, n_steps: int, n_samples: int) -> np.ndarray:
-        if sp.issparse(presynaptic):
-            flat = self.workers.sparse_matmul(presynaptic, weight)
-        else:
-            flat = presynaptic.reshape(n_steps * n_samples, -1).astype(np.float64) @ weight
+        if not sp.issparse(presynaptic):
+            # Spikes as a CSR matrix: each current is summed in increasing presynaptic index,
+            # as in the input layer (and in the fused kernel).
+            presynaptic = sp.csr_matrix(presynaptic.reshape(n_steps * n_samples, -1), dtype=np.float64)
+        flat = self.workers.sparse_matmul(presynaptic, weight)
         return np.asarray(flat).reshape(n_steps, n_samples, weight.shape[1])
+
+    def _integrate_fused(self, batch: InputBatch, presynaptic, weight, name: str, given) -> LayerTrace:
+        """One layer's forward pass in the compiled kernel, sample blocks on threads."""
+        dynamics = self.dynamics[name]
+        n_steps, n_samples = batch.n_steps, batch.n_samples
+        shape = (n_steps, n_samples, weight.shape[1])
+        weight = np.ascontiguousarray(weight, dtype=np.float64)
+        alive = np.ascontiguousarray(self.structure.population(name).alive, dtype=bool)
+        potential = np.empty(shape)
+        if given is None:
+            spikes = np.empty(shape, dtype=bool)
+        else:
+            spikes = np.ascontiguousarray(given, dtype=bool)
+            if spikes.shape != shape:
+                raise ValueError(f"spikes: expected shape {shape}, got {spikes.shape}")
+        refractory = dynamics.refractory_steps > 0
+        not_refractory = np.empty(shape, dtype=bool) if refractory else _NO_BOOL3
+        counts = np.zeros(shape[1:], dtype=np.int64)
+        dense = presynaptic is not None
+        pre_spikes = np.ascontiguousarray(presynaptic, dtype=bool) if dense else _NO_BOOL3
+        if dense and pre_spikes.shape != (n_steps, n_samples, weight.shape[0]):
+            raise ValueError(
+                f"{name}: presynaptic spikes of shape {pre_spikes.shape} do not match the "
+                f"weights {weight.shape}"
+            )
+        matrix = batch.matrix
+        if not dense and matrix.shape[1] != weight.shape[0]:
+            raise ValueError(f"{name}: input batch has {matrix.shape[1]} channels, the weights {weight.shape[0]}")
+        forward_block = kernels().forward_block
+
+        def block(b0: int, b1: int) -> None:
+            forward_block(
+                matrix.indptr, matrix.indices, pre_spikes, dense, weight, n_samples, b0, b1,
+                float(dynamics.decay), float(dynamics.threshold), float(dynamics.reset),
+                int(dynamics.refractory_steps), alive, spikes, given is not None,
+                potential, spikes, not_refractory, counts,
+            )
+
+        self.workers.map(block, n_samples, _FORWARD_BLOCKS_PER_THREAD)
+        return LayerTrace(potential, spikes, not_refractory if refractory else None, counts)
 
     def _run(self, batch: InputBatch, recorded: dict | None) -> ForwardPass:
         traces = {}
-        presynaptic = batch.matrix
+        presynaptic = None  # the input layer: batch.matrix
         for name in self.order:
-            projection = self.structure.projection_into(name)
-            currents = self._currents(
-                presynaptic, projection.effective_weight(), batch.n_steps, batch.n_samples
-            )
+            weight = self._effective_weight(self.structure.projection_into(name))
             given = None if recorded is None else recorded[name]
-            trace = integrate_layer(
-                currents, self.dynamics[name], self.structure.population(name).alive, given
-            )
+            if self.backend == "numba":
+                trace = self._integrate_fused(batch, presynaptic, weight, name, given)
+            else:
+                currents = self._currents(
+                    batch.matrix if presynaptic is None else presynaptic, weight,
+                    batch.n_steps, batch.n_samples,
+                )
+                trace = integrate_layer(
+                    currents, self.dynamics[name], self.structure.population(name).alive, given
+                )
             traces[name] = trace
             presynaptic = trace.spikes
         return ForwardPass(traces, self.order)
@@ -205,7 +318,7 @@ class Learner:
     def readout(forward: ForwardPass) -> tuple[np.ndarray, np.ndarray]:
         """Output spike counts (B, C) and mean potentials (B, C)."""
         out = forward.output()
-        return out.spikes.sum(axis=0), out.potential.mean(axis=0)
+        return out.counts(), out.potential.mean(axis=0)
 
     def loss(self, forward: ForwardPass, labels: np.ndarray) -> tuple[float, np.ndarray | None, np.ndarray | None]:
         """Loss and its gradient w.r.t. output spikes and potentials (each (T, B, C) or None)."""
@@ -225,13 +338,16 @@ class Learner:
     def _backprop_weight(self, projection) -> np.ndarray:
         """Weights through which errors reach the source layer (latent for pruned sources)."""
         source_dead = ~self.structure.population(projection.source).alive
+        if not source_dead.any():
+            return self._effective_weight(projection)
         weight = projection.effective_weight()
-        if source_dead.any():
-            weight[source_dead] = projection.weight[source_dead]
+        weight[source_dead] = projection.weight[source_dead]
         return weight
 
     def gradients(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray):
         """Loss and dL/dW for every potential synapse of every projection."""
+        if self.backend == "numba":
+            return self._gradients_fused(batch, forward, labels)
         value, grad_spikes, grad_potential = self.loss(forward, labels)
         grads = {}
         n_steps, n_samples = batch.n_steps, batch.n_samples
@@ -255,6 +371,65 @@ class Learner:
             grad_potential = None
         return value, grads
 
+    def _gradients_fused(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray):
+        """:meth:`gradients` with the compiled kernel: layer by layer from the output, each layer's
+        neurons split in blocks over threads; a layer's kernel also computes the gradient of the
+        projection above it (from that layer's ``dL/dI``) and, for the first layer, of the input
+        projection."""
+        value, grad_spikes, grad_potential = self.loss(forward, labels)
+        backward_block = kernels().backward_block
+        surrogate_code = SURROGATE_CODES[self.surrogate.name]
+        surrogate_scale = float(self.surrogate.scale)
+        matrix = batch.matrix
+        grads = {}
+        grad_above, weight_above, grad_weight_above = _NO_FLOAT3, _NO_FLOAT2, _NO_FLOAT2
+        for index in range(len(self.order) - 1, -1, -1):
+            name = self.order[index]
+            trace, dynamics = forward.traces[name], self.dynamics[name]
+            projection = self.structure.projection_into(name)
+            shape = trace.potential.shape
+            potential = np.ascontiguousarray(trace.potential, dtype=np.float64)
+            spikes = np.ascontiguousarray(trace.spikes, dtype=bool)
+            has_refractory = trace.not_refractory is not None
+            not_refractory = (np.ascontiguousarray(trace.not_refractory, dtype=bool)
+                              if has_refractory else _NO_BOOL3)
+            has_grad_spikes = grad_spikes is not None
+            has_grad_potential = grad_potential is not None
+            grad_spikes = (np.ascontiguousarray(grad_spikes, dtype=np.float64)
+                           if has_grad_spikes else _NO_FLOAT3)
+            grad_potential = (np.ascontiguousarray(grad_potential, dtype=np.float64)
+                              if has_grad_potential else _NO_FLOAT3)
+            has_above = index < len(self.order) - 1
+            first = index == 0
+            if first:
+                grad_weight_input = _zeros_aligned(projection.shape)
+                grads[projection.name] = grad_weight_input
+                indptr, indices = matrix.indptr, matrix.indices
+            else:
+                grad_weight_input, indptr, indices = _NO_FLOAT2, _NO_INDEX, _NO_INDEX
+            grad_currents = _NO_FLOAT3 if first else np.empty(shape)
+
+            def block(n0: int, n1: int) -> None:
+                backward_block(
+                    potential, spikes, not_refractory, has_refractory, float(dynamics.decay),
+                    float(dynamics.threshold), surrogate_code, surrogate_scale,
+                    grad_spikes, has_grad_spikes, grad_potential, has_grad_potential,
+                    grad_above, weight_above, grad_weight_above, has_above,
+                    indptr, indices, grad_weight_input, first,
+                    grad_currents, not first, n0, n1,
+                )
+
+            self.workers.map(block, shape[2], _BACKWARD_BLOCKS_PER_THREAD)
+            if first:
+                break
+            # The layer below computes dL/dW of this projection and dL/ds from these dL/dI.
+            grad_above = grad_currents
+            weight_above = np.ascontiguousarray(self._backprop_weight(projection).T, dtype=np.float64)
+            grad_weight_above = np.zeros(projection.shape)
+            grads[projection.name] = grad_weight_above
+            grad_spikes = grad_potential = None
+        return value, grads
+
     # ------------------------------------------------------------------ training
     def train_step(self, batch: InputBatch, labels, recorded_spikes: dict | None = None) -> StepResult:
         """Forward (kernel, or reconstruction from recorded spikes), backward, Adam update."""
@@ -266,9 +441,14 @@ class Learner:
         weights = {p.name: p.weight for p in self.structure.projections}
         self.optimizer.update(weights, grads, self.workers)
         counts, mean_potential = self.readout(forward)
+        layer_counts = {name: forward.traces[name].counts() for name in self.order}
+        self.last_spike_counts = {
+            "input": np.asarray(batch.matrix.sum(axis=0)).ravel()[None, :] / batch.n_samples,
+            **{name: layer_counts[name].mean(axis=0, keepdims=True) for name in self.order},
+        }
         return StepResult(
             value, predict(counts, mean_potential), labels,
-            {name: int(forward.traces[name].spikes.sum()) for name in self.order},
+            {name: int(layer_counts[name].sum()) for name in self.order},
         )
 
     def evaluate(self, batch: InputBatch) -> np.ndarray:

@@ -39,13 +39,20 @@ class RowBlocks:
         self.n_threads = n_threads
         self._pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
 
-    def bounds(self, n_rows: int) -> list[tuple[int, int]]:
-        edges = np.linspace(0, n_rows, min(self.n_threads, max(n_rows, 1)) + 1).astype(int)
+    def bounds(self, n_rows: int, blocks_per_thread: int = 1) -> list[tuple[int, int]]:
+        """Contiguous ``(start, stop)`` blocks covering ``range(n_rows)``, at most
+        ``n_threads * blocks_per_thread`` of them."""
+        n_blocks = min(self.n_threads * blocks_per_thread, max(n_rows, 1))
+        edges = np.linspace(0, n_rows, n_blocks + 1).astype(int)
         return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
-    def map(self, function, n_rows: int) -> list:
-        """``[function(start, stop) for each block]``, in block order."""
-        blocks = self.bounds(n_rows)
+    def map(self, function, n_rows: int, blocks_per_thread: int = 1) -> list:
+        """``[function(start, stop) for each block]``, in block order.
+
+        ``blocks_per_thread > 1`` cuts finer blocks that the threads take as they become free,
+        so that a thread slowed down (e.g. by another process on its core) does fewer of them.
+        """
+        blocks = self.bounds(n_rows, blocks_per_thread)
         if self._pool is None or len(blocks) < 2:
             return [function(a, b) for a, b in blocks]
         return list(self._pool.map(lambda block: function(*block), blocks))

@@ -1,0 +1,214 @@
+"""Numba kernels of :mod:`.fused` (imported by :func:`.fused.kernels` on first use only).
+
+Module-level functions, so that Numba's on-disk cache (``cache=True``) keeps their machine code
+across processes. See :mod:`.fused` for the equations. Inner loops run over contiguous rows (one
+sample's neurons, one weight row) so that LLVM vectorises them; no reduction is reordered (no
+``fastmath``), which keeps every sum in the order of the NumPy path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+jit = numba.njit(nogil=True, cache=True)
+
+HALF_PI = math.pi / 2.0
+
+
+@jit
+def surrogate_times(potential, threshold, code, k, factor, out):
+    """``out = sigma'(potential - threshold) * factor`` elementwise (1-D arrays), operation for
+    operation as :meth:`.surrogate.Surrogate.derivative` followed by the product."""
+    n = out.shape[0]
+    if code == 0:  # fast sigmoid
+        for i in range(n):
+            y = 1.0 + k * abs(potential[i] - threshold)
+            out[i] = (1.0 / (y * y)) * factor[i]
+    elif code == 1:  # sigmoid
+        for i in range(n):
+            s = 1.0 / (1.0 + math.exp(-k * (potential[i] - threshold)))
+            out[i] = (k * s * (1.0 - s)) * factor[i]
+    elif code == 2:  # arctan
+        for i in range(n):
+            y = HALF_PI * k * (potential[i] - threshold)
+            out[i] = ((k / 2.0) / (1.0 + y * y)) * factor[i]
+    else:  # rectangular
+        for i in range(n):
+            inside = 1.0 if abs(potential[i] - threshold) < k / 2.0 else 0.0
+            out[i] = (inside / k) * factor[i]
+
+
+@jit
+def forward_block(indptr, indices, pre_spikes, use_dense, weight, n_samples, b0, b1,
+                  decay, threshold, reset, refractory_steps, alive, given, use_given,
+                  potential, spikes, not_refractory, counts):
+    """Integrate samples ``b0:b1`` of a layer over all steps (output arrays (T, B, N)).
+
+    Presynaptic spikes: a CSR matrix ``(indptr, indices)`` with rows ``t*B + b`` (input layer)
+    or, if ``use_dense``, a bool array ``pre_spikes`` of shape (T, B, N_pre). With ``use_given``,
+    ``given`` holds the spikes (reconstruction) and ``spikes`` is not written.
+    """
+    n_steps = potential.shape[0]
+    n_pre, n_neurons = weight.shape
+    v_all = np.zeros((b1 - b0, n_neurons))
+    last_all = np.full((b1 - b0, n_neurons), -(10**9), dtype=np.int64)
+    current = np.empty(n_neurons)
+    active = np.empty(n_pre + 1, dtype=np.int64)
+    for t in range(n_steps):
+        for b in range(b0, b1):
+            current[:] = 0.0
+            if use_dense:
+                pre = pre_spikes[t, b]
+                n_active = 0
+                for c in range(n_pre):  # branch-free compaction of the spiking indices
+                    active[n_active] = c
+                    n_active += pre[c]
+                for p in range(n_active):
+                    w_row = weight[active[p]]
+                    for n in range(n_neurons):
+                        current[n] += w_row[n]
+            else:
+                row = t * n_samples + b
+                for p in range(indptr[row], indptr[row + 1]):
+                    w_row = weight[indices[p]]
+                    for n in range(n_neurons):
+                        current[n] += w_row[n]
+            v = v_all[b - b0]
+            u_out = potential[t, b]
+            s_out = given[t, b] if use_given else spikes[t, b]
+            count = counts[b]
+            if refractory_steps > 0:
+                last = last_all[b - b0]
+                r_out = not_refractory[t, b]
+                for n in range(n_neurons):
+                    r = (t - last[n]) >= refractory_steps
+                    r_out[n] = r
+                    u = v[n] * decay if r else v[n]
+                    u_out[n] = u
+                    if use_given:
+                        s = s_out[n]
+                    else:
+                        s = (u > threshold) & r & alive[n]
+                        s_out[n] = s
+                    if s:
+                        v[n] = reset
+                        last[n] = t
+                        count[n] += 1
+                    elif r:
+                        v[n] = u + current[n]
+                    else:
+                        v[n] = u
+            elif use_given:
+                for n in range(n_neurons):
+                    u = v[n] * decay
+                    u_out[n] = u
+                    s = s_out[n]
+                    v[n] = reset if s else u + current[n]
+                    count[n] += s
+            else:
+                for n in range(n_neurons):
+                    u = v[n] * decay
+                    u_out[n] = u
+                    s = (u > threshold) & alive[n]
+                    s_out[n] = s
+                    v[n] = reset if s else u + current[n]
+                    count[n] += s
+
+
+@jit
+def backward_block(potential, spikes, not_refractory, has_refractory, decay, threshold,
+                   surrogate_code, surrogate_scale,
+                   grad_spikes, has_grad_spikes, grad_potential, has_grad_potential,
+                   grad_above, weight_above_t, grad_weight_above, has_above,
+                   indptr, indices, grad_weight_input, has_input,
+                   grad_currents, store_grad_currents, n0, n1):
+    """BPTT of neurons ``n0:n1`` of a layer (see :mod:`.fused`), arrays (T, B, N).
+
+    ``grad_above`` (T, B, N_above) is dL/dI of the layer above and ``weight_above_t`` (N_above, N)
+    the transposed weights it is reached through; ``grad_weight_above`` (N, N_above) receives the
+    gradient of that projection (rows ``n0:n1``), ``grad_weight_input`` (n_input, N) that of the
+    input projection (columns ``n0:n1``) from the CSR input ``(indptr, indices)``.
+    """
+    n_steps, n_samples, _ = potential.shape
+    width = n1 - n0
+    n_above = grad_above.shape[2]
+    grad_v_all = np.zeros((n_samples, width))
+    g_spike = np.empty(width)
+    direct = np.empty(width)
+    block = np.empty(width)
+    for t in range(n_steps - 1, -1, -1):
+        for b in range(n_samples):
+            u_row = potential[t, b, n0:n1]
+            s_row = spikes[t, b, n0:n1]
+            grad_v = grad_v_all[b]
+            if has_above or has_grad_spikes:
+                if has_above:  # dL/ds = W_above dL/dI_above, summed in increasing j
+                    g_spike[:] = 0.0
+                    for j in range(n_above):
+                        g = grad_above[t, b, j]
+                        w_row = weight_above_t[j, n0:n1]
+                        for k in range(width):
+                            g_spike[k] += w_row[k] * g
+                else:
+                    gs_row = grad_spikes[t, b, n0:n1]
+                    for k in range(width):
+                        g_spike[k] = gs_row[k]
+                surrogate_times(u_row, threshold, surrogate_code, surrogate_scale, g_spike, direct)
+                if has_refractory:
+                    r_row = not_refractory[t, b, n0:n1]
+                    for k in range(width):
+                        direct[k] = direct[k] * (1.0 if r_row[k] else 0.0)
+            else:
+                direct[:] = 0.0
+            if has_grad_potential:
+                gp_row = grad_potential[t, b, n0:n1]
+                for k in range(width):
+                    direct[k] = direct[k] + gp_row[k]
+            if has_refractory:
+                r_row = not_refractory[t, b, n0:n1]
+                for k in range(width):
+                    g_potential = grad_v[k] * (0.0 if s_row[k] else 1.0)
+                    block[k] = g_potential * (1.0 if r_row[k] else 0.0)
+                    grad_v[k] = (g_potential + direct[k]) * (decay if r_row[k] else 1.0)
+            else:
+                for k in range(width):
+                    g_potential = grad_v[k] * (0.0 if s_row[k] else 1.0)
+                    block[k] = g_potential
+                    grad_v[k] = (g_potential + direct[k]) * decay
+            if has_above:  # dW_above[n] += dL/dI_above for every spike of neuron n
+                ga_row = grad_above[t, b]
+                for k in range(width):
+                    if s_row[k]:
+                        gw_row = grad_weight_above[n0 + k]
+                        for j in range(n_above):
+                            gw_row[j] += ga_row[j]
+            if store_grad_currents:
+                gc_row = grad_currents[t, b, n0:n1]
+                for k in range(width):
+                    gc_row[k] = block[k]
+            if has_input:  # dW_input[c] += dL/dI for every input event on channel c
+                row = t * n_samples + b
+                for p in range(indptr[row], indptr[row + 1]):
+                    gw_row = grad_weight_input[indices[p], n0:n1]
+                    for k in range(width):
+                        gw_row[k] += block[k]
+
+
+@jit
+def adam_block(param, grad, m, v, beta1, beta2, epsilon, step_size, a, b):
+    """Adam on rows ``a:b`` of 2-D arrays, as :meth:`.optim.Adam._update_block` computes it."""
+    one_minus_beta1 = 1.0 - beta1
+    one_minus_beta2 = 1.0 - beta2
+    n_columns = param.shape[1]
+    for i in range(a, b):
+        p_row, g_row, m_row, v_row = param[i], grad[i], m[i], v[i]
+        for j in range(n_columns):
+            g = g_row[j]
+            m_new = m_row[j] * beta1 + g * one_minus_beta1
+            v_new = v_row[j] * beta2 + (g * g) * one_minus_beta2
+            m_row[j] = m_new
+            v_row[j] = v_new
+            p_row[j] -= (m_new / (math.sqrt(v_new) + epsilon)) * step_size

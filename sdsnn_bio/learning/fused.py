@@ -1,0 +1,75 @@
+"""Fused time loops (Numba) for the learner: forward, BPTT with weight gradients, Adam.
+
+Same equations as :mod:`.kernel` (forward), :mod:`.bptt` (backward) and :mod:`.optim` (Adam), but
+each layer's whole time loop runs in one compiled call that never builds a ``(T, B, N)`` temporary
+it does not return:
+
+* **forward** (:func:`forward_block`, one block of samples per thread): at step ``t`` the input
+  current of sample ``b`` is the sum of the weight rows of the presynaptic spikes of ``(t, b)``,
+  accumulated from 0 in increasing presynaptic index (the order SciPy's CSR product uses, so the
+  potentials are bitwise those of the NumPy path), then::
+
+      u_t = decay * v_{t-1}   if r_t else v_{t-1}
+      s_t = (u_t > v_threshold) and r_t and alive
+      v_t = v_reset if s_t, else u_t + I_t if r_t, else u_t
+
+* **backward** (:func:`backward_block`, one block of neurons per thread), backwards in time::
+
+      dL/ds_t = W_above dL/dI_t(above)            (or given by the loss for the output layer)
+      direct  = sigma'(u_t - v_threshold) * dL/ds_t * r_t + dL/du_t (direct)
+      dL/dI_t = (1 - s_t) * r_t * dL/dv_t
+      dL/dv_{t-1} = (decay if r_t else 1) * ((1 - s_t) * dL/dv_t + direct)
+
+  and, in the same pass, the gradients of the projection above (``dW_above[n] += dL/dI_t(above)``
+  for every spike ``s_t[n]``) and, for the first layer, of the input projection
+  (``dW_input[c] += dL/dI_t`` for every input event on channel ``c``: a sparse^T x dense product
+  that never materialises ``dL/dI_t``). Blocks own disjoint rows (``dW_above``) or columns
+  (``dW_input``), so threads never write the same element.
+
+* **Adam** (:func:`adam_block`): one pass over the rows of a parameter matrix, same operations in
+  the same order as :meth:`.optim.Adam._update_block`.
+
+The functions release the GIL (``nogil``); :class:`~.parallel.RowBlocks` runs the blocks on threads.
+Numba is optional: :func:`numba_available` says whether this module can be used, and the NumPy path
+(:mod:`.kernel`, :mod:`.bptt`, :mod:`.optim`) is the reference the tests compare it with.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+__all__ = ["numba_available", "SURROGATE_CODES", "kernels"]
+
+#: Surrogate names (see :mod:`.surrogate`) as the integer codes the compiled kernels branch on.
+SURROGATE_CODES = {"fast_sigmoid": 0, "sigmoid": 1, "arctan": 2, "rectangular": 3}
+
+
+_NUMBA_IMPORTS: bool | None = None
+
+
+def numba_available() -> bool:
+    """True if Numba is installed and imports (e.g. supports this NumPy); checked once."""
+    global _NUMBA_IMPORTS
+    if _NUMBA_IMPORTS is None:
+        if importlib.util.find_spec("numba") is None:
+            _NUMBA_IMPORTS = False
+        else:
+            try:
+                import numba  # noqa: F401
+            except ImportError:
+                _NUMBA_IMPORTS = False
+            else:
+                _NUMBA_IMPORTS = True
+    return _NUMBA_IMPORTS
+
+
+def kernels():
+    """The compiled kernels (Numba is imported on first use; each kernel is compiled on its first
+    call, or loaded from Numba's cache).
+
+    Returns the module :mod:`._fused_kernels` (``forward_block``, ``backward_block``,
+    ``adam_block``, ``surrogate_times``).
+    """
+    from . import _fused_kernels
+
+    return _fused_kernels
