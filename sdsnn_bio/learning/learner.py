@@ -456,8 +456,16 @@ class Learner:
         counts, mean_potential = self.readout(self.simulate(batch))
         return predict(counts, mean_potential)
 
-    def structure_changed(self, regrown: dict[str, np.ndarray]) -> None:
-        """Told by the structural scheduler which synapses regrew: their moments restart."""
-        for name, mask in regrown.items():
+    def structure_changed(self, changed: dict[str, np.ndarray]) -> None:
+        """Told by the structural scheduler which synapses appeared or vanished.
+
+        Parameters
+        ----------
+        changed : dict[str, ndarray of bool]
+            Per projection, a mask of the synapses that regrew or were removed; their Adam moments
+            restart, so a synapse's optimiser state only ever covers the time it existed (or lay
+            latent) without interruption.
+        """
+        for name, mask in changed.items():
             if np.any(mask):
                 self.optimizer.reset(name, mask)
