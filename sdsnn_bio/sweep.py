@@ -270,7 +270,7 @@ def run_sweep(
             client = Client(scheduler)
         else:
             own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=":0")
             client = Client(own_cluster)
     rows, futures = [], {}
     try:
