@@ -6,7 +6,8 @@ One call, :func:`run_experiment`, does what ``sdsnn-bio run`` does:
 2. build the initial dense structure from the seed, the NumPy learner and the Brian2 network;
 3. train for ``learning.epochs`` epochs with the NumPy kernel (spike-for-spike equal to the Brian2
    network); with development enabled, the structural scheduler applies SD-SNN's rules every
-   ``development.interval_batches`` batches and rebuilds the Brian2 synapses;
+   ``development.interval_batches`` batches (``sync="lazy"``: the Brian2 synapses are rebuilt by
+   the ``load_structure`` that starts every Brian2 run, not at every step);
 4. evaluate the FINAL network on the held-out test split *in Brian2* (the simulator of record),
    counting synaptic operations from its spike monitors; the kernel's predictions are reported
    beside it as a consistency check;
@@ -299,9 +300,11 @@ def train_model(
         atomic_save_npz(rasters_path, before)
     scheduler = None
     if development:
+        # Brian2 does not run during training (the NumPy kernel does): the synapses are rebuilt by the
+        # load_structure that starts evaluate and record_rasters, not at every development step.
         scheduler = StructuralScheduler(
             network, structure, config.schedule(), config.development_parameters(), learner,
-            state=scheduler_state,
+            state=scheduler_state, sync="lazy",
         )
 
     def save(meta_epoch_totals) -> None:

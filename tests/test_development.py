@@ -73,6 +73,33 @@ def snapshot(structure: Structure) -> dict:
 ALL = DevelopmentActions(spines=True, constrain=True, prune=True, regenerate=True)
 
 
+def bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same dtype, shape and bytes (NaN payloads and the sign of zeros included)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return (a.dtype == b.dtype and a.shape == b.shape
+            and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes())
+
+
+def dense_clip(weight: np.ndarray, exists: np.ndarray, spine: SpineState) -> tuple[np.ndarray, int]:
+    """The constraint as one dense ``np.clip`` over the existing synapses: the reference."""
+    clipped = weight.copy()
+    np.clip(clipped, spine.lower, spine.upper, out=clipped, where=exists)
+    return clipped, int(np.count_nonzero(clipped != weight))
+
+
+def awkward_weights(rng: np.random.Generator, weight: np.ndarray, spine: SpineState, nan: bool) -> np.ndarray:
+    """Weights with values exactly on a bound, signed zeros, values beyond a bound (and a NaN)."""
+    weight = weight.copy()
+    flat = rng.permutation(weight.size)
+    weight.flat[flat[0::7]] = spine.upper.flat[flat[0::7]]
+    weight.flat[flat[1::7]] = spine.lower.flat[flat[1::7]]
+    weight.flat[flat[2::7]] = -0.0
+    weight.flat[flat[3::7]] = 1.5 * spine.upper.flat[flat[3::7]]
+    if nan:
+        weight.flat[flat[4]] = np.nan
+    return weight
+
+
 def test_the_rules_do_not_import_brian2():
     import subprocess
     import sys
@@ -198,6 +225,78 @@ def test_constraint_clips_existing_weights_into_their_range():
     np.testing.assert_array_equal(clipped, [[1.0, -0.5], [0.3, 5.0]])
     assert count == 2, "two existing weights were outside their range"
     assert weight[0, 0] == 1.5, "input not modified"
+
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**16), st.booleans())
+def test_constrain_weights_equals_a_dense_clip_bit_for_bit(seed, nan):
+    rng = np.random.default_rng(seed)
+    shape = (6, 7)
+    spine = spine_of(rng.random(shape), lower=-rng.random(shape))
+    spine.upper.flat[::5], spine.lower.flat[::5] = 0.0, -0.0  # zero-width ranges
+    weight = awkward_weights(rng, rng.normal(0.0, 1.0, shape), spine, nan)
+    exists = rng.random(shape) < 0.7
+    clipped, count = constrain_weights(weight, exists, spine)
+    expected, expected_count = dense_clip(weight, exists, spine)
+    assert bits_equal(clipped, expected), "same weights, bit for bit"
+    assert count == expected_count, "same count (NaN weights count as clipped, as np.clip's != says)"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**16), st.integers(1, 3), st.booleans())
+def test_the_constraint_of_a_step_clips_like_a_dense_clip_after_the_spine_update(seed, k, nan):
+    # develop_structure clips only the weights the spine update found at or beyond an edge (or whose
+    # range shrank): the result must be the dense clip of every existing weight.
+    rng = np.random.default_rng(seed)
+    structure = make_structure([6, 5, 4], rng)
+    for projection in structure.projections:
+        projection.exists &= rng.random(projection.shape) < 0.8
+    params = DevelopmentParameters(consecutive_steps=k)
+    state = DevelopmentState.initial(structure, params)
+    for step in range(6):
+        for projection in structure.projections:
+            moved = projection.weight + rng.normal(0.0, 0.3, projection.shape)
+            projection.weight = awkward_weights(rng, moved, projection.spine, nan and step == 3)
+        new, record, state = develop_structure(structure, DevelopmentActions(spines=True, constrain=True),
+                                               params, state)
+        for old, projection in zip(structure.projections, new.projections):
+            spine, _ = update_spines(old.weight, old.exists, old.spine, k, params.shrink_factor)
+            expected, count = dense_clip(old.weight, old.exists, spine)
+            assert bits_equal(projection.weight, expected), f"step {step}, {old.name}: weights"
+            assert record.projections[old.name]["weights_clipped"] == count, f"step {step}, {old.name}"
+        structure = new
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**16), st.integers(0, 2), st.booleans(), st.booleans())
+def test_regrowth_step_equals_its_dense_formula(seed, steps, by_row, no_threshold):
+    rng = np.random.default_rng(seed)
+    shape = (6, 5)
+    weight = rng.normal(0.0, 1.0, shape)
+    exists = rng.random(shape) < 0.5
+    eligible = rng.random((6, 1) if by_row else shape) < 0.7
+    streak = rng.integers(0, 4, shape).astype(np.int32)
+    threshold = None if no_threshold else float(rng.normal(0.0, 0.5))
+    new_streak, ready = regrowth_step(weight, exists, eligible, streak, threshold, steps)
+    above = np.zeros(shape, bool) if threshold is None else eligible & ~exists & (weight > threshold)
+    expected = np.where(above, streak + 1, 0).astype(np.int32)
+    assert bits_equal(new_streak, expected)
+    assert bits_equal(ready, expected > steps)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**16))
+def test_normalised_spine_width_equals_its_masked_formula(seed):
+    rng = np.random.default_rng(seed)
+    shape = (7, 5)
+    spine = spine_of(rng.random(shape), lower=-rng.random(shape))
+    exists = rng.random(shape) < 0.6
+    width = spine.upper + np.abs(spine.lower)
+    low = np.min(width, where=exists, initial=np.inf)
+    high = np.max(width, where=exists, initial=-np.inf)
+    expected = (width - low) * (1.0 / (high - low)) * exists if exists.any() else np.zeros(shape)
+    assert bits_equal(normalised_spine_width(spine, exists), expected)
 
 
 # ---------------------------------------------------------------------------------------- section 2

@@ -208,6 +208,65 @@ def test_spine_variables_in_brian2(rng):
         np.testing.assert_array_equal(state[field], getattr(projection.spine, field)[i, j])
 
 
+def twin(rng_seed: int, sync: str):
+    """A network, its learner and a scheduler with the given sync, all from the same seed."""
+    structure = initial_structure(PARAMS, np.random.default_rng(rng_seed))
+    network = SpikingNetwork(structure, PARAMS, record_potentials=("hidden_2", "output"))
+    learner = Learner(structure, PARAMS.layer_dynamics(), LearningParameters(), n_threads=1)
+    params = DevelopmentParameters(initial_pruning_rate=0.2, regrowth_consecutive_steps=0)
+    scheduler = StructuralScheduler(network, structure, Schedule(**NOW), params, learner, sync=sync)
+    return structure, network, learner, scheduler
+
+
+def test_lazy_and_eager_sync_give_the_same_development_and_the_same_brian2_spikes():
+    batch = InputBatch.from_samples(SAMPLES, PARAMS.n_steps, PARAMS.n_input)
+    runs = {sync: twin(7, sync) for sync in ("eager", "lazy")}
+    built = {p.name: runs["lazy"][1][p.name] for p in runs["lazy"][0].projections}
+    logs, regrown = {}, {}
+    for sync, (structure, network, learner, scheduler) in runs.items():
+        prepare_regrowth(scheduler, "input_to_hidden_1")  # scheduler.prune by condition
+        logs[sync] = []
+        for _ in range(3):
+            learner.train_step(batch, LABELS)
+            logs[sync].append(scheduler.step())
+        scheduler.prune("hidden_2_to_output", "abs(w) < 0.5")
+        regrown[sync] = scheduler.regrow("hidden_2_to_output", "abs(w) < 0.25", w=0.5)
+    eager, lazy = logs["eager"], logs["lazy"]
+    np.testing.assert_array_equal(regrown["eager"], regrown["lazy"])
+    assert regrown["lazy"][0].size > 0, "scheduler.regrow restored synapses"
+    assert any(record["rebuilt"] for record in eager), "the eager network was rebuilt during the steps"
+    assert all(record["rebuilt"] == [] for record in lazy), "the lazy network was not"
+    assert sum(sum(record["synapses_added"].values()) + sum(record["synapses_removed"].values())
+               for record in lazy) > 0, "connectivity changed"
+    strip = [{k: v for k, v in record.items() if k not in ("seconds", "rebuilt")} for record in eager]
+    assert strip == [{k: v for k, v in record.items() if k not in ("seconds", "rebuilt")} for record in lazy]
+    (eager_structure, eager_network, _, _), (lazy_structure, lazy_network, _, lazy_scheduler) = (
+        runs["eager"], runs["lazy"])
+    for a, b in zip(eager_structure.to_arrays().values(), lazy_structure.to_arrays().values()):
+        np.testing.assert_array_equal(a, b)
+    assert all(lazy_network[name] is synapses for name, synapses in built.items()), \
+        "lazy: the Synapses objects built at the start are still in place"
+    assert_network_matches(eager_network, eager_structure)
+    rebuilt = lazy_scheduler.sync()  # what evaluate() does with network.load_structure
+    assert sorted(rebuilt) == sorted(p.name for p in lazy_structure.projections)
+    assert_network_matches(lazy_network, lazy_structure)
+    eager_run, lazy_run = eager_network.present(SAMPLES), lazy_network.present(SAMPLES)
+    for name in ("hidden_1", "hidden_2", "output"):
+        np.testing.assert_array_equal(lazy_run.dense_spikes(name), eager_run.dense_spikes(name))
+    for name in ("hidden_2", "output"):
+        np.testing.assert_array_equal(lazy_run.potentials[name], eager_run.potentials[name])
+
+
+def test_sync_option_errors_name_the_problem(rng):
+    structure = initial_structure(PARAMS, rng)
+    network = SpikingNetwork(structure, PARAMS)
+    with pytest.raises(ValueError, match="sync must be 'eager' or 'lazy', got 'later'"):
+        StructuralScheduler(network, structure, Schedule(), DevelopmentParameters(), sync="later")
+    with pytest.raises(ValueError, match="read_network=True need sync='eager'"):
+        StructuralScheduler(network, structure, Schedule(), DevelopmentParameters(), sync="lazy",
+                            read_network=True)
+
+
 def test_development_keys_in_the_experiment_config():
     from sdsnn_bio.config import ConfigError, ExperimentConfig
 

@@ -219,6 +219,99 @@ class SpineUpdate:
     shrunk: np.ndarray
 
 
+@dataclass(frozen=True)
+class _SpineEvents:
+    """What one spine update did, as flat indices (row-major) of the projection's synapses.
+
+    ``clip_candidates`` holds the existing synapses whose weight may lie on or outside the new
+    range (those at or beyond a bound at the start of the step and those whose range shrank):
+    every other existing weight that is not NaN is strictly inside its range, where ``np.clip``
+    leaves it as it is.
+    """
+
+    upper_enlarged: np.ndarray
+    lower_enlarged: np.ndarray
+    shrunk: np.ndarray
+    clip_candidates: np.ndarray
+
+
+def _edge_streak(index, previous_streak, previous_excess, excess, k):
+    """Counter and excess sum after a step where the synapses at flat ``index`` sit at an edge.
+
+    Few synapses sit at an edge: the new arrays are zeros written at ``index`` only.
+    """
+    counter = np.zeros(previous_streak.shape, np.int32)
+    total = np.zeros(previous_excess.shape)
+    streak = np.take(previous_streak, index) + 1
+    np.put(counter, index, streak)
+    np.put(total, index, np.take(previous_excess, index) + excess)
+    fired = index[np.asarray(streak, np.int32) >= k]
+    return counter, total, fired
+
+
+def _update_spines(weight: np.ndarray, exists: np.ndarray, spine: SpineState, consecutive_steps: int,
+                   shrink_factor: float) -> tuple[SpineState, _SpineEvents]:
+    """:func:`update_spines` returning flat indices (and the constraint's candidates)."""
+    weight = np.asarray(weight, dtype=np.float64)
+    exists = np.asarray(exists, dtype=bool)
+    k = int(consecutive_steps)
+    upper, lower = spine.upper, spine.lower  # copied below only if a bound moves
+
+    at_upper = np.greater_equal(weight, upper)
+    at_upper &= exists
+    at_lower = np.less_equal(weight, lower)
+    at_lower &= exists
+    upper_index = np.flatnonzero(at_upper)
+    lower_index = np.flatnonzero(at_lower)
+    upper_streak, upper_excess, fired_upper = _edge_streak(
+        upper_index, spine.upper_streak, spine.upper_excess,
+        np.take(weight, upper_index) - np.take(upper, upper_index), k)
+    lower_streak, lower_excess, fired_lower = _edge_streak(
+        lower_index, spine.lower_streak, spine.lower_excess,
+        np.take(lower, lower_index) - np.take(weight, lower_index), k)
+    # Flat indices address row-major positions: np.take/np.put (faster than ``.flat``).
+    if fired_upper.size:
+        upper = upper.copy()
+        np.put(upper, fired_upper, np.take(upper, fired_upper) + np.take(upper_excess, fired_upper) / k)
+        np.put(upper_streak, fired_upper, 0)
+        np.put(upper_excess, fired_upper, 0.0)
+    if fired_lower.size:
+        lower = lower.copy()
+        np.put(lower, fired_lower, np.take(lower, fired_lower) - np.take(lower_excess, fired_lower) / k)
+        np.put(lower_streak, fired_lower, 0)
+        np.put(lower_excess, fired_lower, 0.0)
+
+    magnitude = np.abs(weight)
+    decreasing = magnitude < spine.previous_abs_weight
+    decreasing &= exists
+    shrink_streak = spine.shrink_streak + np.int32(1)
+    shrink_streak *= decreasing
+    shrunk = shrink_streak >= k
+    fired_shrink = np.flatnonzero(shrunk) if shrunk.any() else np.zeros(0, np.intp)
+    if fired_shrink.size:
+        upper = upper.copy() if upper is spine.upper else upper
+        lower = lower.copy() if lower is spine.lower else lower
+        np.put(upper, fired_shrink, np.take(upper, fired_shrink) * shrink_factor)
+        np.put(lower, fired_shrink, np.take(lower, fired_shrink) * shrink_factor)
+        np.put(shrink_streak, fired_shrink, 0)
+
+    at_upper |= at_lower
+    np.put(at_upper, fired_shrink, True)
+    new = SpineState(
+        lower=lower, upper=upper, upper_streak=upper_streak, upper_excess=upper_excess,
+        lower_streak=lower_streak, lower_excess=lower_excess,
+        shrink_streak=shrink_streak.astype(np.int32, copy=False),
+        previous_abs_weight=magnitude, regrowth_streak=spine.regrowth_streak,
+    )
+    return new, _SpineEvents(fired_upper, fired_lower, fired_shrink, np.flatnonzero(at_upper))
+
+
+def _flat_mask(shape, index) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    np.put(mask, index, True)
+    return mask
+
+
 def update_spines(weight: np.ndarray, exists: np.ndarray, spine: SpineState,
                   consecutive_steps: int, shrink_factor: float = 0.75) -> tuple[SpineState, SpineUpdate]:
     """One step of spine enlargement and shrinkage (section 1); returns a new state.
@@ -242,65 +335,49 @@ def update_spines(weight: np.ndarray, exists: np.ndarray, spine: SpineState,
     shrink_factor : float
         f in (0, 1].
     """
-    weight = np.asarray(weight, dtype=np.float64)
-    exists = np.asarray(exists, dtype=bool)
-    k = int(consecutive_steps)
-    upper, lower = spine.upper, spine.lower  # copied below only if a bound moves
+    new, events = _update_spines(weight, exists, spine, consecutive_steps, shrink_factor)
+    shape = np.shape(weight)
+    return new, SpineUpdate(_flat_mask(shape, events.upper_enlarged),
+                            _flat_mask(shape, events.lower_enlarged), _flat_mask(shape, events.shrunk))
 
-    def edge_streak(at_edge, previous_streak, previous_excess, excess):
-        """Counter and excess sum after this step (few synapses sit at an edge: sparse update)."""
-        at_edge &= exists
-        index = np.flatnonzero(at_edge)
-        counter = np.zeros(previous_streak.shape, np.int32)
-        total = np.zeros(previous_excess.shape)
-        counter.flat[index] = previous_streak.flat[index] + 1
-        total.flat[index] = previous_excess.flat[index] + excess(index)
-        fired = index[counter.flat[index] >= k]
-        return counter, total, fired
 
-    upper_streak, upper_excess, fired_upper = edge_streak(
-        weight >= upper, spine.upper_streak, spine.upper_excess,
-        lambda index: weight.flat[index] - upper.flat[index])
-    lower_streak, lower_excess, fired_lower = edge_streak(
-        weight <= lower, spine.lower_streak, spine.lower_excess,
-        lambda index: lower.flat[index] - weight.flat[index])
-    if fired_upper.size:
-        upper = upper.copy()
-        upper.flat[fired_upper] += upper_excess.flat[fired_upper] / k
-        upper_streak.flat[fired_upper] = 0
-        upper_excess.flat[fired_upper] = 0.0
-    if fired_lower.size:
-        lower = lower.copy()
-        lower.flat[fired_lower] -= lower_excess.flat[fired_lower] / k
-        lower_streak.flat[fired_lower] = 0
-        lower_excess.flat[fired_lower] = 0.0
+def _not_strictly_inside(weight: np.ndarray, exists: np.ndarray, spine: SpineState) -> np.ndarray:
+    """Flat indices of the existing synapses whose weight is on a bound, outside its range or NaN.
 
-    magnitude = np.abs(weight)
-    decreasing = magnitude < spine.previous_abs_weight
-    decreasing &= exists
-    shrink_streak = spine.shrink_streak + np.int32(1)
-    shrink_streak *= decreasing
-    shrunk = shrink_streak >= k
-    fired_shrink = np.flatnonzero(shrunk) if shrunk.any() else np.zeros(0, np.int64)
-    if fired_shrink.size:
-        upper = upper.copy() if upper is spine.upper else upper
-        lower = lower.copy() if lower is spine.lower else lower
-        upper.flat[fired_shrink] *= shrink_factor
-        lower.flat[fired_shrink] *= shrink_factor
-        shrink_streak.flat[fired_shrink] = 0
+    ``np.clip`` returns every other weight bit for bit as it is.
+    """
+    inside = np.greater(weight, spine.lower)
+    inside &= np.less(weight, spine.upper)
+    outside = np.logical_not(inside, out=inside)
+    outside &= exists
+    return np.flatnonzero(outside)
 
-    def mask(index):
-        out = np.zeros(weight.shape, dtype=bool)
-        out.flat[index] = True
-        return out
 
-    new = SpineState(
-        lower=lower, upper=upper, upper_streak=upper_streak, upper_excess=upper_excess,
-        lower_streak=lower_streak, lower_excess=lower_excess,
-        shrink_streak=shrink_streak.astype(np.int32, copy=False),
-        previous_abs_weight=magnitude, regrowth_streak=spine.regrowth_streak,
-    )
-    return new, SpineUpdate(mask(fired_upper), mask(fired_lower), shrunk)
+def _clip_at(weight: np.ndarray, spine: SpineState, index: np.ndarray):
+    """``np.clip`` of the weights at flat ``index`` into their ranges, without writing them.
+
+    Returns
+    -------
+    index : ndarray
+        ``index`` without the weights strictly inside their range (left as they are).
+    clipped : ndarray
+        The clipped weights at ``index``.
+    changed : ndarray of bool
+        Which of them differ bit for bit from the weight (to be written).
+    n_clipped : int
+        How many differ in value (``weights_clipped``).
+    """
+    index = np.asarray(index, dtype=np.intp)
+    value = np.take(weight, index)
+    lower = np.take(spine.lower, index)
+    upper = np.take(spine.upper, index)
+    inside = (value > lower) & (value < upper)
+    if inside.any():
+        keep = ~inside
+        index, value, lower, upper = index[keep], value[keep], lower[keep], upper[keep]
+    clipped = np.clip(value, lower, upper)
+    changed = clipped.view(np.uint64) != value.view(np.uint64)
+    return index, clipped, changed, int(np.count_nonzero(clipped != value))
 
 
 def constrain_weights(weight: np.ndarray, exists: np.ndarray, spine: SpineState) -> tuple[np.ndarray, int]:
@@ -311,9 +388,21 @@ def constrain_weights(weight: np.ndarray, exists: np.ndarray, spine: SpineState)
     """
     weight = np.asarray(weight, dtype=np.float64)
     exists = np.asarray(exists, dtype=bool)
-    clipped = weight.copy()
-    np.clip(clipped, spine.lower, spine.upper, out=clipped, where=exists)
-    return clipped, int(np.count_nonzero(clipped != weight))
+    index, clipped, changed, n_clipped = _clip_at(weight, spine, _not_strictly_inside(weight, exists, spine))
+    new = weight.copy()
+    np.put(new, index[changed], clipped[changed])
+    if _any_nan(weight):
+        n_clipped += _absent_nan(weight, exists)
+    return new, n_clipped
+
+
+def _any_nan(weight: np.ndarray) -> bool:
+    return bool(weight.size) and bool(np.isnan(np.max(weight)))
+
+
+def _absent_nan(weight: np.ndarray, exists: np.ndarray) -> int:
+    """NaN latent weights, which the clip count has always included (NaN != NaN)."""
+    return int(np.count_nonzero(np.isnan(weight) & ~exists))
 
 
 # ---------------------------------------------------------------------------------------- section 2
@@ -328,8 +417,8 @@ def normalised_spine_width(spine: SpineState, exists: np.ndarray) -> np.ndarray:
     width += spine.upper
     if not exists.any():
         return np.zeros(width.shape)
-    low = float(np.min(width, where=exists, initial=np.inf))
-    high = float(np.max(width, where=exists, initial=-np.inf))
+    present = width[exists]  # one selection for both extremes (a masked min/max is slower)
+    low, high = float(present.min()), float(present.max())
     if high > low:
         width -= low
         width *= 1.0 / (high - low)
@@ -445,13 +534,25 @@ def regrowth_step(weight: np.ndarray, exists: np.ndarray, eligible: np.ndarray,
     ready : ndarray of bool
         Synapses ready to regrow (always absent).
     """
+    streak, ready = _regrowth_step(weight, exists, eligible, regrowth_streak, threshold, regrowth_steps)
+    return streak, _flat_mask(streak.shape, ready)
+
+
+def _regrowth_step(weight, exists, eligible, regrowth_streak, threshold, regrowth_steps):
+    """:func:`regrowth_step` returning the flat indices of the ready synapses.
+
+    Few absent synapses are above the threshold: the new streaks are zeros written there only.
+    """
     weight = np.asarray(weight, dtype=np.float64)
+    streak = np.zeros(weight.shape, np.int32)
     if threshold is None:
-        above = np.zeros(weight.shape, dtype=bool)
-    else:
-        above = np.asarray(eligible, dtype=bool) & ~np.asarray(exists, dtype=bool) & (weight > threshold)
-    streak = np.where(above, np.asarray(regrowth_streak) + 1, 0).astype(np.int32)
-    return streak, streak > int(regrowth_steps)
+        return streak, np.zeros(0, np.intp)
+    above = np.greater(weight, threshold)
+    above &= np.asarray(eligible, dtype=bool)
+    above &= np.logical_not(exists)
+    index = np.flatnonzero(above)
+    np.put(streak, index, np.take(regrowth_streak, index) + 1)
+    return streak, index[np.take(streak, index) > int(regrowth_steps)]
 
 
 # ---------------------------------------------------------------------------------------- state
@@ -583,6 +684,16 @@ def _shallow_copy(structure: Structure) -> Structure:
     return Structure(populations, projections)
 
 
+def _incoming_strength(projection: Projection) -> np.ndarray:
+    """Summed ``|w|`` of each target neuron's existing incoming synapses (the pruning tie-breaker).
+
+    Equal, element for element, to ``np.abs(projection.effective_weight()).sum(axis=0)``.
+    """
+    magnitude = np.abs(projection.weight)
+    np.copyto(magnitude, 0.0, where=~projection.exists)
+    return magnitude.sum(axis=0)
+
+
 def develop_structure(structure: Structure, actions: DevelopmentActions, params: DevelopmentParameters,
                       state: DevelopmentState) -> tuple[Structure, DevelopmentRecord, DevelopmentState]:
     """Apply the rules due at one development step; the input structure is not modified.
@@ -617,20 +728,38 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
                        "weights_clipped": 0, "regeneration_threshold": None}
               for p in new.projections}
 
-    # Section 1: spines, then the constraint.
+    def clip(projection: Projection, candidates: np.ndarray, has_nan: bool) -> np.ndarray:
+        """Clip the existing weights among ``candidates`` (flat indices, a superset of the existing
+        weights not strictly inside their range); returns those now on a bound (or NaN)."""
+        index, clipped, changed, n_clipped = _clip_at(projection.weight, projection.spine, candidates)
+        if has_nan:
+            n_clipped += _absent_nan(projection.weight, projection.exists)
+        if changed.any():
+            np.put(cow.own(projection, "weight"), index[changed], clipped[changed])
+        counts[projection.name]["weights_clipped"] += n_clipped
+        return index
+
+    # Section 1: spines, then the constraint. Only weights at (or beyond) an edge of their range,
+    # or whose range shrank, can fall outside it: the constraint looks at those only.
+    candidates: dict[str, np.ndarray | None] = {p.name: None for p in new.projections}
     if actions.spines:
         for projection in new.projections:
-            projection.spine, update = update_spines(
+            projection.spine, events = _update_spines(
                 projection.weight, projection.exists, projection.spine,
                 params.consecutive_steps, params.shrink_factor,
             )
-            counts[projection.name]["upper_enlarged"] = int(np.count_nonzero(update.upper_enlarged))
-            counts[projection.name]["lower_enlarged"] = int(np.count_nonzero(update.lower_enlarged))
-            counts[projection.name]["spines_shrunk"] = int(np.count_nonzero(update.shrunk))
+            counts[projection.name]["upper_enlarged"] = int(events.upper_enlarged.size)
+            counts[projection.name]["lower_enlarged"] = int(events.lower_enlarged.size)
+            counts[projection.name]["spines_shrunk"] = int(events.shrunk.size)
+            candidates[projection.name] = events.clip_candidates
+    on_bound, has_nan = {}, {}
     if actions.constrain:
         for projection in new.projections:
-            projection.weight, clipped = constrain_weights(projection.weight, projection.exists, projection.spine)
-            counts[projection.name]["weights_clipped"] += clipped
+            index = candidates[projection.name]
+            has_nan[projection.name] = _any_nan(projection.weight)
+            if index is None or has_nan[projection.name]:  # a NaN sits at no edge: test every synapse
+                index = _not_strictly_inside(projection.weight, projection.exists, projection.spine)
+            on_bound[projection.name] = clip(projection, index, has_nan[projection.name])
 
     # Section 3: regeneration (before pruning, as in the released code), with revival.
     q = None
@@ -640,27 +769,33 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
         q = regeneration_percentile(s - regeneration_started, params)
         for projection in new.projections:
             source_alive = new.population(projection.source).alive
-            eligible = np.broadcast_to(source_alive[:, None], projection.shape)
+            target_alive = new.population(projection.target).alive
+            eligible = source_alive[:, None]
             if not params.revive_neurons:
-                eligible = eligible & new.population(projection.target).alive[None, :]
+                eligible = eligible & target_alive[None, :]
             threshold = regeneration_threshold(projection.weight, projection.exists, q)
             counts[projection.name]["regeneration_threshold"] = threshold
-            streak, ready = regrowth_step(
+            streak, ready = _regrowth_step(
                 projection.weight, projection.exists, eligible, projection.spine.regrowth_streak,
                 threshold, params.regrowth_steps,
             )
-            target_alive = new.population(projection.target).alive
-            regrow = ready & target_alive[None, :]
+            post = ready % projection.shape[1]  # the postsynaptic neuron of each ready synapse
+            regrow = target_alive[post]
             dead = np.flatnonzero(~target_alive)
-            if dead.size:  # a pruned neuron revives once enough of its inputs are ready
+            if dead.size and ready.size:  # a pruned neuron revives once enough of its inputs are ready
                 needed = min(params.revival_min_synapses, int(np.count_nonzero(source_alive)))
-                reviving = dead[ready[:, dead].sum(axis=0) >= max(needed, 1)]
-                regrow[:, reviving] = ready[:, reviving]
-            streak[regrow] = 0  # waiting synapses of pruned neurons keep counting
+                ready_inputs = np.bincount(post, minlength=projection.shape[1])
+                reviving = np.zeros(projection.shape[1], dtype=bool)
+                reviving[dead[ready_inputs[dead] >= max(needed, 1)]] = True
+                regrow |= reviving[post]
+            regrown = ready[regrow]
+            np.put(streak, regrown, 0)  # waiting synapses of pruned neurons keep counting
             projection.spine.regrowth_streak = streak
-            projection.exists |= regrow
+            np.put(projection.exists, regrown, True)
         for name in hidden:  # input to output order: a revived neuron's outputs come back
             population = new.population(name)
+            if population.alive.all():
+                continue
             incoming = new.projection_into(name)
             revived = ~population.alive & (incoming.exists & ~before[incoming.name]).any(axis=0)
             if revived.any():
@@ -684,9 +819,8 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
                 continue  # the pruned neurons fill the pruning set: no need to rank the layer
             incoming = new.projection_into(name)
             importance[name] = neuron_importance(incoming.spine, incoming.exists)
-            strength = np.abs(incoming.effective_weight()).sum(axis=0)
             chosen = neurons_to_prune(importance[name], population.alive, protected[name], rates[name],
-                                      tie_breaker=strength)
+                                      tie_breaker=_incoming_strength(incoming))
             if chosen.size == 0:
                 continue
             population.alive[chosen] = False
@@ -708,10 +842,13 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
 
     if actions.constrain and actions.regenerate:  # clip the synapses that regrew in this step
         for projection in new.projections:
-            if not (projection.exists & ~before[projection.name]).any():
+            grown = projection.exists & ~before[projection.name]
+            if not grown.any():
                 continue
-            projection.weight, clipped = constrain_weights(projection.weight, projection.exists, projection.spine)
-            counts[projection.name]["weights_clipped"] += clipped
+            # The weights clipped above sit on a bound; every other existing one is strictly inside.
+            # (The two sets are disjoint: the first existed at the start of the step, the second not.)
+            index = np.concatenate([on_bound[projection.name], np.flatnonzero(grown)])
+            clip(projection, index[np.take(projection.exists, index)], has_nan[projection.name])
 
     projections = {}
     for projection in new.projections:

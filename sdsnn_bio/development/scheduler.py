@@ -8,17 +8,22 @@ Brian2 cannot delete synapses (brian2 issue #166). Between simulation runs the s
 2. applies the SD-SNN rules that the :class:`~sdsnn_bio.development.schedule.Schedule` says are due
    (pure functions of :mod:`sdsnn_bio.development.rules`): spine update, synaptic constraint,
    synaptic regeneration, neuron pruning with the neurotrophic rate;
-3. rebuilds the ``Synapses`` objects whose connectivity changed (same names, so Brian2 reuses the
-   generated code), writes every projection's weights, silences pruned neurons (``alive = False``)
-   and sets the layers' ``pruning_rate``, ``trophic_pressure`` and ``importance``. The spine
-   variables of rebuilt projections are written at once, those of the others at every step with
-   ``mirror_spines=True``, else by the next ``network.load_structure`` (which every Brian2 run of
-   sdsnn_bio starts with): writing 9 variables of 1.85 M synapses costs ~0.1 s per step;
+3. silences pruned neurons (``alive = False``) and sets the layers' ``pruning_rate``,
+   ``trophic_pressure`` and ``importance``; with ``sync="eager"`` (default) it also rebuilds the
+   ``Synapses`` objects whose connectivity changed (same names, so Brian2 reuses the generated
+   code) and writes every projection's weights. The spine variables of rebuilt projections are
+   written at once, those of the others at every step with ``mirror_spines=True``, else by the
+   next ``network.load_structure`` (which every Brian2 run of sdsnn_bio starts with): writing 9
+   variables of 1.85 M synapses costs ~0.1 s per step. With ``sync="lazy"`` the synapses
+   (connectivity, weights, spine variables) are left to the next ``network.load_structure``
+   (or :meth:`StructuralScheduler.sync`), which rebuilds what changed under the same names: for
+   training, where Brian2 does not run between steps;
 4. tells the learner which synapses regrew or were removed (``Learner.structure_changed``), so
    their optimiser moments restart and its state stays aligned with the structure;
 5. returns a JSON-ready record of what changed.
 
-After a step the Brian2 network simulates exactly like one freshly built from the structure. It
+After a step (``sync="eager"``), or after the next ``network.load_structure`` (``sync="lazy"``),
+the Brian2 network simulates exactly like one freshly built from the structure. The scheduler
 only changes connectivity and state; it never trains. Beyond the SD-SNN rules,
 :meth:`StructuralScheduler.prune` and :meth:`StructuralScheduler.regrow` remove or restore synapses
 of a live network with Brian2-style string conditions (:mod:`sdsnn_bio.development.conditions`).
@@ -71,13 +76,28 @@ class StructuralScheduler:
         those of rebuilt projections; the rest at the next ``network.load_structure``).
     read_network : bool
         Pull the spine variables from the Brian2 objects before every step.
+    sync : {"eager", "lazy"}
+        ``"eager"``: every step (and :meth:`prune`, :meth:`regrow`) brings the Brian2 synapses up
+        to date, rebuilding the ``Synapses`` whose connectivity changed. ``"lazy"``: they change
+        only the structure (and the neuron variables ``alive``, ``pruning_rate``,
+        ``trophic_pressure``, ``importance``); the synapses reach Brian2 at the next
+        ``network.load_structure(structure)`` or :meth:`sync`, so call one of them before
+        simulating. Development logs are identical in both modes, except ``rebuilt`` (the
+        ``Synapses`` rebuilt at that step: none with ``"lazy"``) and ``seconds``.
     """
 
     def __init__(self, network, structure: Structure, schedule, params, learner=None,
                  state: dict | None = None, *, mirror_spines: bool = False,
-                 read_network: bool = False) -> None:
+                 read_network: bool = False, sync: str = "eager") -> None:
         from .rules import DevelopmentState
 
+        if sync not in ("eager", "lazy"):
+            raise ValueError(f"StructuralScheduler: sync must be 'eager' or 'lazy', got {sync!r}")
+        if sync == "lazy" and (mirror_spines or read_network):
+            raise ValueError(
+                "StructuralScheduler: mirror_spines=True and read_network=True need sync='eager' "
+                "(with sync='lazy' the Brian2 synapses are out of date between steps)"
+            )
         self.network = network
         self.structure = structure
         self.schedule = schedule.resolve(params.consecutive_steps)
@@ -85,6 +105,7 @@ class StructuralScheduler:
         self.learner = learner
         self.mirror_spines = bool(mirror_spines)
         self.read_network = bool(read_network)
+        self.sync_mode = sync
         if state is None:
             self.state = DevelopmentState.initial(structure, params)
             self.tracked = self._choose_tracked()
@@ -123,21 +144,31 @@ class StructuralScheduler:
                 getattr(projection.spine, name)[i, j] = state[name]
 
     def _write_to_network(self, changed: dict[str, bool]) -> list[str]:
-        """Bring the Brian2 network in line with the structure; returns the rebuilt projections."""
+        """Bring the Brian2 network in line with the structure; returns the rebuilt projections.
+
+        With ``sync="lazy"`` only the neurons' ``alive`` is written (the synapses wait for the next
+        ``load_structure``).
+        """
         if self.mirror_spines:
             return self.network.load_structure(self.structure)
         rebuilt = []
-        for projection in self.structure.projections:
-            if changed[projection.name]:
-                if self.network.update_projection(projection):
-                    rebuilt.append(projection.name)
-                continue
-            i, j = self.network.synapse_pairs(projection.name)
-            if i.size:
-                self.network[projection.name].w[:] = projection.weight[i, j]
+        if self.sync_mode == "eager":
+            for projection in self.structure.projections:
+                if changed[projection.name]:
+                    if self.network.update_projection(projection):
+                        rebuilt.append(projection.name)
+                else:
+                    self.network.write_weights(projection)
         for population in self.structure.populations[1:]:
             self.network.set_alive(population.name, population.alive)
         return rebuilt
+
+    def sync(self) -> list[str]:
+        """Bring the Brian2 network up to date with the structure (``network.load_structure``).
+
+        Returns the names of the projections whose ``Synapses`` were rebuilt.
+        """
+        return self.network.load_structure(self.structure)
 
     def _sops(self) -> float | None:
         """SOPs per sample of the latest training batch with the new connectivity (kernel spikes)."""
@@ -163,20 +194,22 @@ class StructuralScheduler:
         started = time.perf_counter()
         if self.read_network:
             self._read_from_network()
-        before_exists = {p.name: p.exists.copy() for p in self.structure.projections}
         before_alive = {p.name: p.alive.copy() for p in self.structure.populations}
         actions = self.schedule.actions(self.state.step)
         developed, record, self.state = develop_structure(self.structure, actions, self.params, self.state)
 
-        regrown, restarted = {}, {}
+        added, removed, restarted = {}, {}, {}
         for mine, theirs in zip(self.structure.projections, developed.projections):
-            regrown[mine.name] = theirs.exists & ~mine.exists
+            grown = theirs.exists & ~mine.exists
+            lost = mine.exists & ~theirs.exists
+            added[mine.name], removed[mine.name] = int(np.count_nonzero(grown)), int(np.count_nonzero(lost))
             # Regrown synapses and removed ones (whose latent weight may restart from 0) get fresh
             # optimiser moments.
-            restarted[mine.name] = theirs.exists != mine.exists
+            restarted[mine.name] = np.logical_or(grown, lost, out=grown)
             if theirs.weight is not mine.weight:  # unchanged arrays are shared (copy on write)
                 mine.weight[...] = theirs.weight  # in place: the learner holds these arrays
-            mine.exists[...] = theirs.exists
+            if removed[mine.name] or added[mine.name]:
+                mine.exists[...] = theirs.exists
             mine.spine = SpineState(**{name: getattr(theirs.spine, name) for name in SPINE_FIELDS})
         for mine, theirs in zip(self.structure.populations, developed.populations):
             mine.alive[...] = theirs.alive
@@ -206,10 +239,8 @@ class StructuralScheduler:
             "neurons_revived": {p.name: int(np.count_nonzero(~before_alive[p.name] & p.alive))
                                 for p in self.structure.hidden_populations},
             "synapses": {p.name: p.n_synapses for p in self.structure.projections},
-            "synapses_removed": {p.name: int(np.count_nonzero(before_exists[p.name] & ~p.exists))
-                                 for p in self.structure.projections},
-            "synapses_added": {p.name: int(np.count_nonzero(regrown[p.name]))
-                               for p in self.structure.projections},
+            "synapses_removed": removed,
+            "synapses_added": added,
             "mean_spine_width": {p.name: _mean_width(p) for p in self.structure.projections},
             "tracked_synapses": {
                 p.name: {
@@ -229,7 +260,7 @@ class StructuralScheduler:
 
     # ------------------------------------------------------------------ conditional changes
     def _apply(self, projection_name: str, change) -> tuple[np.ndarray, np.ndarray]:
-        """Apply ``change`` to one projection, rebuild its ``Synapses``, tell the learner."""
+        """Apply ``change`` to one projection, rebuild its ``Synapses`` (eager), tell the learner."""
         if self.read_network:
             self._read_from_network()
         mine = self.structure.projection(projection_name)
@@ -251,8 +282,9 @@ class StructuralScheduler:
               rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Remove the synapses of ``projection`` where the Brian2-style ``condition`` holds.
 
-        The ``Synapses`` object is rebuilt with the same name; latent weights and spine state are
-        kept. Returns the ``(i, j)`` indices of the removed synapses. See
+        The ``Synapses`` object is rebuilt with the same name (with ``sync="lazy"``: at the next
+        ``network.load_structure``); latent weights and spine state are kept. Returns the
+        ``(i, j)`` indices of the removed synapses. See
         :func:`sdsnn_bio.development.conditions.prune` for the condition's variables
         (``alive_pre`` and ``alive_post`` are available here).
         """

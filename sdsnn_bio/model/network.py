@@ -303,6 +303,12 @@ class SpikingNetwork:
         self.rebuild_projection(projection)
         return True
 
+    def write_weights(self, projection: Projection) -> None:
+        """Write the weights of ``projection`` into its ``Synapses`` (connectivity as built)."""
+        flat = self._flat_index[projection.name]
+        if flat.size:
+            self._synapses[projection.name].w[:] = projection.weight.ravel()[flat]
+
     def set_alive(self, population: str, alive: np.ndarray) -> None:
         """Silence (False) or keep (True) the neurons of ``population``."""
         self._groups[population].alive[:] = np.asarray(alive, dtype=bool)
