@@ -27,6 +27,8 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     surrogate = "fast_sigmoid"
     loss = "rate_cross_entropy"
     learning_rate = 1e-3
+    lr_schedule = "constant"  # or "cosine": from learning_rate down to min_learning_rate
+    min_learning_rate = 0.0
     batch_size = 32
     epochs = 10
 
@@ -122,6 +124,8 @@ class LearningConfig:
     loss: str = "rate_cross_entropy"
     logit_scale: float = 10.0
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # "constant" or "cosine" (over all training batches)
+    min_learning_rate: float = 0.0  # where the cosine schedule ends
     batch_size: int = 32
     epochs: int = 10
     threads: int = 0  # 0: the cores available
@@ -283,6 +287,7 @@ class ExperimentConfig:
         """Build every parameter object once, so that any invalid value fails here, named."""
         self.network_parameters()
         self.learning_parameters()
+        self.learning_rate_schedule(1)
         self.development_parameters()
         self.schedule()
         if self.learning.batch_size < 1:
@@ -342,6 +347,20 @@ class ExperimentConfig:
             )
         except ValueError as err:
             raise ConfigError(str(err)) from None
+
+    def learning_rate_schedule(self, total_batches: int):
+        """The :class:`~sdsnn_bio.learning.optim.LearningRateSchedule` of a run of ``total_batches``."""
+        from .learning.optim import LearningRateSchedule
+
+        learn = self.learning
+        try:
+            return LearningRateSchedule(kind=learn.lr_schedule, base=learn.learning_rate,
+                                        minimum=learn.min_learning_rate, total_batches=total_batches)
+        except ValueError as err:
+            message = str(err)
+            if message.startswith(("lr_schedule", "learning_rate", "min_learning_rate")):
+                message = "learning." + message
+            raise ConfigError(message) from None
 
     def _development_subset(self, cls) -> dict:
         names = {f.name for f in dataclasses.fields(cls)}

@@ -321,6 +321,7 @@ def train_model(
 
     n_train = len(data.train)
     n_batches = math.ceil(n_train / learning.batch_size)
+    learning_rate = config.learning_rate_schedule(learning.epochs * n_batches)
     every = config.run.checkpoint_every_batches
     started = time.perf_counter()
     while epoch < learning.epochs:
@@ -332,6 +333,7 @@ def train_model(
             while batch_in_epoch < n_batches:
                 chosen = permutation[batch_in_epoch * learning.batch_size:(batch_in_epoch + 1) * learning.batch_size]
                 batch = InputBatch.from_samples([data.train[k] for k in chosen], params.n_steps, params.n_input)
+                learner.optimizer.learning_rate = learning_rate.at(global_batch)
                 try:
                     step = learner.train_step(batch, data.train_labels[chosen])
                 except FloatingPointError as err:
@@ -369,6 +371,7 @@ def train_model(
             "train_accuracy": epoch_totals["correct"] / seen,
             "seconds": epoch_totals["seconds"],
             "samples_per_second": epoch_totals["seen"] / max(epoch_totals["seconds"], 1e-9),
+            "learning_rate": learner.optimizer.learning_rate,
             **structure_report(structure),
         }
         history.append(entry)

@@ -50,10 +50,10 @@ def tiny_data() -> PreparedData:
     )
 
 
-def tiny_config(tmp_path, **development) -> ExperimentConfig:
+def tiny_config(tmp_path, learning=None, **development) -> ExperimentConfig:
     raw = {
         "network": {"hidden_sizes": [12], "n_steps": N_STEPS, "dt": "5 ms", "weight_init_gain": 6.0},
-        "learning": {"batch_size": 6, "epochs": 2, "learning_rate": 0.01, "threads": 1},
+        "learning": {"batch_size": 6, "epochs": 2, "learning_rate": 0.01, "threads": 1, **(learning or {})},
         "simulation": {"codegen_target": "numpy", "evaluation_batch": 6},
         "run": {"seed": 3, "output_dir": str(tmp_path / "out")},
     }
@@ -90,10 +90,11 @@ def test_config_mismatch_on_resume_is_refused(tmp_path, tiny_data):
                     progress=False)
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
 @pytest.mark.parametrize("development", [False, True], ids=["dense", "sdsnn"])
-def test_resume_after_interruption_ends_like_an_uninterrupted_run(tmp_path, tiny_data, development):
+def test_resume_after_interruption_ends_like_an_uninterrupted_run(tmp_path, tiny_data, development, schedule):
     dev = {"enabled": True, "interval_batches": 1, "consecutive_steps": 2} if development else {}
-    config = tiny_config(tmp_path, **dev)
+    config = tiny_config(tmp_path, learning={"lr_schedule": schedule, "min_learning_rate": 0.001}, **dev)
     whole = train_model(config, tiny_data, tmp_path / "whole", development=development,
                         progress=False)
     stopped = train_model(config, tiny_data, tmp_path / "parts", development=development,
@@ -104,6 +105,12 @@ def test_resume_after_interruption_ends_like_an_uninterrupted_run(tmp_path, tiny
                           resume=True, progress=False)
     assert resumed["final_test_accuracy"] == whole["final_test_accuracy"]
     assert resumed["test"]["predictions"] == whole["test"]["predictions"]
+    rates = [entry["learning_rate"] for entry in resumed["history"]]
+    assert rates == [entry["learning_rate"] for entry in whole["history"]]
+    if schedule == "cosine":  # 2 epochs of 4 batches: the last batch of epoch 1 is batch 3 of 8
+        assert rates == pytest.approx([0.001 + 0.009 * (1 + np.cos(np.pi * b / 8)) / 2 for b in (3, 7)])
+    else:
+        assert rates == [0.01, 0.01]
     def without_timing(log):
         return [{k: v for k, v in entry.items() if k != "seconds"} for entry in log]
 

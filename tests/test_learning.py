@@ -14,7 +14,7 @@ from sdsnn_bio.learning.fused import SURROGATE_CODES, kernels, numba_available
 from sdsnn_bio.learning.kernel import LayerDynamics, integrate_layer
 from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
 from sdsnn_bio.learning.loss import cross_entropy, predict
-from sdsnn_bio.learning.optim import Adam
+from sdsnn_bio.learning.optim import Adam, LearningRateSchedule
 from sdsnn_bio.learning.parallel import RowBlocks
 from sdsnn_bio.learning.surrogate import SURROGATES, make_surrogate
 from sdsnn_bio.model import NetworkParameters, NeuronParameters, SpikingNetwork, initial_structure
@@ -381,3 +381,31 @@ def test_auto_backend_falls_back_to_numpy_without_numba(rng, monkeypatch):
         Learner(structure, params.layer_dynamics(), LearningParameters(), backend="numba")
     monkeypatch.setattr(fused, "_NUMBA_IMPORTS", True)
     assert Learner(structure, params.layer_dynamics(), LearningParameters()).backend == "numba"
+
+
+def test_learning_rate_schedule_literals():
+    constant = LearningRateSchedule("constant", base=0.002, total_batches=4)
+    assert [constant.at(b) for b in range(6)] == [0.002] * 6
+    cosine = LearningRateSchedule("cosine", base=0.01, minimum=0.002, total_batches=4)
+    # 0.002 + 0.008 * (1 + cos(pi * b / 4)) / 2 for b = 0..4; past the end it stays at the minimum
+    expected = [0.01, 0.002 + 0.004 * (1 + 0.5**0.5), 0.006, 0.002 + 0.004 * (1 - 0.5**0.5), 0.002, 0.002]
+    assert [cosine.at(b) for b in range(6)] == pytest.approx(expected, abs=1e-15)
+    rates = [cosine.at(b) for b in range(5)]
+    assert all(a > b for a, b in zip(rates, rates[1:])), "the cosine decays monotonically"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"kind": "linear"}, "lr_schedule: expected one of ['constant', 'cosine'], got 'linear'"),
+        ({"base": 0.0}, "learning_rate: expected a finite number > 0, got 0.0"),
+        ({"minimum": 0.5}, "min_learning_rate: expected a number in [0, learning_rate = 0.001], got 0.5"),
+        ({"total_batches": 0}, "total_batches: expected an integer >= 1, got 0"),
+    ],
+)
+def test_learning_rate_schedule_rejects_bad_values(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        LearningRateSchedule(**kwargs)
+    assert str(err.value) == message
+    with pytest.raises(ValueError, match="expected an integer >= 0, got -1"):
+        LearningRateSchedule().at(-1)

@@ -9,6 +9,11 @@ With ``g`` the gradient, ``k`` the step count, ``lr`` the learning rate::
 The update is memory-bound (four arrays the size of the weights). ``fused=True`` runs it as one
 compiled pass per row block (:func:`.fused.kernels`, Numba), with the same operations in the same
 order as the NumPy path, hence the same result bit for bit (tested).
+
+:class:`LearningRateSchedule` gives the learning rate of each training batch: constant, or a cosine
+decay from the base rate to a minimum over the whole run (the released SD-SNN code trains with a
+cosine schedule). It is a pure function of the batch index, so a resumed run follows the same
+schedule as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Adam"]
+__all__ = ["Adam", "LearningRateSchedule", "LR_SCHEDULES"]
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -133,3 +140,54 @@ def _fusable(*arrays) -> bool:
     return len(shape) >= 1 and arrays[0].size > 0 and all(
         x.shape == shape and x.dtype == np.float64 and x.flags.c_contiguous for x in arrays
     ) and arrays[0].flags.writeable
+
+
+@dataclass(frozen=True)
+class LearningRateSchedule:
+    """Learning rate as a function of the training batch.
+
+    ``constant``: ``base`` at every batch. ``cosine``::
+
+        lr(b) = minimum + (base - minimum) * (1 + cos(pi * b / total_batches)) / 2
+
+    for ``b = 0 .. total_batches - 1`` (the batches already done), from ``base`` at the first batch
+    down towards ``minimum`` at the last.
+
+    Parameters
+    ----------
+    kind : {"constant", "cosine"}
+    base : float
+        Learning rate of the first batch (> 0).
+    minimum : float
+        Learning rate the cosine decays to (0 <= minimum <= base; ignored by ``constant``).
+    total_batches : int
+        Training batches of the whole run (>= 1).
+    """
+
+    kind: str = "constant"
+    base: float = 1e-3
+    minimum: float = 0.0
+    total_batches: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule: expected one of {list(LR_SCHEDULES)}, got {self.kind!r}")
+        if not (isinstance(self.base, (int, float)) and math.isfinite(self.base) and self.base > 0):
+            raise ValueError(f"learning_rate: expected a finite number > 0, got {self.base!r}")
+        if not (isinstance(self.minimum, (int, float)) and 0.0 <= self.minimum <= self.base):
+            raise ValueError(
+                f"min_learning_rate: expected a number in [0, learning_rate = {self.base!r}], "
+                f"got {self.minimum!r}"
+            )
+        if isinstance(self.total_batches, bool) or not isinstance(self.total_batches, int) \
+                or self.total_batches < 1:
+            raise ValueError(f"total_batches: expected an integer >= 1, got {self.total_batches!r}")
+
+    def at(self, batch: int) -> float:
+        """Learning rate of training batch ``batch`` (0-based: the number of batches already done)."""
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 0:
+            raise ValueError(f"LearningRateSchedule.at: expected an integer >= 0, got {batch!r}")
+        if self.kind == "constant":
+            return float(self.base)
+        progress = min(int(batch), self.total_batches) / self.total_batches
+        return float(self.minimum + (self.base - self.minimum) * 0.5 * (1.0 + math.cos(math.pi * progress)))
