@@ -288,8 +288,10 @@ class ExperimentConfig:
         self.network_parameters()
         self.learning_parameters()
         self.learning_rate_schedule(1)
-        self.development_parameters()
-        self.schedule()
+        consecutive_steps = self.development_parameters().consecutive_steps
+        schedule = self.schedule()
+        with _config_field("development"):
+            schedule.resolve(consecutive_steps)  # warm-ups derived from K against the development end
         if self.learning.batch_size < 1:
             raise ConfigError(f"learning.batch_size: expected an integer >= 1, got {self.learning.batch_size}")
         if self.learning.epochs < 1:

@@ -60,6 +60,7 @@ def test_parse_time_accepts_times_with_units(text, expected):
         ({"learning": {"batch_size": 0}}, "learning.batch_size", "0"),
         ({"learning": {"epochs": 1.5}}, "learning.epochs", "1.5"),
         ({"learning": {"lr_schedule": "step"}}, "learning.lr_schedule", "'step'"),
+        ({"development": {"development_end_steps": 10}}, "development.development_end_steps", "10"),
         ({"learning": {"min_learning_rate": 0.01}}, "learning.min_learning_rate", "0.01"),
         ({"learning": {"min_learning_rate": "low"}}, "learning.min_learning_rate", "'low'"),
         ({"simulation": {"codegen_target": "cuda"}}, "simulation.codegen_target", "'cuda'"),

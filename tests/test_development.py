@@ -610,6 +610,8 @@ def test_parameter_errors_name_the_field_the_range_and_the_value(field, value, m
         ("interval_batches", 0, "Schedule.interval_batches: expected an integer >= 1, got 0"),
         ("pruning_warmup_steps", -2, "Schedule.pruning_warmup_steps: expected an integer >= 0 or None"),
         ("regeneration", "yes", "Schedule.regeneration: expected true or false, got 'yes'"),
+        ("development_end_steps", 0,
+         "Schedule.development_end_steps: expected an integer >= 1 or None (no end), got 0"),
     ],
 )
 def test_schedule_errors_name_the_field(field, value, message):
@@ -637,6 +639,19 @@ def test_schedule_maps_batches_to_steps_and_steps_to_actions():
     off = Schedule(regeneration=False, pruning_warmup_steps=1).resolve(18)
     assert off.actions(100).regenerate is False and off.actions(1).prune is True
     assert off.regeneration_warmup_steps == 1, "regeneration follows an explicit pruning warm-up"
+
+
+def test_schedule_development_end_freezes_the_architecture_only():
+    schedule = Schedule(interval_batches=1, development_end_steps=6).resolve(2)
+    table = [schedule.actions(s).to_dict() for s in range(8)]
+    assert [t["prune"] for t in table] == [False] * 4 + [True, True] + [False, False]
+    assert [t["regenerate"] for t in table] == [False] * 4 + [True, True] + [False, False]
+    assert [t["constrain"] for t in table] == [False, False] + [True] * 6, "the constraint goes on"
+    assert all(t["spines"] for t in table), "spine plasticity goes on"
+    assert Schedule().development_end_steps is None, "default: the released code's open-ended development"
+    with pytest.raises(ValueError, match=r"development_end_steps: expected an integer > "
+                                         r"pruning_warmup_steps = 4 \(else that rule would never run\), got 4"):
+        Schedule(development_end_steps=4).resolve(2)
 
 
 def test_schedule_and_parameters_field_names_do_not_collide():

@@ -81,6 +81,11 @@ class Schedule:
     regeneration_warmup_steps : int or None
         First development step of synaptic regeneration. None: the pruning warm-up (released code:
         regeneration and pruning start together).
+    development_end_steps : int or None
+        First development step at which neither pruning nor regeneration runs any more: from then on
+        the architecture is frozen (the method's structural stability, reached here in finite time)
+        and training fine-tunes the final structure; spine plasticity and the constraint go on.
+        None (default, the released code): they run until the end of training.
     spine_plasticity, constraint, pruning, regeneration : bool
         Switch each rule on or off (the released N-MNIST script has regeneration off; we keep it on).
     """
@@ -89,6 +94,7 @@ class Schedule:
     constraint_warmup_steps: int | None = None
     pruning_warmup_steps: int | None = None
     regeneration_warmup_steps: int | None = None
+    development_end_steps: int | None = None
     spine_plasticity: bool = True
     constraint: bool = True
     pruning: bool = True
@@ -98,6 +104,19 @@ class Schedule:
         _check_steps("interval_batches", self.interval_batches, low=1, allow_none=False)
         for name in ("constraint_warmup_steps", "pruning_warmup_steps", "regeneration_warmup_steps"):
             _check_steps(name, getattr(self, name), low=0, allow_none=True)
+        end = self.development_end_steps
+        if end is not None:
+            if isinstance(end, bool) or not isinstance(end, numbers.Integral) or end < 1:
+                raise ValueError(
+                    f"Schedule.development_end_steps: expected an integer >= 1 or None (no end), got {end!r}"
+                )
+            for name in ("pruning_warmup_steps", "regeneration_warmup_steps"):
+                start = getattr(self, name)
+                if start is not None and self.development_end_steps <= start:
+                    raise ValueError(
+                        f"Schedule.development_end_steps: expected an integer > {name} = {start} "
+                        f"(else that rule would never run), got {self.development_end_steps!r}"
+                    )
         for name in ("spine_plasticity", "constraint", "pruning", "regeneration"):
             value = getattr(self, name)
             if not isinstance(value, bool):
@@ -151,9 +170,10 @@ class Schedule:
                 f"Schedule.{missing[0]}: expected an integer, got None (derived from K); call "
                 "schedule.resolve(params.consecutive_steps) first (StructuralScheduler does)"
             )
+        structural = self.development_end_steps is None or step < self.development_end_steps
         return DevelopmentActions(
             spines=self.spine_plasticity,
             constrain=self.constraint and step >= self.constraint_warmup_steps,
-            prune=self.pruning and step >= self.pruning_warmup_steps,
-            regenerate=self.regeneration and step >= self.regeneration_warmup_steps,
+            prune=self.pruning and structural and step >= self.pruning_warmup_steps,
+            regenerate=self.regeneration and structural and step >= self.regeneration_warmup_steps,
         )
