@@ -1,12 +1,12 @@
 """Wall time of one training epoch with SD-SNN development, and the share its development steps take.
 
 Trains the configured model (default: ``examples/configs/embedded.toml``, 2312-800-10, batches of
-32, a development step every 2 batches) for one epoch with ``train_model(...,
+32; here with a development step every 2 batches) for one epoch with ``train_model(...,
 stop_after_batches=...)``, so nothing is evaluated, and reads from the checkpoint the wall time of
 the training loop (``epoch_totals.seconds``: training batches + development steps) and the
-``seconds`` of every development step. ``development.consecutive_steps`` defaults to 3 here, so
-that every rule runs from the 7th step of the first epoch on (pruning, regeneration, revival),
-as in the later epochs of a real run.
+``seconds`` of every development step. ``development.interval_batches`` defaults to 2 and
+``development.consecutive_steps`` to 3 here, so that one epoch holds 22 steps and every rule runs
+from the 7th step on (pruning, regeneration, revival), as in the later epochs of a real run.
 
 Printed: the epoch's seconds, the development steps' total and median seconds (all steps, and
 the steps running every rule), the training seconds (epoch minus development), the share of the
@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULTS = ["run.baseline=false", "development.enabled=true", "development.consecutive_steps=3",
+DEFAULTS = ["run.baseline=false", "development.enabled=true", "development.interval_batches=2",
+            "development.consecutive_steps=3",
             "simulation.codegen_target=numpy"]
 
 
