@@ -49,6 +49,14 @@ def assert_network_matches(network: SpikingNetwork, structure) -> None:
         np.testing.assert_array_equal(network.alive(population.name), population.alive)
 
 
+def assert_same_simulation(run, reference) -> None:
+    """Same spikes in every layer and same recorded potentials (hidden_2, output), bit for bit."""
+    for name in ("hidden_1", "hidden_2", "output"):
+        np.testing.assert_array_equal(run.dense_spikes(name), reference.dense_spikes(name))
+    for name in ("hidden_2", "output"):
+        np.testing.assert_array_equal(run.potentials[name], reference.potentials[name])
+
+
 def test_pruned_neurons_emit_no_spike_and_synapses_are_rebuilt_under_their_names(rng):
     structure = initial_structure(PARAMS, rng)
     for projection in structure.projections:
@@ -95,12 +103,8 @@ def test_a_network_rebuilt_by_the_scheduler_simulates_like_a_fresh_one(rng):
     assert record["synapses_added"]["input_to_hidden_1"] == len(regrown) > 0
     assert record["neurons_pruned"]["hidden_1"] == 2
     assert_network_matches(network, structure)
-    rebuilt = network.present(SAMPLES)
-    fresh = SpikingNetwork(structure.copy(), PARAMS, record_potentials=("hidden_2", "output")).present(SAMPLES)
-    for name in ("hidden_1", "hidden_2", "output"):
-        np.testing.assert_array_equal(rebuilt.dense_spikes(name), fresh.dense_spikes(name))
-    for name in ("hidden_2", "output"):
-        np.testing.assert_array_equal(rebuilt.potentials[name], fresh.potentials[name])
+    fresh = SpikingNetwork(structure.copy(), PARAMS, record_potentials=("hidden_2", "output"))
+    assert_same_simulation(network.present(SAMPLES), fresh.present(SAMPLES))
 
 
 def test_the_learners_moments_restart_for_regrown_synapses(rng):
@@ -250,11 +254,7 @@ def test_lazy_and_eager_sync_give_the_same_development_and_the_same_brian2_spike
     rebuilt = lazy_scheduler.sync()  # what evaluate() does with network.load_structure
     assert sorted(rebuilt) == sorted(p.name for p in lazy_structure.projections)
     assert_network_matches(lazy_network, lazy_structure)
-    eager_run, lazy_run = eager_network.present(SAMPLES), lazy_network.present(SAMPLES)
-    for name in ("hidden_1", "hidden_2", "output"):
-        np.testing.assert_array_equal(lazy_run.dense_spikes(name), eager_run.dense_spikes(name))
-    for name in ("hidden_2", "output"):
-        np.testing.assert_array_equal(lazy_run.potentials[name], eager_run.potentials[name])
+    assert_same_simulation(lazy_network.present(SAMPLES), eager_network.present(SAMPLES))
 
 
 def test_sync_option_errors_name_the_problem(rng):
