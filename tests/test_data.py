@@ -760,3 +760,23 @@ def test_two_processes_generate_safely(tmp_path):
     manifest = json.loads((tmp_path / "embedded_nmnist" / "manifest.json").read_text())
     assert sum(manifest["counts"]["train"]) + sum(manifest["counts"]["test"]) == 200, "complete cache"
     assert sorted(os.listdir(tmp_path)) == ["embedded_nmnist", "embedded_nmnist.lock"], "no leftovers"
+
+
+def test_packaged_sample_is_the_real_recording():
+    """The package ships the real recording for ``describe``; it is the file the tests read."""
+    from sdsnn_bio.data.__main__ import DEFAULT_SAMPLE
+
+    assert DEFAULT_SAMPLE.is_file(), f"package data missing: {DEFAULT_SAMPLE}"
+    assert DEFAULT_SAMPLE.read_bytes() == SAMPLE_NMNIST.read_bytes(), "package copy == test copy"
+    events = read_nmnist_file(DEFAULT_SAMPLE)
+    assert len(events) == 4325, "4325 events as decoded by tonic"
+
+
+def test_describe_names_a_missing_sample(tmp_path, capsys):
+    """``describe --sample`` with no file there is an error naming the path, not a silent skip."""
+    from sdsnn_bio.data.__main__ import main
+
+    missing = tmp_path / "nothing.bin"
+    with pytest.raises(SystemExit):
+        main(["describe", "--sample", str(missing)])
+    assert str(missing) in capsys.readouterr().err

@@ -19,7 +19,8 @@ from . import describe_recordings, load_dataset, read_nmnist_file
 from .embedded import embedded_root, read_manifest
 from .summary import format_table
 
-DEFAULT_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "sample_nmnist.bin"
+#: One real N-MNIST recording (a "4", Orchard et al. 2015) shipped as package data.
+DEFAULT_SAMPLE = Path(__file__).resolve().parent / "samples" / "sample_nmnist.bin"
 
 
 def _both_splits(root, cache_dir):
@@ -56,7 +57,9 @@ def main(argv=None) -> int:
         return 0
 
     columns = {}
-    if args.sample and Path(args.sample).is_file():
+    if args.sample:
+        if not Path(args.sample).is_file():
+            parser.error(f"--sample: no N-MNIST recording at {args.sample}")
         columns[f"real sample ({Path(args.sample).name})"] = describe_recordings([read_nmnist_file(args.sample)])
     if args.root:
         columns[f"N-MNIST at {args.root}"] = describe_recordings(_both_splits(args.root, None))
