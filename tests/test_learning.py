@@ -148,6 +148,10 @@ def tangent_of_loss(learner, batch, labels, directions):
     if learner.params.loss == "rate_cross_entropy":
         _, grad_logits = cross_entropy(scale * counts / batch.n_steps, labels)
         d_logits = scale * d_spikes.sum(axis=0) / batch.n_steps
+    elif learner.params.loss == "rate_mse":
+        target = np.eye(counts.shape[1])[labels]
+        grad_logits = 2.0 * (counts / batch.n_steps - target) / counts.size
+        d_logits = d_spikes.sum(axis=0) / batch.n_steps
     else:
         _, grad_logits = cross_entropy(scale * mean_potential, labels)
         d_logits = scale * d_potential.mean(axis=0)
@@ -156,7 +160,7 @@ def tangent_of_loss(learner, batch, labels, directions):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("surrogate", sorted(SURROGATES))
-@pytest.mark.parametrize("loss", ["rate_cross_entropy", "membrane_cross_entropy"])
+@pytest.mark.parametrize("loss", ["rate_cross_entropy", "membrane_cross_entropy", "rate_mse"])
 def test_bptt_matches_forward_mode_derivative(rng, surrogate, loss, backend):
     params, structure = make_case(rng, refractory=2 * ms, hidden=(18, 12), prune=False)
     learner = Learner(structure, params.layer_dynamics(),
@@ -409,3 +413,20 @@ def test_learning_rate_schedule_rejects_bad_values(kwargs, message):
     assert str(err.value) == message
     with pytest.raises(ValueError, match="expected an integer >= 0, got -1"):
         LearningRateSchedule().at(-1)
+
+
+def test_rate_mse_is_the_released_mse_of_rates_against_one_hot():
+    """rate_mse = mean over samples and classes of (rate - one_hot)^2; gradient by finite differences."""
+    from sdsnn_bio.learning.loss import rate_mse
+
+    rates = np.array([[0.5, 0.0, 0.25], [0.0, 1.0, 0.0]])
+    labels = np.array([0, 2])
+    value, grad = rate_mse(rates, labels)
+    # (0.25 + 0 + 0.0625 + 0 + 1 + 1) / 6
+    assert value == pytest.approx(2.3125 / 6), "literal value"
+    eps = 1e-7
+    for index in np.ndindex(rates.shape):
+        bumped = rates.copy()
+        bumped[index] += eps
+        numeric = (rate_mse(bumped, labels)[0] - value) / eps
+        assert grad[index] == pytest.approx(numeric, abs=1e-6), f"gradient at {index}"

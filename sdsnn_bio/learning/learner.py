@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from ..structure import Structure
 from .bptt import backward_layer
 from .kernel import LayerTrace, integrate_layer
-from .loss import LOSSES, cross_entropy, predict
+from .loss import LOSSES, cross_entropy, predict, rate_mse
 from .fused import SURROGATE_CODES, kernels, numba_available
 from .optim import Adam
 from .parallel import RowBlocks, default_threads
@@ -329,6 +329,10 @@ class Learner:
         if self.params.loss == "rate_cross_entropy":
             value, grad_logits = cross_entropy(scale * counts / n_steps, labels)
             grad = np.broadcast_to(grad_logits * (scale / n_steps), out.spikes.shape)
+            return value, np.ascontiguousarray(grad), None
+        if self.params.loss == "rate_mse":
+            value, grad_rates = rate_mse(counts / n_steps, labels)
+            grad = np.broadcast_to(grad_rates / n_steps, out.spikes.shape)
             return value, np.ascontiguousarray(grad), None
         value, grad_logits = cross_entropy(scale * mean_potential, labels)
         grad = np.broadcast_to(grad_logits * (scale / n_steps), out.potential.shape)

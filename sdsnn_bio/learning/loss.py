@@ -7,6 +7,11 @@ time resolution; the gradient reaches each output spike ``s_t`` as ``dL/dc``.
 ``membrane_cross_entropy``: cross-entropy of ``softmax(logit_scale * mean_t u_t)`` with ``u_t`` the
 output potentials tested against the threshold (useful when output spikes are rare).
 
+``rate_mse`` (the released SD-SNN scripts' loss): mean squared error between the output firing rates
+``c / T`` and the one-hot label, averaged over samples and classes,
+``L = mean_{b,k} (c_bk / T - y_bk)**2`` (PyTorch's ``MSELoss`` on mean spike counts);
+``logit_scale`` is not used.
+
 Prediction: the output neuron with the most spikes; ties (including "no spike at all") are broken
 by the highest mean potential.
 """
@@ -15,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LOSSES", "cross_entropy", "predict"]
+__all__ = ["LOSSES", "cross_entropy", "rate_mse", "predict"]
 
-LOSSES = ("rate_cross_entropy", "membrane_cross_entropy")
+LOSSES = ("rate_cross_entropy", "membrane_cross_entropy", "rate_mse")
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -39,6 +44,24 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.nda
     grad[batch, labels] -= 1.0
     grad /= len(labels)
     return loss, grad
+
+
+def rate_mse(rates: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean over samples and classes of ``(rate - one_hot)**2`` and its gradient w.r.t. ``rates``.
+
+    Parameters
+    ----------
+    rates : ndarray, shape (B, C)
+        Output spikes per time step (``counts / T``), dimensionless in [0, 1].
+    labels : ndarray of int, shape (B,)
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    target = np.zeros_like(rates)
+    target[np.arange(len(labels)), labels] = 1.0
+    error = rates - target
+    loss = float(np.mean(error**2))
+    return loss, error * (2.0 / error.size)
 
 
 def predict(counts: np.ndarray, mean_potential: np.ndarray) -> np.ndarray:
