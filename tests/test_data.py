@@ -337,7 +337,9 @@ def test_missing_file_and_bad_arguments(tmp_path, fake_root):
     with pytest.raises(DataError, match="source: expected a path, bytes or a binary file object"):
         read_nmnist_file(12)
     root, _, _ = fake_root
-    with pytest.raises(ValueError, match="split: expected 'train' or 'test', got 'validation'"):
+    with pytest.raises(ValueError, match=r"split: expected one of \['test', 'train', 'validation'\], got 'valid'"):
+        load_dataset(root, "valid")
+    with pytest.raises(DataError, match="no Validation/ folder or Validation.zip archive for split 'validation'"):
         load_dataset(root, "validation")
     with pytest.raises(ValueError, match=r"subset: expected an integer in \[1, 30\].*got 31"):
         load_dataset(root, "train", subset=31)

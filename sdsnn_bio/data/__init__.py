@@ -7,6 +7,8 @@
 * :func:`events_to_spikes` bins events into ``(channels, steps)`` for a Brian2
   ``SpikeGeneratorGroup``, channel ``(p*34 + y)*34 + x`` (:mod:`.encoding`).
 * :func:`read_nmnist_file` decodes one ``.bin`` recording (tonic's decoder, :mod:`.format`).
+* :func:`emulate_idx` / :func:`emulate_images` record MNIST's IDX files (or any array of grayscale
+  images) into an N-MNIST folder with a stratified train/validation/test split (:mod:`.convert`).
 
 Nothing here downloads anything, and importing the package does no work. See ``docs/data.md``.
 """
@@ -20,6 +22,7 @@ from .embedded import (
     default_cache_dir,
     embedded_root,
 )
+from .convert import emulate_idx, emulate_images, stratified_split
 from .emulator import EmulatorParameters, emulate_batch, emulate_saccades, prepare_image
 from .encoding import N_CHANNELS, binning_summary, channel_coordinates, channel_index, events_to_spikes
 from .format import (
@@ -32,6 +35,7 @@ from .format import (
     read_nmnist_file,
     write_nmnist_file,
 )
+from .idx import read_idx
 from .nmnist import FIRST_SACCADE_US, EventDataset, balanced_subset, find_recordings, open_dataset
 from .summary import describe_recordings, recording_statistics
 
@@ -58,6 +62,10 @@ __all__ = [
     "emulate_batch",
     "prepare_image",
     "EmulatorParameters",
+    "emulate_images",
+    "emulate_idx",
+    "stratified_split",
+    "read_idx",
     "embedded_root",
     "default_cache_dir",
     "EMBEDDED_SEED",
@@ -103,7 +111,7 @@ def load_dataset(root=None, split: str = "train", *, subset: int | None = None, 
     root : str or os.PathLike, optional
         Folder with ``Train/`` and ``Test/`` (or ``Train.zip`` and ``Test.zip``) of the original
         N-MNIST; None (or ``""``) for the embedded offline dataset.
-    split : {"train", "test"}
+    split : {"train", "validation", "test"}
     subset : int, optional
         Class-balanced random subset of this many recordings (default: all).
     seed : int or numpy.random.Generator

@@ -5,6 +5,10 @@
     mean +- sd over the embedded dataset (both splits), and over a real folder if ``--root`` is given.
 ``python -m sdsnn_bio.data generate --cache-dir DIR``
     Generate the embedded dataset into ``DIR`` (if not already there) and print the wall time.
+``python -m sdsnn_bio.data emulate-idx IMAGES LABELS --output DIR --train N [--validation N] [--test N]``
+    Record an IDX image file (e.g. MNIST's ``train-images-idx3-ubyte.gz``) with the emulated event
+    camera into an N-MNIST folder with a stratified split (:mod:`sdsnn_bio.data.convert`); options
+    ``--seed``, ``--workers``, ``--digit-box``, ``--no-progress``. Rerun the same command to resume.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +36,34 @@ def _both_splits(root, cache_dir):
             yield dataset[index]
 
 
+def _emulate_idx(parser, args, argv) -> int:
+    from .convert import emulate_idx
+    from .format import DataError
+
+    for name in ("train", "validation", "test", "seed", "workers", "digit_box"):
+        low = 1 if name in ("train", "workers") else 0
+        if getattr(args, name) < low:
+            parser.error(f"--{name.replace('_', '-')}: expected an integer >= {low}, got {getattr(args, name)}")
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = "python -m sdsnn_bio.data " + shlex.join(words)
+    try:
+        provenance = emulate_idx(args.images, args.labels, args.output, train=args.train,
+                                 validation=args.validation, test=args.test, seed=args.seed,
+                                 workers=args.workers, digit_box=args.digit_box or None,
+                                 progress=not args.no_progress, command=command)
+    except (DataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps({
+        "output": str(Path(args.output).expanduser()),
+        "split_sizes": provenance["request"]["split_sizes"],
+        "recordings_written": provenance["recordings_written"],
+        "recordings_already_present": provenance["recordings_already_present"],
+        "wall_seconds": provenance["wall_seconds"],
+    }, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sdsnn_bio.data", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -39,8 +73,23 @@ def main(argv=None) -> int:
     describe.add_argument("--cache-dir", default=None, help="cache of the embedded dataset")
     generate = commands.add_parser("generate", help="generate the embedded dataset and time it")
     generate.add_argument("--cache-dir", default=None, help="cache folder (default: the usual cache)")
+    emulate = commands.add_parser("emulate-idx", help="record IDX images into an N-MNIST folder")
+    emulate.add_argument("images", help="IDX image file, gzip or not (e.g. train-images-idx3-ubyte.gz)")
+    emulate.add_argument("labels", help="IDX label file, gzip or not (e.g. train-labels-idx1-ubyte.gz)")
+    emulate.add_argument("--output", required=True, help="folder to write (rerun the command to resume)")
+    emulate.add_argument("--train", type=int, required=True, help="training recordings (stratified)")
+    emulate.add_argument("--validation", type=int, default=0, help="validation recordings (default 0)")
+    emulate.add_argument("--test", type=int, default=0, help="test recordings (default 0)")
+    emulate.add_argument("--seed", type=int, default=0, help="seed of the split and the recordings (default 0)")
+    emulate.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    emulate.add_argument("--digit-box", type=int, default=20,
+                         help="side of the digit's box in source pixels (MNIST: 20, the default); 0: whole image")
+    emulate.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+
+    if args.command == "emulate-idx":
+        return _emulate_idx(parser, args, argv)
 
     if args.command == "generate":
         started = time.perf_counter()

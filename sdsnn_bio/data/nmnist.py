@@ -2,8 +2,10 @@
 
 Accepted layouts of a root folder (the split folder/archive name is matched case-insensitively):
 
-* ``ROOT/Train/<digit>/*.bin`` and ``ROOT/Test/<digit>/*.bin`` (the extracted dataset);
-* ``ROOT/Train.zip`` and ``ROOT/Test.zip`` (the original archives, read without extracting), whose
+* ``ROOT/Train/<digit>/*.bin`` and ``ROOT/Test/<digit>/*.bin`` (the extracted dataset), and
+  optionally ``ROOT/Validation/<digit>/*.bin`` (split ``"validation"``, e.g. written by
+  :mod:`~sdsnn_bio.data.convert`);
+* ``ROOT/Train.zip`` and ``ROOT/Test.zip`` (and ``Validation.zip``) (the original archives, read without extracting), whose
   members are ``<prefix>/<digit>/<name>.bin`` (e.g. ``Train/0/00002.bin``; any leading folders are
   accepted, ``__MACOSX/`` and dot-files are ignored).
 
@@ -41,7 +43,7 @@ __all__ = [
 #: End of the first saccade, in microseconds (tonic's ``first_saccade_only`` keeps ``t < 1e5``).
 FIRST_SACCADE_US = 100_000
 #: Split names and the folder/archive stem that holds each.
-SPLITS = {"train": "Train", "test": "Test"}
+SPLITS = {"train": "Train", "validation": "Validation", "test": "Test"}
 _LAYOUT = (
     "expected ROOT/Train/<digit>/*.bin and ROOT/Test/<digit>/*.bin, or ROOT/Train.zip and ROOT/Test.zip"
 )
@@ -150,7 +152,7 @@ def find_recordings(root, split: str) -> list[RecordingSource]:
     ----------
     root : str or os.PathLike
         Folder holding ``Train/`` and ``Test/`` (or ``Train.zip`` and ``Test.zip``).
-    split : {"train", "test"}
+    split : {"train", "validation", "test"}
 
     Returns
     -------
@@ -189,7 +191,7 @@ def find_recordings(root, split: str) -> list[RecordingSource]:
 
 def _check_split(split) -> str:
     if not isinstance(split, str) or split.lower() not in SPLITS:
-        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+        raise ValueError(f"split: expected one of {sorted(SPLITS)}, got {split!r}")
     return split.lower()
 
 
@@ -247,7 +249,7 @@ class EventDataset:
     root : str
         Folder the recordings come from (provenance).
     split : str
-        ``"train"`` or ``"test"``.
+        ``"train"``, ``"validation"`` or ``"test"``.
     first_saccade : bool
         Keep only events with ``t < FIRST_SACCADE_US``.
     transform : callable, optional
@@ -362,7 +364,7 @@ def open_dataset(root, split: str = "train", *, subset: int | None = None, seed=
     Parameters
     ----------
     root : str or os.PathLike
-    split : {"train", "test"}
+    split : {"train", "validation", "test"}
     subset : int, optional
         Keep a class-balanced random subset of this many recordings (:func:`balanced_subset`).
     seed : int or numpy.random.Generator
