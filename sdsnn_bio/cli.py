@@ -81,6 +81,10 @@ def _command_run(args) -> int:
     print(f"results: {output / 'results.json'}")
     for name, model in results["models"].items():
         structure = model["structure"]
+        if model.get("final_validation_accuracy") is not None:
+            validation = model["validation"]
+            print(f"{name:>6}: final-epoch validation accuracy {model['final_validation_accuracy']:.4f} "
+                  f"({validation['n_samples']} samples carved from the training split)")
         print(
             f"{name:>6}: final test accuracy {model['final_test_accuracy']:.4f} (Brian2, "
             f"{model['test']['n_samples']} held-out samples), "

@@ -11,6 +11,7 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     train_subset = 0         # class-balanced subset size (0 = all)
     test_subset = 0
     first_saccade = false
+    validation_fraction = 0.0  # share of each class carved from the training split for validation
 
     [network]
     hidden_sizes = [800]
@@ -31,6 +32,7 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     min_learning_rate = 0.0
     batch_size = 32
     epochs = 10
+    augment_max_shift = 0    # random translation of training samples by up to N pixels (0 = off)
 
     [development]            # SD-SNN structural development (off = dense training)
     enabled = false
@@ -102,6 +104,7 @@ class DataConfig:
     test_subset: int = 0
     first_saccade: bool = False
     cache_dir: str = ""
+    validation_fraction: float = 0.0  # stratified share of the training split held out (0 = none)
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,7 @@ class LearningConfig:
     batch_size: int = 32
     epochs: int = 10
     threads: int = 0  # 0: the cores available
+    augment_max_shift: int = 0  # pixels; random translation of training samples (0 = off)
 
 
 @dataclass(frozen=True)
@@ -306,6 +310,14 @@ class ExperimentConfig:
         if self.simulation.evaluation_batch < 1:
             raise ConfigError(
                 f"simulation.evaluation_batch: expected an integer >= 1, got {self.simulation.evaluation_batch}"
+            )
+        if not 0 <= self.data.validation_fraction < 1:
+            raise ConfigError(
+                f"data.validation_fraction: expected a number in [0, 1), got {self.data.validation_fraction}"
+            )
+        if self.learning.augment_max_shift < 0:
+            raise ConfigError(
+                f"learning.augment_max_shift: expected an integer >= 0 (pixels), got {self.learning.augment_max_shift}"
             )
         for name in ("train_subset", "test_subset"):
             if getattr(self.data, name) < 0:

@@ -3,16 +3,26 @@
 One call, :func:`run_experiment`, does what ``sdsnn-bio run`` does:
 
 1. load the data (embedded offline dataset, or a real N-MNIST folder) and bin it to the time grid;
+   with ``data.validation_fraction > 0`` a class-stratified validation split, fixed by the seed, is
+   carved from the training split (:func:`sdsnn_bio.data.validation_split`);
 2. build the initial dense structure from the seed, the NumPy learner and the Brian2 network;
 3. train for ``learning.epochs`` epochs with the NumPy kernel (spike-for-spike equal to the Brian2
    network); with development enabled, the structural scheduler applies SD-SNN's rules every
    ``development.interval_batches`` batches (``sync="lazy"``: the Brian2 synapses are rebuilt by
-   the ``load_structure`` that starts every Brian2 run, not at every step);
+   the ``load_structure`` that starts every Brian2 run, not at every step); with
+   ``learning.augment_max_shift > 0`` every training sample is translated by a random shift drawn
+   from ``(seed, epoch, batch)`` (:mod:`sdsnn_bio.learning.augment`); after every epoch the
+   validation accuracy is measured with the kernel (no augmentation);
 4. evaluate the FINAL network on the held-out test split *in Brian2* (the simulator of record),
    counting synaptic operations from its spike monitors; the kernel's predictions are reported
    beside it as a consistency check;
 5. write ``results.json`` (configuration echoed, per-epoch training history, development log,
    final test accuracy, connectivity, neurons kept, SOPs and energy).
+
+The protocol: settings are chosen on VALIDATION accuracy (``validation.accuracy_per_epoch``,
+``final_validation_accuracy``); the TEST split is evaluated once, after the final epoch, in Brian2
+(``final_test_accuracy``). Every reported number is the final epoch's, never the best epoch's
+(choosing the best epoch on the test split would be model selection on the test set).
 
 With development enabled and ``run.baseline = true`` the dense baseline with the same seed and
 architecture is trained first, so both results come from one command. Checkpoints (everything a
@@ -45,6 +55,7 @@ __all__ = [
     "run_experiment",
     "train_model",
     "evaluate",
+    "kernel_accuracy",
     "atomic_write_json",
 ]
 
@@ -70,7 +81,7 @@ def atomic_write_json(path: str | Path, payload: dict) -> Path:
 # ----------------------------------------------------------------------------------------- data
 @dataclass(frozen=True)
 class PreparedData:
-    """Binned input spikes and labels of both splits."""
+    """Binned input spikes and labels of both splits (the validation split is carved at training)."""
 
     train: list
     train_labels: np.ndarray
@@ -246,12 +257,21 @@ def train_model(
     from .model import SpikingNetwork, configure_brian2, initial_structure
     from .progress import progress_bar
 
+    from .data.split import validation_split
+    from .learning.augment import augment_samples, batch_shifts
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     checkpoint_path = directory / CHECKPOINT
     params = config.network_parameters()
     learning = config.learning
     seed = config.run.seed
+    train_indices, validation_indices = validation_split(
+        data.train_labels, config.data.validation_fraction, seed)
+    train_samples = [data.train[k] for k in train_indices]
+    train_labels = np.asarray(data.train_labels)[train_indices]
+    validation_samples = [data.train[k] for k in validation_indices]
+    validation_labels = np.asarray(data.train_labels)[validation_indices]
     configure_brian2(config.simulation.codegen_target, config.simulation.cache_dir or None)
     import brian2
 
@@ -319,7 +339,7 @@ def train_model(
         }
         _write_checkpoint(checkpoint_path, structure, learner, meta)
 
-    n_train = len(data.train)
+    n_train = len(train_samples)
     n_batches = math.ceil(n_train / learning.batch_size)
     learning_rate = config.learning_rate_schedule(learning.epochs * n_batches)
     every = config.run.checkpoint_every_batches
@@ -332,10 +352,14 @@ def train_model(
                           initial=batch_in_epoch) as bar:
             while batch_in_epoch < n_batches:
                 chosen = permutation[batch_in_epoch * learning.batch_size:(batch_in_epoch + 1) * learning.batch_size]
-                batch = InputBatch.from_samples([data.train[k] for k in chosen], params.n_steps, params.n_input)
+                samples = [train_samples[k] for k in chosen]
+                if learning.augment_max_shift:
+                    shifts = batch_shifts(seed, epoch, batch_in_epoch, len(chosen), learning.augment_max_shift)
+                    samples = augment_samples(samples, shifts)
+                batch = InputBatch.from_samples(samples, params.n_steps, params.n_input)
                 learner.optimizer.learning_rate = learning_rate.at(global_batch)
                 try:
-                    step = learner.train_step(batch, data.train_labels[chosen])
+                    step = learner.train_step(batch, train_labels[chosen])
                 except FloatingPointError as err:
                     raise TrainingDiverged(
                         f"{directory}: {err} at epoch {epoch + 1}, batch {batch_in_epoch + 1}; "
@@ -365,10 +389,16 @@ def train_model(
                     save(epoch_totals)
         epoch_totals["seconds"] += time.perf_counter() - tick
         seen = max(epoch_totals["seen"], 1)
+        validation_accuracy = None
+        if validation_samples:
+            validation_accuracy = kernel_accuracy(learner, validation_samples, validation_labels,
+                                                  params.n_steps, params.n_input,
+                                                  config.simulation.evaluation_batch)
         entry = {
             "epoch": epoch + 1,
             "train_loss": epoch_totals["loss"] / seen,
             "train_accuracy": epoch_totals["correct"] / seen,
+            "validation_accuracy": validation_accuracy,
             "seconds": epoch_totals["seconds"],
             "samples_per_second": epoch_totals["seen"] / max(epoch_totals["seconds"], 1e-9),
             "learning_rate": learner.optimizer.learning_rate,
@@ -376,8 +406,9 @@ def train_model(
         }
         history.append(entry)
         logger.info(
-            "epoch %d: train loss %.4f, train accuracy %.4f, %.0f samples/s, %.1f%% synapses removed",
+            "epoch %d: train loss %.4f, train accuracy %.4f, %s%.0f samples/s, %.1f%% synapses removed",
             entry["epoch"], entry["train_loss"], entry["train_accuracy"],
+            "" if validation_accuracy is None else f"validation accuracy {validation_accuracy:.4f}, ",
             entry["samples_per_second"], 100 * entry["synapses_removed_fraction"],
         )
         epoch += 1
@@ -394,11 +425,15 @@ def train_model(
         rasters = {key: saved[key] for key in saved.files if not key.startswith("after/")}
     rasters.update(record_rasters(network, structure, data.test[:RASTER_SAMPLES], "after"))
     atomic_save_npz(rasters_path, rasters)
+    validation_per_epoch = [entry.get("validation_accuracy") for entry in history]
     result = {
         "model": "sdsnn" if development else "dense",
         "seed": seed,
         "final_test_accuracy": evaluation["accuracy"],
-        "test": evaluation,
+        "final_validation_accuracy": validation_per_epoch[-1] if validation_samples else None,
+        "validation": validation_report(config.data.validation_fraction, validation_labels,
+                                        validation_per_epoch, n_train),
+        "test": {**evaluation, "protocol": TEST_PROTOCOL},
         "history": history,
         "development_log": development_log,
         "structure": structure_report(structure),
@@ -409,6 +444,50 @@ def train_model(
     logger.info("%s: final test accuracy %.4f (Brian2), kernel agreement %.4f",
                 result["model"], evaluation["accuracy"], evaluation["kernel_brian2_agreement"])
     return result
+
+
+TEST_PROTOCOL = ("evaluated once, after the final epoch, on the held-out test split, in Brian2 "
+                 "(the simulator of record); never used to choose settings or epochs")
+VALIDATION_PROTOCOL = ("carved from the training split (stratified by class, fixed by run.seed, "
+                       "never trained on); measured after every epoch with the NumPy kernel "
+                       "(spike-for-spike equal to Brian2); the reported number is the final epoch's")
+
+
+def kernel_accuracy(learner, samples, labels, n_steps: int, n_input: int, batch_size: int) -> float:
+    """Accuracy of the NumPy kernel on ``samples`` (no learning, no augmentation).
+
+    Parameters
+    ----------
+    learner : Learner
+    samples : list of (channels, steps)
+    labels : ndarray of int
+    n_steps, n_input : int
+        Time steps per sample and input channels.
+    batch_size : int
+        Samples simulated at once.
+    """
+    from .learning.learner import InputBatch
+
+    labels = np.asarray(labels)
+    correct = 0
+    for start in range(0, len(samples), batch_size):
+        batch = InputBatch.from_samples(samples[start:start + batch_size], n_steps, n_input)
+        correct += int(np.sum(learner.evaluate(batch) == labels[start:start + batch_size]))
+    return correct / max(len(samples), 1)
+
+
+def validation_report(fraction: float, labels, accuracy_per_epoch, n_train: int) -> dict | None:
+    """The ``validation`` record of a model's result (None without a validation split)."""
+    if len(labels) == 0:
+        return None
+    return {
+        "fraction": fraction,
+        "n_samples": int(len(labels)),
+        "n_train_samples": int(n_train),
+        "accuracy_per_epoch": list(accuracy_per_epoch),
+        "final_epoch_accuracy": accuracy_per_epoch[-1],
+        "protocol": VALIDATION_PROTOCOL,
+    }
 
 
 def _short_record(entry: dict) -> str:
@@ -442,7 +521,15 @@ def run_experiment(
         models.append(("sdsnn", True))
     else:
         models.append(("dense", False))
-    results = {"config": config.to_dict(), "data": data.description, "models": {}}
+    results = {
+        "config": config.to_dict(), "data": data.description, "models": {},
+        "protocol": {
+            "validation": VALIDATION_PROTOCOL if config.data.validation_fraction else
+            "no validation split (data.validation_fraction = 0)",
+            "test": TEST_PROTOCOL,
+            "reported": "final epoch (not the best epoch) for every number",
+        },
+    }
     for name, development in models:
         directory = output_dir / name
         finished = directory / RESULT
@@ -458,6 +545,8 @@ def run_experiment(
     if "dense" in results["models"] and "sdsnn" in results["models"]:
         dense, developed = results["models"]["dense"], results["models"]["sdsnn"]
         results["comparison"] = {
+            "dense_validation_accuracy": dense.get("final_validation_accuracy"),
+            "sdsnn_validation_accuracy": developed.get("final_validation_accuracy"),
             "dense_test_accuracy": dense["final_test_accuracy"],
             "sdsnn_test_accuracy": developed["final_test_accuracy"],
             "accuracy_difference": developed["final_test_accuracy"] - dense["final_test_accuracy"],

@@ -72,12 +72,86 @@ def test_dense_run_writes_results_with_final_test_accuracy(tmp_path, tiny_data):
     assert model == results["models"]["dense"]
     assert len(model["history"]) == 2, "one history entry per epoch"
     accuracy = model["final_test_accuracy"]
-    assert accuracy == model["test"]["accuracy"], "the reported accuracy is the final Brian2 one"
     predictions = np.asarray(model["test"]["predictions"])
     assert accuracy == pytest.approx(np.mean(predictions == tiny_data.test_labels))
     assert model["test"]["kernel_brian2_agreement"] == 1.0, "kernel and Brian2 agree on every sample"
     assert (out / "dense" / CHECKPOINT).is_file() and (out / "dense" / "structure.npz").is_file()
     assert model["structure"]["synapses_removed_fraction"] == 0.0, "dense training removes nothing"
+
+
+def test_reported_numbers_are_the_final_epochs_even_when_an_earlier_epoch_was_better(
+    tmp_path, tiny_data, monkeypatch
+):
+    from sdsnn_bio.experiment import kernel_accuracy
+    from sdsnn_bio.learning.learner import Learner
+
+    config = tiny_config(tmp_path, learning={"epochs": 3, "learning_rate": 0.1}).with_overrides(
+        ["data.validation_fraction=0.34"])
+    original = Learner.train_step
+    calls = {"n": 0}
+
+    def ruin_the_last_epoch(self, batch, labels, recorded_spikes=None):
+        calls["n"] += 1
+        result = original(self, batch, labels, recorded_spikes)
+        if calls["n"] > 6:  # 16 training samples in batches of 6: epoch 3 starts at call 7
+            self.structure.projection_into("output").weight[:] = 0.0  # every prediction is class 0
+        return result
+
+    monkeypatch.setattr(Learner, "train_step", ruin_the_last_epoch)
+    result = train_model(config, tiny_data, tmp_path / "model", development=False, progress=False)
+    per_epoch = [entry["validation_accuracy"] for entry in result["history"]]
+    assert max(per_epoch[:2]) > per_epoch[2] == 0.25, "an earlier epoch was better on validation"
+    assert result["final_validation_accuracy"] == per_epoch[2], "the final epoch's, not the best"
+    assert result["validation"]["accuracy_per_epoch"] == per_epoch
+    assert result["validation"]["final_epoch_accuracy"] == per_epoch[2]
+    assert result["final_test_accuracy"] == 0.25, "the test split sees the final (ruined) network"
+    final = Structure.load(tmp_path / "model" / "structure.npz")
+    learner = Learner(final, config.network_parameters().layer_dynamics(), config.learning_parameters())
+    assert result["final_test_accuracy"] == kernel_accuracy(
+        learner, tiny_data.test, tiny_data.test_labels, N_STEPS, N_INPUT, 6
+    ), "the test number is the final structure's"
+
+
+def test_validation_split_is_carved_from_training_and_reported_apart_from_test(tmp_path, tiny_data):
+    config = tiny_config(tmp_path).with_overrides(["data.validation_fraction=0.25"])
+    results = run_experiment(config, data=tiny_data, progress=False)
+    model = results["models"]["dense"]
+    validation = model["validation"]
+    assert validation["n_samples"] == 8 and validation["n_train_samples"] == 16, (
+        "2 of the 6 recordings of each of 4 classes are held out (1.5 rounds up)"
+    )
+    assert len(validation["accuracy_per_epoch"]) == 2, "validation after every epoch"
+    assert all(0.0 <= a <= 1.0 for a in validation["accuracy_per_epoch"])
+    assert [e["validation_accuracy"] for e in model["history"]] == validation["accuracy_per_epoch"]
+    assert "final epoch" in validation["protocol"] and "once" in model["test"]["protocol"]
+    assert model["test"]["n_samples"] == len(tiny_data.test), "the test split is untouched"
+    assert "validation" in results["protocol"] and "test" in results["protocol"]
+    plain = run_experiment(tiny_config(tmp_path / "plain"), data=tiny_data, progress=False)
+    assert plain["models"]["dense"]["validation"] is None, "no split by default"
+    assert plain["models"]["dense"]["history"][0]["validation_accuracy"] is None
+
+
+def test_augmentation_changes_training_but_not_validation(tmp_path, tiny_data):
+    from sdsnn_bio.experiment import kernel_accuracy
+    from sdsnn_bio.learning.learner import Learner
+
+    base = tiny_config(tmp_path).with_overrides(["data.validation_fraction=0.25"])
+    shifted = base.with_overrides(["learning.augment_max_shift=2"])
+    plain = train_model(base, tiny_data, tmp_path / "plain", development=False, progress=False)
+    augmented = train_model(shifted, tiny_data, tmp_path / "shifted", development=False, progress=False)
+    a = Structure.load(tmp_path / "plain" / "structure.npz")
+    b = Structure.load(tmp_path / "shifted" / "structure.npz")
+    assert not np.array_equal(a.projections[0].weight, b.projections[0].weight), (
+        "shifted samples train other weights"
+    )
+    from sdsnn_bio.data import validation_split
+
+    _, held_out = validation_split(tiny_data.train_labels, 0.25, seed=3)
+    learner = Learner(b, shifted.network_parameters().layer_dynamics(), shifted.learning_parameters())
+    expected = kernel_accuracy(learner, [tiny_data.train[k] for k in held_out],
+                               tiny_data.train_labels[held_out], N_STEPS, N_INPUT, 6)
+    assert augmented["final_validation_accuracy"] == expected, "validation sees unshifted recordings"
+    assert plain["config"]["learning"]["augment_max_shift"] == 0
 
 
 def test_config_mismatch_on_resume_is_refused(tmp_path, tiny_data):
@@ -95,6 +169,8 @@ def test_config_mismatch_on_resume_is_refused(tmp_path, tiny_data):
 def test_resume_after_interruption_ends_like_an_uninterrupted_run(tmp_path, tiny_data, development, schedule):
     dev = {"enabled": True, "interval_batches": 1, "consecutive_steps": 2} if development else {}
     config = tiny_config(tmp_path, learning={"lr_schedule": schedule, "min_learning_rate": 0.001}, **dev)
+    if schedule == "cosine":  # resume must stay bit-exact with augmentation too
+        config = config.with_overrides(["learning.augment_max_shift=2"])
     whole = train_model(config, tiny_data, tmp_path / "whole", development=development,
                         progress=False)
     stopped = train_model(config, tiny_data, tmp_path / "parts", development=development,

@@ -37,6 +37,7 @@ from .format import (
 )
 from .idx import read_idx
 from .nmnist import FIRST_SACCADE_US, EventDataset, balanced_subset, find_recordings, open_dataset
+from .split import validation_split
 from .summary import describe_recordings, recording_statistics
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "write_nmnist_file",
     "find_recordings",
     "balanced_subset",
+    "validation_split",
     "open_dataset",
     "emulate_saccades",
     "emulate_batch",
