@@ -33,6 +33,7 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     batch_size = 32
     epochs = 10
     augment_max_shift = 0    # random translation of training samples by up to N pixels (0 = off)
+    optimizer_reset = "restart"  # or "keep" (released code): Adam state of removed/regrown synapses
 
     [development]            # SD-SNN structural development (off = dense training)
     enabled = false
@@ -133,6 +134,7 @@ class LearningConfig:
     epochs: int = 10
     threads: int = 0  # 0: the cores available
     augment_max_shift: int = 0  # pixels; random translation of training samples (0 = off)
+    optimizer_reset: str = "restart"  # Adam state of removed/regrown synapses: "restart" or "keep"
 
 
 @dataclass(frozen=True)
@@ -358,6 +360,7 @@ class ExperimentConfig:
                 surrogate=learn.surrogate,
                 surrogate_scale=learn.surrogate_scale or None,
                 loss=learn.loss, logit_scale=learn.logit_scale, learning_rate=learn.learning_rate,
+                optimizer_reset=learn.optimizer_reset,
             )
         except ValueError as err:
             raise ConfigError(str(err)) from None

@@ -212,3 +212,23 @@ def adam_block(param, grad, m, v, beta1, beta2, epsilon, step_size, a, b):
             m_row[j] = m_new
             v_row[j] = v_new
             p_row[j] -= (m_new / (math.sqrt(v_new) + epsilon)) * step_size
+
+
+@jit
+def adam_block_restarted(param, grad, m, v, birth, beta1, beta2, epsilon, steps, t, a, b):
+    """:func:`adam_block` with per-entry step counts ``k = t - birth`` (capped at the table's last
+    entry), step size ``steps[k]``, as :meth:`.optim.Adam._restarted_block` computes it."""
+    one_minus_beta1 = 1.0 - beta1
+    one_minus_beta2 = 1.0 - beta2
+    last = steps.shape[0] - 1
+    n_columns = param.shape[1]
+    for i in range(a, b):
+        p_row, g_row, m_row, v_row, b_row = param[i], grad[i], m[i], v[i], birth[i]
+        for j in range(n_columns):
+            g = g_row[j]
+            m_new = m_row[j] * beta1 + g * one_minus_beta1
+            v_new = v_row[j] * beta2 + (g * g) * one_minus_beta2
+            m_row[j] = m_new
+            v_row[j] = v_new
+            k = min(t - b_row[j], last)
+            p_row[j] -= (m_new / (math.sqrt(v_new) + epsilon)) * steps[k]

@@ -27,7 +27,8 @@ it does not return:
   (``dW_input``), so threads never write the same element.
 
 * **Adam** (:func:`adam_block`): one pass over the rows of a parameter matrix, same operations in
-  the same order as :meth:`.optim.Adam._update_block`.
+  the same order as :meth:`.optim.Adam._update_block`; :func:`adam_block_restarted` does the same
+  with a step size per entry (per-synapse bias correction after a restart, see :mod:`.optim`).
 
 The functions release the GIL (``nogil``); :class:`~.parallel.RowBlocks` runs the blocks on threads.
 Numba is optional: :func:`numba_available` says whether this module can be used, and the NumPy path
@@ -68,7 +69,7 @@ def kernels():
     call, or loaded from Numba's cache).
 
     Returns the module :mod:`._fused_kernels` (``forward_block``, ``backward_block``,
-    ``adam_block``, ``surrogate_times``).
+    ``adam_block``, ``adam_block_restarted``, ``surrogate_times``).
     """
     from . import _fused_kernels
 

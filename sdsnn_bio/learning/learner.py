@@ -41,10 +41,14 @@ from .optim import Adam
 from .parallel import RowBlocks, default_threads
 from .surrogate import make_surrogate
 
-__all__ = ["LearningParameters", "InputBatch", "Learner", "ForwardPass", "StepResult", "BACKENDS"]
+__all__ = ["LearningParameters", "InputBatch", "Learner", "ForwardPass", "StepResult", "BACKENDS",
+           "OPTIMIZER_RESETS"]
 
 #: Implementations of the learner (see the module docstring).
 BACKENDS = ("auto", "numba", "numpy")
+
+#: What a removed or regrown synapse's optimiser state does (:class:`LearningParameters`).
+OPTIMIZER_RESETS = ("restart", "keep")
 
 #: The fused kernels' work is cut in this many blocks per thread, which threads take as they become
 #: free (load balancing on shared cores). Forward blocks are groups of samples; backward blocks are
@@ -75,6 +79,11 @@ class LearningParameters:
         Logits are ``logit_scale * rate`` (or ``* mean potential``).
     learning_rate, beta1, beta2, epsilon : float
         Adam.
+    optimizer_reset : {"restart", "keep"}
+        What happens to the Adam state of a synapse that development removes or regrows:
+        ``"restart"`` (default) gives it fresh moments and its own bias-correction count, so its
+        next update is that of a fresh synapse; ``"keep"`` leaves the optimiser untouched (the
+        released SD-SNN code). See :mod:`.optim` for why restart is the default.
     """
 
     surrogate: str = "fast_sigmoid"
@@ -85,9 +94,15 @@ class LearningParameters:
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-8
+    optimizer_reset: str = "restart"
 
     def __post_init__(self) -> None:
         make_surrogate(self.surrogate, self.surrogate_scale)  # validates the name and scale
+        if self.optimizer_reset not in OPTIMIZER_RESETS:
+            raise ValueError(
+                f"learning.optimizer_reset: expected one of {list(OPTIMIZER_RESETS)}, "
+                f"got {self.optimizer_reset!r}"
+            )
         if self.loss not in LOSSES:
             raise ValueError(f"learning.loss: expected one of {list(LOSSES)}, got {self.loss!r}")
         for name, low, high in (
@@ -466,10 +481,13 @@ class Learner:
         Parameters
         ----------
         changed : dict[str, ndarray of bool]
-            Per projection, a mask of the synapses that regrew or were removed; their Adam moments
-            restart, so a synapse's optimiser state only ever covers the time it existed (or lay
-            latent) without interruption.
+            Per projection, a mask of the synapses that regrew or were removed. With
+            ``optimizer_reset = "restart"`` their Adam state restarts (moments and bias-correction
+            count, :meth:`.optim.Adam.reset`), so a synapse's optimiser state only ever covers the
+            time it existed (or lay latent) without interruption; with ``"keep"`` nothing changes.
         """
+        if self.params.optimizer_reset == "keep":
+            return
         for name, mask in changed.items():
             if np.any(mask):
                 self.optimizer.reset(name, mask)

@@ -10,6 +10,25 @@ The update is memory-bound (four arrays the size of the weights). ``fused=True``
 compiled pass per row block (:func:`.fused.kernels`, Numba), with the same operations in the same
 order as the NumPy path, hence the same result bit for bit (tested).
 
+**Restarting synapses** (:meth:`Adam.reset`). When development removes or regrows a synapse, the
+learner may restart its optimiser state (``learning.optimizer_reset = "restart"``, the package's
+default; the released SD-SNN code never touches the optimiser, ``"keep"``). A restart zeroes the
+synapse's moments *and* its own step count: the bias correction uses ``k_i = k - k_birth,i``, the
+updates since the synapse's moments restarted, so its first update moves by the learning rate,
+exactly as a fresh synapse's first update does. (With one global ``k``, as before, a restarted
+synapse's bias correction is that of an old optimiser applied to moments that started at zero: with
+a constant gradient it moved 2.9x the learning rate on its first update, up to 6x around update 10
+and ~3x over 300 updates.) The per-synapse counts are stored only for arrays in which a synapse
+has been restarted (an ``int64`` per synapse); arrays never restarted keep the scalar correction,
+so a run without development updates bit for bit as before.
+
+Why restart rather than keep: a removed synapse's gradient comes from a different regime (its
+postsynaptic neuron may be silent, its latent weight may restart from 0), and a second moment
+filled by the large gradients of its active life would shrink its latent updates for about
+``1 / (1 - beta2)`` = 1000 updates; a restart makes every synapse's optimiser state describe only
+the time since it last appeared or vanished. Keeping the state is available for the released
+code's semantics.
+
 :class:`LearningRateSchedule` gives the learning rate of each training batch: constant, or a cosine
 decay from the base rate to a minimum over the whole run (the released SD-SNN code trains with a
 cosine schedule). It is a pure function of the batch index, so a resumed run follows the same
@@ -54,6 +73,28 @@ class Adam:
         self.step_count = 0
         self.first_moment: dict[str, np.ndarray] = {}
         self.second_moment: dict[str, np.ndarray] = {}
+        #: Per array with restarted entries: the global step count at each entry's last restart
+        #: (0 = never restarted), int64 of the array's shape.
+        self.birth_step: dict[str, np.ndarray] = {}
+        self._corrections: list[float] = [math.nan]  # bias correction by per-entry step count k
+        self._saturated = False  # the last correction is exactly 1.0 and so are all later ones
+
+    def bias_correction(self, k: int) -> float:
+        """``sqrt(1 - beta2**k) / (1 - beta1**k)`` of an entry updated ``k >= 1`` times."""
+        return math.sqrt(1.0 - self.beta2**k) / (1.0 - self.beta1**k)
+
+    def _correction_table(self, t: int) -> np.ndarray:
+        """Bias corrections for k = 0 .. min(t, saturation) (entry 0 unused).
+
+        The table stops growing once ``1 - beta1**k`` and ``1 - beta2**k`` both round to 1: from
+        there on every correction is exactly 1.0, so larger k read its last entry.
+        """
+        table = self._corrections
+        while len(table) <= t and not self._saturated:
+            k = len(table)
+            table.append(self.bias_correction(k))
+            self._saturated = 1.0 - self.beta1**k == 1.0 and 1.0 - self.beta2**k == 1.0
+        return np.asarray(table)
 
     def update(
         self, parameters: dict[str, np.ndarray], gradients: dict[str, np.ndarray], workers=None
@@ -65,15 +106,18 @@ class Adam:
         """
         self.step_count += 1
         t = self.step_count
-        correction = math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
-        step_size = self.learning_rate * correction
+        step_size = self.learning_rate * self.bias_correction(t)
         for name, grad in gradients.items():
             param = parameters[name]
             if name not in self.first_moment:
                 self.first_moment[name] = np.zeros_like(param)
                 self.second_moment[name] = np.zeros_like(param)
             m, v = self.first_moment[name], self.second_moment[name]
-            if self.fused and _fusable(param, grad, m, v):
+            birth = self.birth_step.get(name)
+            if birth is not None:
+                steps = self.learning_rate * self._correction_table(t)  # step size by entry count k
+                block = self._restarted_block(param, grad, m, v, birth, steps, t)
+            elif self.fused and _fusable(param, grad, m, v):
                 block = self._fused_block(param, grad, m, v, step_size)
             else:
                 def block(a: int, b: int) -> None:
@@ -96,7 +140,29 @@ class Adam:
 
         return block
 
-    def _update_block(self, param, grad, m, v, step_size: float) -> None:
+    def _restarted_block(self, param, grad, m, v, birth, steps, t: int):
+        """Update of an array with per-entry step counts ``k = t - birth`` (step ``steps[k]``)."""
+        last = steps.size - 1
+        if self.fused and _fusable(param, grad, m, v) and birth.flags.c_contiguous:
+            from .fused import kernels
+
+            adam_block = kernels().adam_block_restarted
+            shape = (param.shape[0], -1)
+            arrays = [np.reshape(x, shape) for x in (param, grad, m, v, birth)]
+
+            def block(a: int, b: int) -> None:
+                adam_block(*arrays, self.beta1, self.beta2, self.epsilon, steps, t, a, b)
+
+            return block
+
+        def block(a: int, b: int) -> None:
+            count = np.subtract(t, birth[a:b])
+            np.minimum(count, last, out=count)
+            self._update_block(param[a:b], grad[a:b], m[a:b], v[a:b], steps[count])
+
+        return block
+
+    def _update_block(self, param, grad, m, v, step_size) -> None:
         scratch = np.multiply(grad, 1.0 - self.beta1)
         m *= self.beta1
         m += scratch
@@ -111,10 +177,22 @@ class Adam:
         param -= scratch
 
     def reset(self, name: str, mask: np.ndarray) -> None:
-        """Forget the moments of the entries selected by ``mask`` (e.g. regrown synapses)."""
+        """Restart the entries selected by ``mask`` (e.g. regrown synapses) as fresh ones.
+
+        Their moments become 0 and their own step count restarts, so their next update is the
+        first update of a fresh entry (it moves by the learning rate; see the module docstring).
+        """
+        if name not in self.first_moment:
+            return  # never updated: every entry is fresh already
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
         for moments in (self.first_moment, self.second_moment):
-            if name in moments:
-                moments[name][mask] = 0.0
+            moments[name][mask] = 0.0
+        birth = self.birth_step.get(name)
+        if birth is None:
+            birth = self.birth_step[name] = np.zeros(self.first_moment[name].shape, dtype=np.int64)
+        birth[mask] = self.step_count
 
     def state_arrays(self, prefix: str = "adam") -> dict[str, np.ndarray]:
         arrays = {f"{prefix}/step_count": np.array(self.step_count)}
@@ -122,6 +200,8 @@ class Adam:
             arrays[f"{prefix}/m/{name}"] = value
         for name, value in self.second_moment.items():
             arrays[f"{prefix}/v/{name}"] = value
+        for name, value in self.birth_step.items():
+            arrays[f"{prefix}/birth/{name}"] = value
         return arrays
 
     def load_state_arrays(self, arrays, prefix: str = "adam") -> None:
@@ -131,6 +211,10 @@ class Adam:
         }
         self.second_moment = {
             key[len(prefix) + 3:]: np.array(arrays[key]) for key in arrays if key.startswith(f"{prefix}/v/")
+        }
+        births = f"{prefix}/birth/"  # absent in checkpoints without restarted entries
+        self.birth_step = {
+            key[len(births):]: np.array(arrays[key], dtype=np.int64) for key in arrays if key.startswith(births)
         }
 
 
