@@ -3,7 +3,7 @@
 ``SpikingNetwork`` builds one explicit, named Brian2 ``Network`` from a :class:`~sdsnn_bio.structure.Structure`:
 
 * ``input``: a ``SpikeGeneratorGroup`` of ``n_input`` channels (N-MNIST: ``(p*34 + y)*34 + x``);
-* ``hidden_1`` ... ``hidden_L`` and ``output``: LIF ``NeuronGroup``s (:func:`lif_equations`);
+* ``hidden_1`` ... ``hidden_L`` and ``output``: LIF ``NeuronGroup`` objects (:func:`lif_equations`);
 * one ``Synapses`` object per projection, named like the projection (``input_to_hidden_1``), built
   from the projection's existing ``(i, j)`` pairs and carrying weight and spine state;
 * a ``SpikeMonitor`` per neuron group (``<group>_spikes``) and, optionally, ``StateMonitor``s of the
