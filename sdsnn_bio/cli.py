@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", nargs="?", help="experiment configuration (TOML); default: built-in")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a configuration value (repeatable)")
-    run.add_argument("--data", help="N-MNIST folder (Train/ and Test/, or Train.zip and Test.zip)")
+    run.add_argument("--data", help="dataset folder (sets data.root; N-MNIST: Train/ and Test/, or Train.zip "
+                                    "and Test.zip; see data.dataset)")
     run.add_argument("--output", help="output folder (default: run.output_dir)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="versions, configuration and dataset summary")
     info.add_argument("config", nargs="?")
     info.add_argument("--set", dest="overrides", action="append", default=[])
-    info.add_argument("--data", help="N-MNIST folder to summarise (default: embedded dataset)")
+    info.add_argument("--data", help="dataset folder to summarise (default: embedded N-MNIST)")
 
     plot = sub.add_parser(
         "plot", help="figures from results folders (no simulation)",

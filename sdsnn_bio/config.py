@@ -7,7 +7,10 @@ configuration (the embedded dataset, dense training). Times are strings with a u
 .. code-block:: toml
 
     [data]
-    root = ""                # N-MNIST folder (Train/, Test/ or Train.zip, Test.zip); "" = embedded
+    dataset = "nmnist"       # a name in sdsnn_bio.data.registry.DATASETS; sets n_input and n_output
+    root = ""                # dataset folder (N-MNIST: Train/, Test/ or Train.zip, Test.zip; "" = embedded)
+    encoding = ""            # samples -> input spikes ("" = the dataset's default encoding)
+    input_size = []          # event datasets: [width, height] to down-sample to ([] = dataset default)
     train_subset = 0         # class-balanced subset size (0 = all)
     test_subset = 0
     first_saccade = false
@@ -100,7 +103,10 @@ def format_time(value: Quantity) -> str:
 # ---------------------------------------------------------------------------------------- sections
 @dataclass(frozen=True)
 class DataConfig:
+    dataset: str = "nmnist"
     root: str = ""
+    encoding: str = ""
+    input_size: tuple = ()
     train_subset: int = 0
     test_subset: int = 0
     first_saccade: bool = False
@@ -321,6 +327,15 @@ class ExperimentConfig:
             raise ConfigError(
                 f"learning.augment_max_shift: expected an integer >= 0 (pixels), got {self.learning.augment_max_shift}"
             )
+        self.input_shape()
+        try:
+            self.dataset().encoding(self.data.encoding)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if self.data.first_saccade and "first_saccade" not in self.dataset().options:
+            raise ConfigError(
+                f"data.first_saccade: applies to N-MNIST-like recordings only, not to {self.data.dataset!r}"
+            )
         for name in ("train_subset", "test_subset"):
             if getattr(self.data, name) < 0:
                 raise ConfigError(f"data.{name}: expected an integer >= 0 (0 = all), got {getattr(self.data, name)}")
@@ -344,12 +359,31 @@ class ExperimentConfig:
                 )
 
         hidden, output = neuron("tau_membrane"), neuron("output_tau_membrane")
+        descriptor = self.dataset()
+        n_input = math.prod(self.input_shape())
         with _config_field("network"):
             return NetworkParameters(
+                n_input=n_input, n_output=descriptor.n_classes,
                 hidden_sizes=tuple(net.hidden_sizes), dt=parse_time("network.dt", net.dt),
                 n_steps=net.n_steps, hidden=hidden, output=output,
                 weight_init_gain=net.weight_init_gain,
             )
+
+    def dataset(self):
+        """The :class:`~sdsnn_bio.data.registry.DatasetDescriptor` named by ``data.dataset``."""
+        from .data.registry import get_dataset
+
+        try:
+            return get_dataset(self.data.dataset)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(width, height, channels)`` of the network input (channel ``(c*H + y)*W + x``)."""
+        try:
+            return self.dataset().input_shape(self.data.input_size)
+        except ValueError as err:  # messages name data.input_size already
+            raise ConfigError(str(err)) from None
 
     def learning_parameters(self):
         from .learning.learner import LearningParameters
@@ -404,6 +438,7 @@ class ExperimentConfig:
         """JSON/TOML-ready nested mapping (the echo written into every results file)."""
         out = {name: dataclasses.asdict(getattr(self, name)) for name in _SECTIONS}
         out["network"]["hidden_sizes"] = list(self.network.hidden_sizes)
+        out["data"]["input_size"] = list(self.data.input_size)
         out["development"] = dict(self.development)
         return out
 

@@ -2,8 +2,9 @@
 
 One call, :func:`run_experiment`, does what ``sdsnn-bio run`` does:
 
-1. load the data (embedded offline dataset, or a real N-MNIST folder) and bin it to the time grid;
-   with ``data.validation_fraction > 0`` a class-stratified validation split, fixed by the seed, is
+1. load the data (``data.dataset``: the embedded offline dataset, or a local folder) and encode it
+   as spikes on the time grid (:mod:`sdsnn_bio.data.registry`); with
+   ``data.validation_fraction > 0`` a class-stratified validation split, fixed by the seed, is
    carved from the training split (:func:`sdsnn_bio.data.validation_split`);
 2. build the initial dense structure from the seed, the NumPy learner and the Brian2 network;
 3. train for ``learning.epochs`` epochs with the NumPy kernel (spike-for-spike equal to the Brian2
@@ -91,24 +92,28 @@ class PreparedData:
 
 
 def prepare_data(config: ExperimentConfig) -> PreparedData:
-    """Load both splits and convert every recording to ``(channels, steps)`` on the time grid."""
-    from .data import events_to_spikes, load_dataset
+    """Load both splits of ``data.dataset`` and encode every sample as spikes on the time grid."""
+    from .data.registry import encode_split
 
     params = config.network_parameters()
+    descriptor = config.dataset()
     root = config.data.root or None
-    common = dict(first_saccade=config.data.first_saccade, cache_dir=config.data.cache_dir or None)
-    splits = {}
+    options = dict(first_saccade=config.data.first_saccade, cache_dir=config.data.cache_dir or None)
+    splits, sources = {}, []
     for split, subset in (("train", config.data.train_subset), ("test", config.data.test_subset)):
-        dataset = load_dataset(root, split=split, subset=subset or None, seed=config.run.seed, **common)
-        samples, labels = [], []
-        for index in range(len(dataset)):
-            events, label = dataset[index]
-            samples.append(events_to_spikes(events, params.dt, params.n_steps))
-            labels.append(int(label))
-        splits[split] = (samples, np.asarray(labels, dtype=np.int64))
+        samples, labels, source = encode_split(
+            descriptor, split, root=root, subset=subset or None, seed=config.run.seed,
+            encoding=config.data.encoding, input_size=config.data.input_size, dt=params.dt,
+            n_steps=params.n_steps, options=options,
+        )
+        splits[split] = (samples, labels)
+        sources.append(source)
     train, test = splits["train"], splits["test"]
     description = {
-        "source": str(root) if root else "embedded (sklearn digits through the event-camera emulator)",
+        "dataset": descriptor.name,
+        "source": str(root) if root else sources[0],
+        "encoding": descriptor.encoding(config.data.encoding).name,
+        "input_shape": list(config.input_shape()),
         "train_samples": len(train[0]),
         "test_samples": len(test[0]),
         "mean_input_spikes_per_sample": float(np.mean([len(c) for c, _ in train[0]])) if train[0] else 0.0,
@@ -355,7 +360,7 @@ def train_model(
                 samples = [train_samples[k] for k in chosen]
                 if learning.augment_max_shift:
                     shifts = batch_shifts(seed, epoch, batch_in_epoch, len(chosen), learning.augment_max_shift)
-                    samples = augment_samples(samples, shifts)
+                    samples = augment_samples(samples, shifts, config.input_shape())
                 batch = InputBatch.from_samples(samples, params.n_steps, params.n_input)
                 learner.optimizer.learning_rate = learning_rate.at(global_batch)
                 try:

@@ -15,10 +15,10 @@ What each figure shows (SD-SNN: Han et al., arXiv 2211.12219; see ``SDSNN_METHOD
   hidden layer;
 * :func:`plot_regeneration` (section 3): the regeneration percentile ``q = min(60 + 1.1^(s - s0), 99)``,
   synapses added and removed per step, and synapses present per projection;
-* :func:`plot_connectivity`: fan-in of the target neurons and, for the 34×34×2 event-camera input,
+* :func:`plot_connectivity`: fan-in of the target neurons and, for a W×H×P pixel input,
   the fraction of surviving target neurons each input pixel still reaches (ON and OFF maps);
 * :func:`plot_receptive_fields`: input weights of a few surviving hidden neurons as ON and OFF
-  34×34 maps (absent synapses masked);
+  (or colour-channel) W×H maps (absent synapses masked);
 * :func:`plot_rasters`: Brian2 spike rasters of a few test samples before and after development;
 * :func:`plot_accuracy_vs_compression`: test accuracy versus synapses removed, mean ± sd over seeds;
 * :func:`plot_energy`: synaptic operations (SOPs) per sample and the energy estimate
@@ -27,8 +27,10 @@ What each figure shows (SD-SNN: Han et al., arXiv 2211.12219; see ``SDSNN_METHOD
 :func:`plot_results` writes every figure its results folder has the data for;
 :func:`plot_seed_results` draws accuracy versus compression over several results folders (seeds).
 
-Input channel layout: channel ``c = (p*H + y)*W + x`` for the sensor ``(W, H, P) = (34, 34, 2)``
-(x, y pixel, p polarity: 0 = OFF, 1 = ON), so a weight column reshapes to ``(P, H, W)``.
+Input channel layout: channel ``c = (p*H + y)*W + x`` for the input ``(W, H, P)`` (x, y pixel, p
+polarity: 0 = OFF, 1 = ON, or colour channel of an image), so a weight column reshapes to
+``(P, H, W)``. The functions default to N-MNIST's ``(34, 34, 2)``; :func:`plot_results` takes the
+layout of the run's dataset from its descriptor (:mod:`sdsnn_bio.data.registry`).
 """
 
 from __future__ import annotations
@@ -177,10 +179,21 @@ def _sensor_shape(sensor_size: tuple[int, int, int]) -> tuple[int, int, int]:
     return width, height, polarities
 
 
+def _input_shape(results: Mapping) -> tuple[int, int, int]:
+    """Input layout of a run from its configuration echo (the dataset's descriptor)."""
+    from .data.registry import input_shape_of_config
+
+    try:
+        return input_shape_of_config(results.get("config") or {})
+    except ValueError as err:
+        logger.info("plot: input layout unknown (%s); assuming N-MNIST's %s", err, SENSOR_SIZE)
+        return SENSOR_SIZE
+
+
 def _polarity_label(p: int, polarities: int) -> str:
     if polarities == 2:
         return "ON (p=1)" if p == 1 else "OFF (p=0)"
-    return f"polarity {p}"
+    return f"channel {p}"
 
 
 # ------------------------------------------------------------------------------- (a) spine dynamics
@@ -920,11 +933,12 @@ def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike,
     if structures:
         first = next(iter(structures.values()))
         projection = first.projections[0].name
-        write("connectivity", plot_connectivity(structures, projection))
+        sensor_size = _input_shape(results)
+        write("connectivity", plot_connectivity(structures, projection, sensor_size=sensor_size))
         last = list(structures.values())[-1]
-        width, height, polarities = SENSOR_SIZE
+        width, height, polarities = sensor_size
         if last.projections[0].shape[0] == width * height * polarities:
-            write("receptive_fields", plot_receptive_fields(last, projection))
+            write("receptive_fields", plot_receptive_fields(last, projection, sensor_size=sensor_size))
         else:
             skip("receptive_fields", f"{projection} does not come from a {width}x{height}x{polarities} sensor")
     else:

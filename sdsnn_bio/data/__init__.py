@@ -1,5 +1,9 @@
-"""Data: N-MNIST recordings (real or emulated) and their conversion to input spikes.
+"""Data: datasets as descriptors, N-MNIST recordings (real or emulated), and their conversion to
+input spikes.
 
+* :mod:`.registry` holds one :class:`DatasetDescriptor` per dataset (``[data] dataset``: shape,
+  classes, reader, encodings) and the checklist for adding one; :func:`encode_split` reads and
+  encodes a split for an experiment.
 * :func:`load_dataset` opens a real N-MNIST folder (``Train/<digit>/*.bin``, ``Test/<digit>/*.bin``,
   or ``Train.zip``/``Test.zip``) or, without a folder, the embedded offline dataset: scikit-learn's
   handwritten digits recorded by an emulated event camera (:mod:`.emulator`) and cached in the same
@@ -37,10 +41,17 @@ from .format import (
 )
 from .idx import read_idx
 from .nmnist import FIRST_SACCADE_US, EventDataset, balanced_subset, find_recordings, open_dataset
+from .registry import DATASETS, ENCODINGS, DatasetDescriptor, Encoding, encode_split, get_dataset
 from .split import validation_split
 from .summary import describe_recordings, recording_statistics
 
 __all__ = [
+    "DATASETS",
+    "ENCODINGS",
+    "DatasetDescriptor",
+    "Encoding",
+    "get_dataset",
+    "encode_split",
     "load_dataset",
     "load_embedded",
     "EventDataset",

@@ -28,6 +28,7 @@ __all__ = [
     "channel_index",
     "channel_coordinates",
     "events_to_spikes",
+    "encode_events",
     "binning_summary",
 ]
 
@@ -179,6 +180,15 @@ def events_to_spikes(events, dt, n_steps: int, sensor_size=SENSOR_SIZE) -> tuple
     """
     channels, steps, _ = _bin(events, dt, n_steps, sensor_size)
     return channels, steps
+
+
+def encode_events(events, *, shape, dt, n_steps: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``"events"`` encoding of :mod:`sdsnn_bio.data.registry`: :func:`events_to_spikes`.
+
+    ``shape`` is the sensor ``(W, H, P)`` (after any down-sampling); ``rng`` is unused (the
+    encoding is deterministic) and present for the encodings' common signature.
+    """
+    return events_to_spikes(events, dt, n_steps, sensor_size=shape)
 
 
 def binning_summary(events, dt, n_steps: int, sensor_size=SENSOR_SIZE) -> dict:
