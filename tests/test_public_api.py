@@ -60,3 +60,14 @@ def test_unknown_names_raise_attribute_error_naming_the_package():
         sdsnn_bio.load_confg  # noqa: B018 - the misspelling is the point
     with pytest.raises(AttributeError, match="'sdsnn_bio.learning' has no attribute"):
         importlib.import_module("sdsnn_bio.learning").Lerner  # noqa: B018
+
+
+def test_every_public_module_is_in_the_api_reference():
+    """A new module gets its line in docs/api.rst (an ``.. automodule::``), or the reference misses it."""
+    from pathlib import Path
+
+    api = (Path(__file__).resolve().parents[1] / "docs" / "api.rst").read_text(encoding="utf-8")
+    modules = [info.name for info in pkgutil.walk_packages(sdsnn_bio.__path__, prefix="sdsnn_bio.")
+               if not any(part.startswith("_") for part in info.name.split("."))]
+    missing = [name for name in modules if f".. automodule:: {name}\n" not in api]
+    assert not missing, f"docs/api.rst has no '.. automodule::' for {missing}"
