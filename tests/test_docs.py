@@ -50,7 +50,8 @@ def _build(tmp_path: Path, *, execute: bool, cache: Path | None = None) -> Path:
     completed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                                timeout=900)
     assert completed.returncode == 0, (
-        f"sphinx -W failed ({completed.returncode})\n--- stdout\n{completed.stdout[-3000:]}"
+        f"sphinx -W failed ({completed.returncode}): a new docs page goes into a toctree of "
+        f"docs/index.md, a new module into docs/api.rst; see docs/building_the_docs.md\n--- stdout\n{completed.stdout[-3000:]}"
         f"\n--- stderr\n{completed.stderr[-6000:]}"
     )
     return out
