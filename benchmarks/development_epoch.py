@@ -1,20 +1,20 @@
 """Wall time of one training epoch with SD-SNN development, and the share its development steps take.
 
 Trains the configured model (default: ``examples/configs/embedded.toml``, 2312-800-10, batches of
-32; here with a development step every 2 batches) for one epoch with ``train_model(...,
+32; here with 22.5 development steps per epoch, one every 2 batches) for one epoch with ``train_model(...,
 stop_after_batches=...)``, so nothing is evaluated, and reads from the checkpoint the wall time of
 the training loop (``epoch_totals.seconds``: training batches + development steps) and the
-``seconds`` of every development step. ``development.interval_batches`` defaults to 2 and
+``seconds`` of every development step. ``development.steps_per_epoch`` defaults to 22.5 and
 ``development.consecutive_steps`` to 3 here, so that one epoch holds 22 steps and every rule runs
 from the 7th step on (pruning, regeneration, revival), as in the later epochs of a real run.
 
 Printed: the epoch's seconds, the development steps' total and median seconds (all steps, and
 the steps running every rule), the training seconds (epoch minus development), the share of the
 epoch the steps took, and the share one step of the median all-rules cost would take at 1 and at
-22 steps per epoch (45 batches: ``interval_batches`` 45 and 2).
+22.5 steps per epoch (45 batches: a step every 45 and every 2 batches).
 
     python benchmarks/development_epoch.py
-    python benchmarks/development_epoch.py --set learning.threads=1 --set development.interval_batches=5
+    python benchmarks/development_epoch.py --set learning.threads=1 --set development.steps_per_epoch=9
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULTS = ["run.baseline=false", "development.enabled=true", "development.interval_batches=2",
+DEFAULTS = ["run.baseline=false", "development.enabled=true", "development.steps_per_epoch=22.5",
             "development.consecutive_steps=3",
             "simulation.codegen_target=numpy"]
 

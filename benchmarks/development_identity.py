@@ -70,7 +70,7 @@ def main() -> None:
     rules = DevelopmentParameters(consecutive_steps=3, initial_pruning_rate=0.3, regrowth_consecutive_steps=1,
                                   revival_min_synapses=5)
     options = {} if args.sync is None else {"sync": args.sync}
-    scheduler = StructuralScheduler(network, structure, Schedule(interval_batches=1), rules, **options)
+    scheduler = StructuralScheduler(network, structure, Schedule(steps_per_epoch=1), rules, **options)
 
     total = hashlib.sha256()
     seconds = []

@@ -54,7 +54,7 @@ def synthetic_steps(args, options) -> tuple[dict, list, object]:
     learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1)
     rules = DevelopmentParameters(consecutive_steps=args.repeats, initial_pruning_rate=0.05,
                                   output_trophic_gain=0.0, hidden_trophic_gain=0.0)
-    scheduler = StructuralScheduler(network, structure, Schedule(interval_batches=1), rules, learner, **options)
+    scheduler = StructuralScheduler(network, structure, Schedule(steps_per_epoch=1), rules, learner, **options)
 
     timings: dict[str, list[float]] = {"spines": [], "spines+constraint": [],
                                        "all_rules_connectivity_changed": [], "all_rules_no_change": []}

@@ -188,7 +188,7 @@ fig
 
 # %%
 development = DevelopmentParameters(consecutive_steps=6)
-schedule = Schedule(interval_batches=1, pruning=False, regeneration=False).resolve(
+schedule = Schedule(pruning=False, regeneration=False).resolve(
     development.consecutive_steps
 )
 n_potentiation, n_rest, n_depression = 40, 10, 50

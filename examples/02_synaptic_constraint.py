@@ -90,16 +90,15 @@ batch_size = 10 if QUICK else 20
 epochs = 3 if QUICK else 6
 threads = 1 if QUICK else None  # None: every core
 # Development: spine plasticity and the constraint only. The released code's K = 18 counts epochs;
-# here a development step follows every training batch, so K is smaller.
+# here a development step follows every training batch (as many steps per epoch as batches, set
+# once the data are loaded), so K is smaller.
 development = DevelopmentParameters(consecutive_steps=8)
-schedule = Schedule(interval_batches=1, pruning=False, regeneration=False)
 
 neuron = NeuronParameters(tau_membrane=tau_membrane)
 params = NetworkParameters(hidden_sizes=hidden_sizes, dt=dt, n_steps=n_steps, hidden=neuron, output=neuron)
 print(params)
 print(learning)
 print(development)
-print(schedule.resolve(development.consecutive_steps))
 
 # %% [markdown]
 # ## Data
@@ -122,6 +121,9 @@ print(f"{len(train_samples)} training and {len(test_samples)} test samples "
       f"({time.perf_counter() - started:.1f} s); mean input spikes per sample "
       f"{np.mean([c.size for c, _ in train_samples]):.0f}; training classes "
       f"{np.bincount(train_labels, minlength=10).tolist()}")
+batches_per_epoch = -(-len(train_samples) // batch_size)
+schedule = Schedule(steps_per_epoch=batches_per_epoch, pruning=False, regeneration=False)
+print(schedule.resolve(development.consecutive_steps))
 
 # %% [markdown]
 # ## Network, learner and structural scheduler
@@ -155,7 +157,7 @@ for epoch in range(epochs):
         loss += step.loss * len(chosen)
         correct += step.n_correct
         batch_index += 1
-        record = scheduler.after_batch(batch_index)
+        record = scheduler.after_batch(batch_index, batches_per_epoch)
         if record is not None:
             development_log.append(record)
     print(f"epoch {epoch + 1}: train loss {loss / len(order):.3f}, train accuracy "

@@ -107,13 +107,11 @@ threads = 1 if QUICK else None
 # here, not every epoch). Warm-ups follow from K: constraint after K steps, pruning and
 # regeneration after 2K steps.
 development = DevelopmentParameters(consecutive_steps=6)
-schedule = Schedule(interval_batches=1)
 
 neuron = NeuronParameters(tau_membrane=tau_membrane)
 params = NetworkParameters(hidden_sizes=hidden_sizes, dt=dt, n_steps=n_steps, hidden=neuron, output=neuron)
 print(dict(zip(params.population_names, params.population_sizes)))
 print(development)
-print(schedule.resolve(development.consecutive_steps))
 
 # %% [markdown]
 # ## Data (embedded dataset, class-balanced subsets)
@@ -128,6 +126,9 @@ def load_split(split, subset):
 train_samples, train_labels = load_split("train", n_train)
 test_samples, test_labels = load_split("test", n_test)
 print(f"{len(train_samples)} training and {len(test_samples)} test samples")
+batches_per_epoch = -(-len(train_samples) // batch_size)
+schedule = Schedule(steps_per_epoch=batches_per_epoch)  # a development step after every batch
+print(schedule.resolve(development.consecutive_steps))
 
 # %% [markdown]
 # ## Network, learner and structural scheduler
@@ -154,7 +155,7 @@ for epoch in range(epochs):
         batch = InputBatch.from_samples([train_samples[k] for k in chosen], params.n_steps, params.n_input)
         correct += learner.train_step(batch, train_labels[chosen]).n_correct
         batch_index += 1
-        record = scheduler.after_batch(batch_index)
+        record = scheduler.after_batch(batch_index, batches_per_epoch)
         if record is not None:
             development_log.append(record)
     alive = development_log[-1]["neurons_alive"]

@@ -77,7 +77,7 @@ if QUICK:
         "network": {"hidden_sizes": [32], "dt": "5 ms", "n_steps": 60},
         "learning": {"learning_rate": 0.01, "batch_size": 10, "epochs": 1, "threads": 1},
         # 20 training batches: a development step after each, K = 3 consecutive steps.
-        "development": {"enabled": True, "interval_batches": 1, "consecutive_steps": 3},
+        "development": {"enabled": True, "steps_per_epoch": 20, "consecutive_steps": 3},
         "simulation": {"codegen_target": "numpy", "evaluation_batch": 50},
         "run": {"seed": SEED, "output_dir": str(OUTPUT_DIR), "baseline": True},
     }

@@ -40,7 +40,7 @@ configuration (the embedded dataset, dense training). Times are strings with a u
 
     [development]            # SD-SNN structural development (off = dense training)
     enabled = false
-    interval_batches = 10    # a development step every N training batches
+    steps_per_epoch = 4.5    # development steps per epoch of training (any dataset size)
     # ... every field of DevelopmentParameters and Schedule (see sdsnn_bio.development)
 
     [simulation]
@@ -173,6 +173,18 @@ _SECTIONS = {
 }
 
 
+#: Keys of ``[development]`` that were replaced, with what to write instead.
+_RENAMED_DEVELOPMENT_KEYS = {
+    "interval_batches": (
+        "no longer exists: development is timed in epochs of training so that a configuration "
+        "gives the same developmental timeline on any dataset size; write "
+        "development.steps_per_epoch = (training batches per epoch) / interval_batches instead "
+        "(the embedded dataset's 1438 samples in batches of 32 are 45 batches per epoch: "
+        "interval_batches = 10 is steps_per_epoch = 4.5)"
+    ),
+}
+
+
 def _development_fields() -> dict[str, Any]:
     """Keys accepted in ``[development]``: ``enabled``, the Schedule's and DevelopmentParameters'."""
     from .development import DevelopmentParameters, Schedule
@@ -282,6 +294,8 @@ class ExperimentConfig:
         if not isinstance(development, dict):
             raise ConfigError(f"development: expected a table, got {development!r}")
         defaults = _development_fields()
+        for key in sorted(set(development) & set(_RENAMED_DEVELOPMENT_KEYS)):
+            raise ConfigError(f"development.{key}: {_RENAMED_DEVELOPMENT_KEYS[key]}")
         unknown = set(development) - set(defaults)
         if unknown:
             raise ConfigError(

@@ -8,8 +8,8 @@ One call, :func:`run_experiment`, does what ``sdsnn-bio run`` does:
    carved from the training split (:func:`sdsnn_bio.data.validation_split`);
 2. build the initial dense structure from the seed, the NumPy learner and the Brian2 network;
 3. train for ``learning.epochs`` epochs with the NumPy kernel (spike-for-spike equal to the Brian2
-   network); with development enabled, the structural scheduler applies SD-SNN's rules every
-   ``development.interval_batches`` batches (``sync="lazy"``: the Brian2 synapses are rebuilt by
+   network); with development enabled, the structural scheduler applies SD-SNN's rules
+   ``development.steps_per_epoch`` times per epoch (``sync="lazy"``: the Brian2 synapses are rebuilt by
    the ``load_structure`` that starts every Brian2 run, not at every step); with
    ``learning.augment_max_shift > 0`` every training sample is translated by a random shift drawn
    from ``(seed, epoch, batch)`` (:mod:`sdsnn_bio.learning.augment`); after every epoch the
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ExperimentConfig
+from .config import ConfigError, ExperimentConfig
 from .energy import energy_summary, synaptic_operations
 from .files import atomic_open
 from .structure import Structure, atomic_save_npz
@@ -346,6 +346,11 @@ def train_model(
 
     n_train = len(train_samples)
     n_batches = math.ceil(n_train / learning.batch_size)
+    if scheduler is not None:
+        try:  # before any training: an epoch too short for steps_per_epoch fails at once
+            scheduler.schedule.check_batches_per_epoch(n_batches)
+        except ValueError as err:
+            raise ConfigError(str(err).replace("Schedule.", "development.", 1)) from None
     learning_rate = config.learning_rate_schedule(learning.epochs * n_batches)
     every = config.run.checkpoint_every_batches
     started = time.perf_counter()
@@ -376,9 +381,10 @@ def train_model(
                 batch_in_epoch += 1
                 global_batch += 1
                 if scheduler is not None:
-                    record = scheduler.after_batch(global_batch)
+                    record = scheduler.after_batch(global_batch, n_batches)
                     if record is not None:
-                        entry = {"batch": global_batch, "epoch": epoch + 1, **record}
+                        entry = {"batch": global_batch, "epoch": epoch + 1,
+                                 "training_epochs": global_batch / n_batches, **record}
                         development_log.append(entry)
                         logger.info("development step %s", _short_record(entry))
                 bar.update(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -607,7 +608,9 @@ def test_parameter_errors_name_the_field_the_range_and_the_value(field, value, m
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("interval_batches", 0, "Schedule.interval_batches: expected an integer >= 1, got 0"),
+        ("steps_per_epoch", 0, "Schedule.steps_per_epoch: expected a number > 0 (development steps "
+                               "per epoch of training), got 0"),
+        ("steps_per_epoch", float("nan"), "Schedule.steps_per_epoch: expected a number > 0"),
         ("pruning_warmup_steps", -2, "Schedule.pruning_warmup_steps: expected an integer >= 0 or None"),
         ("regeneration", "yes", "Schedule.regeneration: expected true or false, got 'yes'"),
         ("development_end_steps", 0,
@@ -621,11 +624,18 @@ def test_schedule_errors_name_the_field(field, value, message):
 
 
 def test_schedule_maps_batches_to_steps_and_steps_to_actions():
-    schedule = Schedule(interval_batches=3)
-    assert [b for b in range(1, 10) if schedule.is_development_batch(b)] == [3, 6, 9]
-    assert schedule.development_steps(10) == 3
+    schedule = Schedule(steps_per_epoch=2)  # epochs of 6 batches: a step every 3 batches
+    assert [b for b in range(1, 13) if schedule.is_development_batch(b, 6)] == [3, 6, 9, 12]
+    assert schedule.development_steps(10, 6) == 3
+    assert schedule.step_batches(4, 6) == [3, 6, 9, 12]
+    # 4.5 steps per epoch of 45 batches (the embedded main job): every 10 batches, as before
+    embedded = Schedule(steps_per_epoch=4.5)
+    assert [b for b in range(1, 91) if embedded.is_development_batch(b, 45)] == list(range(10, 91, 10))
     with pytest.raises(ValueError, match="batch_index is 1-based"):
-        schedule.is_development_batch(0)
+        schedule.is_development_batch(0, 6)
+    with pytest.raises(ValueError, match=r"Schedule.steps_per_epoch: expected at most the 3 training "
+                                         r"batches per epoch \(at most one development step per batch\), got 4"):
+        Schedule(steps_per_epoch=4).is_development_batch(1, 3)
     with pytest.raises(ValueError, match=r"Schedule.constraint_warmup_steps: expected an integer, got None"):
         schedule.actions(0)
     resolved = schedule.resolve(2)
@@ -642,7 +652,7 @@ def test_schedule_maps_batches_to_steps_and_steps_to_actions():
 
 
 def test_schedule_development_end_freezes_the_architecture_only():
-    schedule = Schedule(interval_batches=1, development_end_steps=6).resolve(2)
+    schedule = Schedule(development_end_steps=6).resolve(2)
     table = [schedule.actions(s).to_dict() for s in range(8)]
     assert [t["prune"] for t in table] == [False] * 4 + [True, True] + [False, False]
     assert [t["regenerate"] for t in table] == [False] * 4 + [True, True] + [False, False]
@@ -735,3 +745,33 @@ def test_invalid_conditions_give_clear_errors(condition, message):
     assert message in str(info.value)
     assert condition[:60] in str(info.value), "the message quotes the condition"
     assert len(str(info.value)) < 600, "even for a huge condition"
+
+
+@pytest.mark.parametrize("steps_per_epoch", [4.5, 1, 0.3, 7.25])
+def test_the_developmental_timeline_in_epochs_does_not_depend_on_the_dataset_size(steps_per_epoch):
+    """The same Schedule on 1 438 and 60 000 training samples (batches of 32): the same development
+    steps, with the same rules, at the same points of training in epochs (up to one batch)."""
+    epochs = 40
+    schedule = Schedule(steps_per_epoch=steps_per_epoch).resolve(18)
+    timelines = {}
+    for n_train in (1438, 10_000, 60_000):
+        batches_per_epoch = -(-n_train // 32)  # 45, 313, 1875
+        steps = []
+        for batch in range(1, epochs * batches_per_epoch + 1):
+            if schedule.is_development_batch(batch, batches_per_epoch):
+                steps.append((Fraction(batch, batches_per_epoch), schedule.actions(len(steps)).to_dict()))
+        assert [Fraction(b, batches_per_epoch) for b in schedule.step_batches(len(steps), batches_per_epoch)] \
+            == [epoch for epoch, _ in steps], "step_batches lists the batches that end a step"
+        timelines[n_train] = steps
+    small, large = timelines[1438], timelines[60_000]
+    assert len(small) == len(large) == len(timelines[10_000]) == math.floor(epochs * steps_per_epoch + 1e-9)
+    assert [a for _, a in small] == [a for _, a in large], "the same rules at the same steps"
+    for (epoch_small, _), (epoch_large, _), s in zip(small, large, range(len(small))):
+        ideal = (s + 1) / Fraction(str(steps_per_epoch))  # the epoch at which step s falls due
+        assert ideal <= epoch_small < ideal + Fraction(1, 45), f"step {s}: within one batch on 1 438 samples"
+        assert ideal <= epoch_large < ideal + Fraction(1, 1875), f"step {s}: within one batch on 60 000 samples"
+    if len(large) <= 36:
+        assert not any(a["prune"] for _, a in large), "pruning waits for step 2K = 36"
+        return
+    first_pruning = next(epoch for epoch, a in large if a["prune"])
+    assert float(first_pruning) == pytest.approx(37 / steps_per_epoch, abs=1 / 1875), "pruning from step 2K = 36"

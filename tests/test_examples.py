@@ -127,6 +127,8 @@ def test_example_runs_in_quick_mode(example: Path, tmp_path: Path, embedded_cach
         "SDSNN_OUTPUT_DIR": str(runs),
         "SDSNN_BIO_CACHE": str(embedded_cache),
         "MPLBACKEND": "Agg",
+        # The package of this checkout, not whichever copy is installed (e.g. editable elsewhere).
+        "PYTHONPATH": os.pathsep.join([str(REPOSITORY), *filter(None, [os.environ.get("PYTHONPATH")])]),
     })
     # Where the example would write by default outside quick mode (relative to the working folder).
     watched = [REPOSITORY / "figures" / example.stem, REPOSITORY / "runs" / example.stem,

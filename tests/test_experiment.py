@@ -167,7 +167,8 @@ def test_config_mismatch_on_resume_is_refused(tmp_path, tiny_data):
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 @pytest.mark.parametrize("development", [False, True], ids=["dense", "sdsnn"])
 def test_resume_after_interruption_ends_like_an_uninterrupted_run(tmp_path, tiny_data, development, schedule):
-    dev = {"enabled": True, "interval_batches": 1, "consecutive_steps": 2} if development else {}
+    # 16 training samples in batches of 6: 3 batches per epoch, a development step after each
+    dev = {"enabled": True, "steps_per_epoch": 3, "consecutive_steps": 2} if development else {}
     config = tiny_config(tmp_path, learning={"lr_schedule": schedule, "min_learning_rate": 0.001}, **dev)
     if schedule == "cosine":  # resume must stay bit-exact with augmentation too
         config = config.with_overrides(["learning.augment_max_shift=2"])

@@ -19,7 +19,7 @@ SAMPLES = [
     (np.arange(1, 20, 3), np.arange(1, 20, 3) % 10),
 ]
 LABELS = np.array([0, 1, 2])
-NOW = dict(interval_batches=1, constraint_warmup_steps=0, pruning_warmup_steps=0)
+NOW = dict(steps_per_epoch=1, constraint_warmup_steps=0, pruning_warmup_steps=0)
 RECORD_KEYS = {
     "development_step", "actions", "pruning_rates", "regeneration_percentile", "neurons_alive",
     "neurons_pruned", "neurons_revived", "synapses", "synapses_removed", "synapses_added",
@@ -138,11 +138,12 @@ def test_scheduler_record_contents_and_resume(rng):
     network = SpikingNetwork(structure, PARAMS)
     learner = Learner(structure, PARAMS.layer_dynamics(), LearningParameters(), n_threads=1)
     learner.train_step(InputBatch.from_samples(SAMPLES, PARAMS.n_steps, PARAMS.n_input), LABELS)
-    schedule = Schedule(interval_batches=2, constraint_warmup_steps=1, pruning_warmup_steps=1)
+    schedule = Schedule(steps_per_epoch=2, constraint_warmup_steps=1, pruning_warmup_steps=1)
     scheduler = StructuralScheduler(network, structure, schedule, DevelopmentParameters(initial_pruning_rate=0.25),
                                     learner)
-    assert scheduler.after_batch(1) is None, "batch 1 does not end a development step"
-    first = scheduler.after_batch(2)
+    # 2 steps per epoch of 4 batches: after batches 2 and 4
+    assert scheduler.after_batch(1, 4) is None, "batch 1 does not end a development step"
+    first = scheduler.after_batch(2, 4)
     assert set(first) == RECORD_KEYS
     json.dumps(first)
     assert first["development_step"] == 1 and first["regeneration_percentile"] is None
@@ -151,7 +152,8 @@ def test_scheduler_record_contents_and_resume(rng):
     assert first["sops_per_sample"] > 0
     assert first["rebuilt"] == []
     assert_network_matches(network, structure)  # the learner's weights reached Brian2 without a rebuild
-    second = scheduler.after_batch(4)
+    assert scheduler.after_batch(3, 4) is None
+    second = scheduler.after_batch(4, 4)
     json.dumps(second)
     assert second["actions"] == {"spines": True, "constrain": True, "prune": True, "regenerate": True}
     assert second["regeneration_percentile"] == 61.0
@@ -271,7 +273,7 @@ def test_development_keys_in_the_experiment_config():
     from sdsnn_bio.config import ConfigError, ExperimentConfig
 
     config = ExperimentConfig.from_dict({"development": {
-        "enabled": True, "consecutive_steps": 5, "interval_batches": 2, "regeneration": False,
+        "enabled": True, "consecutive_steps": 5, "steps_per_epoch": 2, "regeneration": False,
         "regrowth_consecutive_steps": 3,
     }})
     schedule = config.schedule().resolve(config.development_parameters().consecutive_steps)
@@ -281,5 +283,9 @@ def test_development_keys_in_the_experiment_config():
         ExperimentConfig.from_dict({"development": {"shrink_factor": 2.0}})
     with pytest.raises(ConfigError, match="development.regrowth_consecutive_steps: expected an integer >= 0 or None"):
         ExperimentConfig.from_dict({"development": {"regrowth_consecutive_steps": "ten"}})
-    with pytest.raises(ConfigError, match="development.interval_batches: expected an integer >= 1, got 0"):
-        ExperimentConfig.from_dict({"development": {"interval_batches": 0}})
+    with pytest.raises(ConfigError, match=r"development.steps_per_epoch: expected a number > 0 .*got 0"):
+        ExperimentConfig.from_dict({"development": {"steps_per_epoch": 0}})
+    with pytest.raises(ConfigError, match=r"development.interval_batches: no longer exists.*"
+                                          r"development.steps_per_epoch = \(training batches per epoch\) "
+                                          r"/ interval_batches"):
+        ExperimentConfig.from_dict({"development": {"interval_batches": 10}})

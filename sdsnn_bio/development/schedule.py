@@ -1,4 +1,4 @@
-"""When each SD-SNN rule runs: development steps over training batches (the rules never see epochs).
+"""When each SD-SNN rule runs: development steps in units of training progress (the rules never see epochs).
 
 SD-SNN (Han et al., arXiv 2211.12219, sections 1-3; released code ``main.py``) applies its rules
 once per epoch, with K = 18 consecutive-step threshold::
@@ -8,19 +8,31 @@ once per epoch, with K = 18 consecutive-step threshold::
     neuron pruning + neurotrophic rate       at steps s >= 2K       (released: epoch > 2K)
     synaptic regeneration                    at steps s >= 2K       (released: epoch > 2K)
 
-Here a *development step* happens after every ``interval_batches`` training batches, so short runs
-show the dynamics too: batch ``b`` (1-based) ends a development step when ``b % interval_batches
-== 0``, and development steps are numbered ``s = 0, 1, 2, ...`` in the order they happen. A
-:class:`Schedule` maps ``s`` to the :class:`DevelopmentActions` due at that step; it is the only
-object that knows about time. K itself is a rule constant and lives in
+Here ``steps_per_epoch`` development steps happen per epoch of training (the paper: 1; more let
+short runs show the dynamics), wherever in the run training has got to: with ``n`` training
+batches per epoch, batch ``b`` (1-based, counted over all epochs) has completed ``b / n`` epochs,
+and the steps due by then are::
+
+    steps_due(b) = floor(b * steps_per_epoch / n)          (exact rational arithmetic)
+
+so step ``s`` (0-based) happens at the first batch with ``b / n >= (s + 1) / steps_per_epoch``
+epochs of training. The developmental timeline in epochs is therefore the same for any dataset
+size (1 438, 10 000 or 60 000 training samples), up to the rounding to whole batches (less than
+one batch). Every warm-up below is a number of development steps, hence ``warm-up /
+steps_per_epoch`` epochs of training whatever the dataset. (Before, steps came every
+``interval_batches`` batches: 4.5 steps per epoch on 1 438 samples in batches of 32 became 31 on
+10 000 and 188 on 60 000.) A :class:`Schedule` maps ``s`` to the :class:`DevelopmentActions` due
+at that step; it is the only object that knows about time. K itself is a rule constant and lives in
 :class:`~sdsnn_bio.development.rules.DevelopmentParameters` (``consecutive_steps``): warm-ups left
 at ``None`` are derived from it by :meth:`Schedule.resolve`.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass, fields, replace
+from fractions import Fraction
 
 __all__ = ["DevelopmentActions", "Schedule"]
 
@@ -70,9 +82,10 @@ class Schedule:
 
     Parameters
     ----------
-    interval_batches : int
-        A development step after every ``interval_batches`` training batches (>= 1; the paper:
-        one per epoch).
+    steps_per_epoch : float
+        Development steps per epoch of training (> 0; the paper: 1; default 4.5, which on the
+        embedded dataset's 45 batches per epoch is a step every 10 batches). At most the number of
+        training batches per epoch (checked when training starts, :meth:`check_batches_per_epoch`).
     constraint_warmup_steps : int or None
         First development step (0-based) at which weights are clipped into their spine range.
         None: K (released code: after K steps).
@@ -90,7 +103,7 @@ class Schedule:
         Switch each rule on or off (the released N-MNIST script has regeneration off; we keep it on).
     """
 
-    interval_batches: int = 10
+    steps_per_epoch: float = 4.5
     constraint_warmup_steps: int | None = None
     pruning_warmup_steps: int | None = None
     regeneration_warmup_steps: int | None = None
@@ -101,7 +114,12 @@ class Schedule:
     regeneration: bool = True
 
     def __post_init__(self) -> None:
-        _check_steps("interval_batches", self.interval_batches, low=1, allow_none=False)
+        rate = self.steps_per_epoch
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not math.isfinite(rate) or rate <= 0:
+            raise ValueError(
+                f"Schedule.steps_per_epoch: expected a number > 0 (development steps per epoch of "
+                f"training), got {rate!r}"
+            )
         for name in ("constraint_warmup_steps", "pruning_warmup_steps", "regeneration_warmup_steps"):
             _check_steps(name, getattr(self, name), low=0, allow_none=True)
         end = self.development_end_steps
@@ -146,18 +164,56 @@ class Schedule:
                        regeneration_warmup_steps=regeneration)
 
     # ------------------------------------------------------------------ the schedule
-    def is_development_batch(self, batch_index: int) -> bool:
+    def _per_epoch(self) -> Fraction:
+        """``steps_per_epoch`` as an exact fraction of its decimal form (4.5 -> 9/2, 0.1 -> 1/10)."""
+        return Fraction(repr(float(self.steps_per_epoch)))
+
+    def check_batches_per_epoch(self, batches_per_epoch: int) -> None:
+        """Raise if an epoch of ``batches_per_epoch`` batches cannot hold ``steps_per_epoch`` steps.
+
+        A development step needs a training batch before it (at most one step per batch).
+        """
+        n = batches_per_epoch
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"Schedule: batches_per_epoch must be an integer >= 1, got {n!r}")
+        if self._per_epoch() > n:
+            raise ValueError(
+                f"Schedule.steps_per_epoch: expected at most the {n} training batches per epoch "
+                f"(at most one development step per batch), got {self.steps_per_epoch!r}; lower "
+                "development.steps_per_epoch or learning.batch_size, or train on more samples"
+            )
+
+    def steps_due(self, batch_index: int, batches_per_epoch: int) -> int:
+        """Development steps due once training batch ``batch_index`` (1-based, counted over all
+        epochs; 0 = before training) is done: ``floor(batch_index * steps_per_epoch / n)``."""
+        if isinstance(batch_index, bool) or not isinstance(batch_index, numbers.Integral) or batch_index < 0:
+            raise ValueError(
+                f"Schedule.steps_due: batch_index is 1-based, expected an integer >= 0, got {batch_index!r}"
+            )
+        self.check_batches_per_epoch(batches_per_epoch)
+        return math.floor(int(batch_index) * self._per_epoch() / int(batches_per_epoch))
+
+    def is_development_batch(self, batch_index: int, batches_per_epoch: int) -> bool:
         """Whether training batch ``batch_index`` (1-based, counted over all epochs) ends a step."""
         if isinstance(batch_index, bool) or not isinstance(batch_index, numbers.Integral) or batch_index < 1:
             raise ValueError(
                 f"Schedule.is_development_batch: batch_index is 1-based, expected an integer >= 1, "
                 f"got {batch_index!r}"
             )
-        return batch_index % self.interval_batches == 0
+        return self.steps_due(batch_index, batches_per_epoch) > self.steps_due(batch_index - 1, batches_per_epoch)
 
-    def development_steps(self, n_batches: int) -> int:
+    def development_steps(self, n_batches: int, batches_per_epoch: int) -> int:
         """Number of development steps in the first ``n_batches`` training batches."""
-        return int(n_batches) // self.interval_batches
+        return self.steps_due(int(n_batches), batches_per_epoch)
+
+    def step_batches(self, n_steps: int, batches_per_epoch: int) -> list[int]:
+        """The training batch (1-based) that ends each of the first ``n_steps`` development steps.
+
+        Divide by ``batches_per_epoch`` for the timeline in epochs of training.
+        """
+        self.check_batches_per_epoch(batches_per_epoch)
+        per_epoch, n = self._per_epoch(), int(batches_per_epoch)
+        return [math.ceil((s + 1) * n / per_epoch) for s in range(int(n_steps))]
 
     def actions(self, step: int) -> DevelopmentActions:
         """Rules due at development step ``step`` (0-based: the number of steps already done)."""

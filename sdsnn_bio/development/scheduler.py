@@ -181,9 +181,10 @@ class StructuralScheduler:
         return float(sum(float(v[0]) for v in sops.values()))
 
     # ------------------------------------------------------------------ steps
-    def after_batch(self, batch_index: int) -> dict | None:
-        """Run a development step if the schedule says batch ``batch_index`` (1-based) ends one."""
-        if not self.schedule.is_development_batch(batch_index):
+    def after_batch(self, batch_index: int, batches_per_epoch: int) -> dict | None:
+        """Run a development step if the schedule says batch ``batch_index`` (1-based, counted over
+        all epochs, ``batches_per_epoch`` per epoch) ends one."""
+        if not self.schedule.is_development_batch(batch_index, batches_per_epoch):
             return None
         return self.step()
 
