@@ -62,6 +62,14 @@ def test_nmnist_descriptor_gives_the_historical_sizes():
     assert (params.n_input, params.n_output) == (2312, 10), "the default configuration is N-MNIST"
 
 
+def test_dvs_gesture_sizes_follow_the_down_sampling():
+    config = ExperimentConfig.from_dict({"data": {"dataset": "dvs_gesture"}})
+    params = config.network_parameters()
+    assert (params.n_input, params.n_output) == (32 * 32 * 2, 11), "default 32x32, 11 classes"
+    full = ExperimentConfig.from_dict({"data": {"dataset": "dvs_gesture", "input_size": [128, 128]}})
+    assert full.network_parameters().n_input == 128 * 128 * 2
+
+
 def test_input_size_sets_n_input_and_the_shape():
     config = ExperimentConfig.from_dict({"data": {"input_size": [17, 17]}})
     assert config.input_shape() == (17, 17, 2)
@@ -78,6 +86,9 @@ def test_input_size_sets_n_input_and_the_shape():
         ({"input_size": [40, 40]}, ["data.input_size", "34x34", "40x40"]),
         ({"input_size": [0, 3]}, ["data.input_size", "positive integers"]),
         ({"input_size": [3]}, ["data.input_size", "2 positive integers"]),
+        ({"dataset": "dvs_gesture", "input_size": [256, 64]}, ["data.input_size", "128x128"]),
+        ({"dataset": "dvs_gesture", "first_saccade": True}, ["data.first_saccade", "dvs_gesture"]),
+        ({"dataset": "dvs_gesture", "encoding": "poisson"}, ["data.encoding", "'frames'"]),
     ],
 )
 def test_bad_data_keys_are_named(data, needles):

@@ -29,6 +29,7 @@ __all__ = [
     "channel_coordinates",
     "events_to_spikes",
     "encode_events",
+    "encode_frames",
     "binning_summary",
 ]
 
@@ -189,6 +190,39 @@ def encode_events(events, *, shape, dt, n_steps: int, rng=None) -> tuple[np.ndar
     encoding is deterministic) and present for the encodings' common signature.
     """
     return events_to_spikes(events, dt, n_steps, sensor_size=shape)
+
+
+def encode_frames(events, *, shape, dt, n_steps: int, rng=None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``"frames"`` encoding: the whole recording in ``n_steps`` equal time bins (tonic ``ToFrame``).
+
+    ``tonic.transforms.ToFrame(sensor_size=shape, n_time_bins=n_steps)`` cuts the span from the
+    first to the last event into ``n_steps`` bins of equal duration and counts the events of every
+    pixel and polarity in each; a channel spikes at step ``k`` when bin ``k`` holds at least one of
+    its events. The step length of the network (``dt``) is then a model time step, not the data's:
+    recordings of different durations are stretched to the same ``n_steps`` (the usual practice for
+    DVS-Gesture, whose gestures last about 6 s). ``dt`` and ``rng`` are unused.
+
+    Returns
+    -------
+    channels, steps : ndarray of int64
+        One entry per spike, sorted by step then channel.
+    """
+    from tonic.transforms import ToFrame
+
+    sensor_size = _check_sensor_size(shape)
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps: expected a positive integer, got {n_steps!r}")
+    try:
+        check_events(events, sensor_size, name="events")
+    except DataError as error:
+        raise ValueError(str(error)) from None
+    if len(events) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    frames = ToFrame(sensor_size=sensor_size, n_time_bins=int(n_steps))(events.copy())  # (T, P, H, W)
+    steps, polarity, y, x = np.nonzero(frames[:n_steps])
+    width, height, _ = sensor_size
+    channels = (polarity.astype(np.int64) * height + y) * width + x
+    return channels.astype(np.int64), steps.astype(np.int64)
 
 
 def binning_summary(events, dt, n_steps: int, sensor_size=SENSOR_SIZE) -> dict:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .dvs_gesture import CLASSES as GESTURE_CLASSES
 from .format import CLASSES as NMNIST_CLASSES
 from .format import DataError
 
@@ -244,15 +245,22 @@ class DatasetDescriptor:
 ENCODINGS: dict[str, Encoding] = {e.name: e for e in (
     Encoding("events", "events", "sdsnn_bio.data.encoding:encode_events", False,
              "event at time t -> a spike at step floor(t / dt); events after n_steps * dt are dropped"),
+    Encoding("frames", "events", "sdsnn_bio.data.encoding:encode_frames", False,
+             "the recording cut into n_steps equal time bins (tonic ToFrame); a spike where a bin holds an event"),
 )}
 
 #: Every dataset, by name (one line each; see the checklist in the module docstring).
 DATASETS: dict[str, DatasetDescriptor] = {d.name: d for d in (
     DatasetDescriptor(
         "nmnist", "N-MNIST", "events", (34, 34, 2), NMNIST_CLASSES, "sdsnn_bio.data:load_dataset",
-        ("events",), options=("first_saccade", "cache_dir"), needs_root=False,
+        ("events", "frames"), options=("first_saccade", "cache_dir"), needs_root=False,
         layout="Train/<digit>/*.bin and Test/<digit>/*.bin, or Train.zip and Test.zip (empty root: "
                "the embedded offline dataset)"),
+    DatasetDescriptor(
+        "dvs_gesture", "DVS-Gesture", "events", (128, 128, 2), GESTURE_CLASSES,
+        "sdsnn_bio.data.dvs_gesture:open_dvs_gesture", ("frames", "events"), default_input_size=(32, 32),
+        layout="the original release (trials_to_train.txt, trials_to_test.txt, user*.aedat with "
+               "user*_labels.csv) or tonic's ibmGestureTrain/ and ibmGestureTest/"),
 )}
 
 
