@@ -44,6 +44,7 @@ _EXPORTS = {
     "StructuralScheduler": ".development",
     "Schedule": ".development",
     "DevelopmentParameters": ".development",
+    "DevelopmentMonitor": ".development",
     # learning
     "Learner": ".learning",
     "LearningParameters": ".learning",

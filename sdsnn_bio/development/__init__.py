@@ -19,11 +19,13 @@ Section 3, synaptic regeneration::
     percentile of its projection's weights at more than N consecutive steps regrows.
 
 :mod:`.rules` holds the pure NumPy rules, :mod:`.schedule` decides when they run,
-:mod:`.conditions` prunes/regrows with Brian2-style string conditions and :mod:`.scheduler`
-applies all of it to a Brian2 network between runs.
+:mod:`.conditions` prunes/regrows with Brian2-style string conditions, :mod:`.scheduler`
+applies all of it to a Brian2 network between runs and :mod:`.monitor` records chosen variables
+at every development step.
 """
 
-from .conditions import ConditionError, ConditionResult, evaluate_condition, prune, regrow
+from .conditions import ConditionError, ConditionResult, evaluate_condition, evaluate_mask, prune, regrow
+from .monitor import MONITORS_FILE, DevelopmentMonitor, load_monitors, save_monitors
 from .rules import (
     DevelopmentParameters,
     DevelopmentRecord,
@@ -47,7 +49,9 @@ from .scheduler import TRACKED_SYNAPSES, StructuralScheduler
 __all__ = [
     "ConditionError",
     "ConditionResult",
+    "MONITORS_FILE",
     "DevelopmentActions",
+    "DevelopmentMonitor",
     "DevelopmentParameters",
     "DevelopmentRecord",
     "DevelopmentState",
@@ -59,6 +63,8 @@ __all__ = [
     "constrain_weights",
     "develop_structure",
     "evaluate_condition",
+    "evaluate_mask",
+    "load_monitors",
     "neuron_importance",
     "neurons_to_prune",
     "normalised_spine_width",
@@ -67,6 +73,7 @@ __all__ = [
     "regeneration_threshold",
     "regrow",
     "regrowth_step",
+    "save_monitors",
     "trophic_factor",
     "update_spines",
 ]

@@ -34,7 +34,8 @@ import numpy as np
 
 from ..structure import SPINE_FIELDS, Projection
 
-__all__ = ["ConditionError", "ConditionResult", "evaluate_condition", "prune", "regrow", "condition_variables"]
+__all__ = ["ConditionError", "ConditionResult", "evaluate_condition", "evaluate_mask", "prune", "regrow",
+           "condition_variables"]
 
 
 class ConditionError(ValueError):
@@ -249,13 +250,39 @@ def evaluate_condition(condition: str, projection: Projection, *, source_alive=N
         Unknown variable or function (the message lists the known ones), forbidden syntax, or an
         expression that is not a condition (e.g. ``"w + 1"``).
     """
-    tree = _parse(condition)
     variables = condition_variables(projection, source_alive, target_alive)
-    evaluator = _Evaluator(condition, variables, projection.shape, rng)
+    return evaluate_mask(condition, variables, projection.shape, rng=rng)
+
+
+def evaluate_mask(condition: str, variables: dict, shape: tuple, *,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+    """Boolean mask of ``shape`` where ``condition`` holds over the given ``variables``.
+
+    The general form of :func:`evaluate_condition`, for any set of named arrays (e.g. neuron
+    variables): same grammar, same safety (parsed with :mod:`ast`, nothing executed).
+
+    Parameters
+    ----------
+    condition : str
+        Brian2-style condition (see the module docstring for the grammar).
+    variables : dict of str to array_like
+        The names the condition may use, each broadcastable to ``shape``.
+    shape : tuple of int
+        Shape of the result (and of ``rand()``'s draws).
+    rng : numpy.random.Generator, optional
+        Needed only if the condition calls ``rand()``.
+
+    Raises
+    ------
+    ConditionError
+        Unknown variable or function, forbidden syntax, or a value that is not true/false.
+    """
+    tree = _parse(condition)
+    evaluator = _Evaluator(condition, variables, tuple(shape), rng)
     value = np.asarray(_evaluate(evaluator, tree))
     if value.dtype != bool:
         evaluator.fail("is not a condition: it must evaluate to true/false (e.g. use a comparison)")
-    return np.broadcast_to(value, projection.shape).copy()
+    return np.broadcast_to(value, tuple(shape)).copy()
 
 
 def _evaluate_values(expression, projection: Projection, mask: np.ndarray, *, source_alive,

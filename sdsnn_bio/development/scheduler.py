@@ -76,6 +76,9 @@ class StructuralScheduler:
         those of rebuilt projections; the rest at the next ``network.load_structure``).
     read_network : bool
         Pull the spine variables from the Brian2 objects before every step.
+    monitors : sequence of DevelopmentMonitor, optional
+        Record their variables after every step (:mod:`sdsnn_bio.development.monitor`); they are
+        attached to the structure here, so an unknown source, variable or condition fails now.
     sync : {"eager", "lazy"}
         ``"eager"``: every step (and :meth:`prune`, :meth:`regrow`) brings the Brian2 synapses up
         to date, rebuilding the ``Synapses`` whose connectivity changed. ``"lazy"``: they change
@@ -88,7 +91,7 @@ class StructuralScheduler:
 
     def __init__(self, network, structure: Structure, schedule, params, learner=None,
                  state: dict | None = None, *, mirror_spines: bool = False,
-                 read_network: bool = False, sync: str = "eager") -> None:
+                 read_network: bool = False, sync: str = "eager", monitors=()) -> None:
         from .rules import DevelopmentState
 
         if sync not in ("eager", "lazy"):
@@ -106,6 +109,12 @@ class StructuralScheduler:
         self.mirror_spines = bool(mirror_spines)
         self.read_network = bool(read_network)
         self.sync_mode = sync
+        from .monitor import _check_names
+
+        self.monitors = list(monitors)
+        _check_names(self.monitors)
+        for monitor in self.monitors:
+            monitor.attach(structure)
         if state is None:
             self.state = DevelopmentState.initial(structure, params)
             self.tracked = self._choose_tracked()
@@ -228,6 +237,8 @@ class StructuralScheduler:
                 self.network.set_importance(population.name, record.importance[population.name])
         if self.learner is not None:
             self.learner.structure_changed(restarted)
+        for monitor in self.monitors:
+            monitor.record(self.state.step, self.structure, self.state.pruning_rates)
 
         out = {
             "development_step": int(self.state.step),
