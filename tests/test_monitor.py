@@ -15,7 +15,7 @@ from sdsnn_bio.development.monitor import (
 from sdsnn_bio.model import NetworkParameters, SpikingNetwork, initial_structure
 
 PARAMS = NetworkParameters(n_input=20, hidden_sizes=(12,), n_output=4, n_steps=10, weight_init_gain=8.0)
-NOW = dict(interval_batches=1, constraint_warmup_steps=0, pruning_warmup_steps=0)
+NOW = dict(steps_per_epoch=1, constraint_warmup_steps=0, pruning_warmup_steps=0)
 
 
 def develop(monitors, steps: int = 4, seed: int = 3, pruning_rate: float = 0.25):
