@@ -15,6 +15,7 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     test_subset = 0
     first_saccade = false
     validation_fraction = 0.0  # share of each class carved from the training split for validation
+    validation_split = "fraction"  # or "folder": the dataset folder's own Validation/ split
 
     [network]
     hidden_sizes = [800]
@@ -71,6 +72,12 @@ from brian2 import Quantity, ms, second, us
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_time", "format_time"]
 
 
+#: Where the validation recordings come from (``data.validation_split``): carved from the training
+#: split by ``data.validation_fraction``, or the dataset folder's own ``Validation/`` split (as
+#: written by ``python -m sdsnn_bio.data emulate-idx``).
+VALIDATION_SPLITS = ("fraction", "folder")
+
+
 class ConfigError(ValueError):
     """An invalid configuration: the message names the field, what was expected and what came."""
 
@@ -112,6 +119,7 @@ class DataConfig:
     first_saccade: bool = False
     cache_dir: str = ""
     validation_fraction: float = 0.0  # stratified share of the training split held out (0 = none)
+    validation_split: str = "fraction"  # "fraction" (carved from training) or "folder" (Validation/)
 
 
 @dataclass(frozen=True)
@@ -332,6 +340,16 @@ class ExperimentConfig:
         if self.simulation.evaluation_batch < 1:
             raise ConfigError(
                 f"simulation.evaluation_batch: expected an integer >= 1, got {self.simulation.evaluation_batch}"
+            )
+        if self.data.validation_split not in VALIDATION_SPLITS:
+            raise ConfigError(
+                f"data.validation_split: expected one of {list(VALIDATION_SPLITS)}, "
+                f"got {self.data.validation_split!r}"
+            )
+        if self.data.validation_split == "folder" and self.data.validation_fraction:
+            raise ConfigError(
+                "data.validation_fraction: must be 0 with data.validation_split = \"folder\" "
+                f"(the folder's Validation/ split is the validation set), got {self.data.validation_fraction}"
             )
         if not 0 <= self.data.validation_fraction < 1:
             raise ConfigError(

@@ -39,7 +39,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +89,9 @@ class PreparedData:
     test: list
     test_labels: np.ndarray
     description: dict
+    #: The dataset folder's own validation split (``data.validation_split = "folder"``), else empty.
+    validation: list = field(default_factory=list)
+    validation_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def prepare_data(config: ExperimentConfig) -> PreparedData:
@@ -100,7 +103,10 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     root = config.data.root or None
     options = dict(first_saccade=config.data.first_saccade, cache_dir=config.data.cache_dir or None)
     splits, sources = {}, []
-    for split, subset in (("train", config.data.train_subset), ("test", config.data.test_subset)):
+    wanted = [("train", config.data.train_subset), ("test", config.data.test_subset)]
+    if config.data.validation_split == "folder":
+        wanted.append(("validation", 0))
+    for split, subset in wanted:
         samples, labels, source = encode_split(
             descriptor, split, root=root, subset=subset or None, seed=config.run.seed,
             encoding=config.data.encoding, input_size=config.data.input_size, dt=params.dt,
@@ -116,8 +122,12 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
         "input_shape": list(config.input_shape()),
         "train_samples": len(train[0]),
         "test_samples": len(test[0]),
+        "validation_samples_from_folder": len(splits["validation"][0]) if "validation" in splits else 0,
         "mean_input_spikes_per_sample": float(np.mean([len(c) for c, _ in train[0]])) if train[0] else 0.0,
     }
+    if "validation" in splits:
+        return PreparedData(train[0], train[1], test[0], test[1], description,
+                            validation=splits["validation"][0], validation_labels=splits["validation"][1])
     return PreparedData(train[0], train[1], test[0], test[1], description)
 
 
@@ -277,6 +287,9 @@ def train_model(
     train_labels = np.asarray(data.train_labels)[train_indices]
     validation_samples = [data.train[k] for k in validation_indices]
     validation_labels = np.asarray(data.train_labels)[validation_indices]
+    if len(data.validation):  # the folder's own Validation/ split (data.validation_split = "folder")
+        validation_samples = list(data.validation)
+        validation_labels = np.asarray(data.validation_labels)
     configure_brian2(config.simulation.codegen_target, config.simulation.cache_dir or None)
     import brian2
 
@@ -443,7 +456,7 @@ def train_model(
         "final_test_accuracy": evaluation["accuracy"],
         "final_validation_accuracy": validation_per_epoch[-1] if validation_samples else None,
         "validation": validation_report(config.data.validation_fraction, validation_labels,
-                                        validation_per_epoch, n_train),
+                                        validation_per_epoch, n_train, config.data.validation_split),
         "test": {**evaluation, "protocol": TEST_PROTOCOL},
         "history": history,
         "development_log": development_log,
@@ -487,11 +500,13 @@ def kernel_accuracy(learner, samples, labels, n_steps: int, n_input: int, batch_
     return correct / max(len(samples), 1)
 
 
-def validation_report(fraction: float, labels, accuracy_per_epoch, n_train: int) -> dict | None:
+def validation_report(fraction: float, labels, accuracy_per_epoch, n_train: int,
+                      source: str = "fraction") -> dict | None:
     """The ``validation`` record of a model's result (None without a validation split)."""
     if len(labels) == 0:
         return None
     return {
+        "source": source,
         "fraction": fraction,
         "n_samples": int(len(labels)),
         "n_train_samples": int(n_train),
@@ -535,8 +550,8 @@ def run_experiment(
     results = {
         "config": config.to_dict(), "data": data.description, "models": {},
         "protocol": {
-            "validation": VALIDATION_PROTOCOL if config.data.validation_fraction else
-            "no validation split (data.validation_fraction = 0)",
+            "validation": VALIDATION_PROTOCOL if len(data.validation) or config.data.validation_fraction
+            else "no validation split (data.validation_fraction = 0)",
             "test": TEST_PROTOCOL,
             "reported": "final epoch (not the best epoch) for every number",
         },

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from sdsnn_bio.config import ExperimentConfig
+from sdsnn_bio.config import ConfigError, ExperimentConfig
 from sdsnn_bio.experiment import (
     CHECKPOINT,
     RESULT,
@@ -129,6 +129,54 @@ def test_validation_split_is_carved_from_training_and_reported_apart_from_test(t
     plain = run_experiment(tiny_config(tmp_path / "plain"), data=tiny_data, progress=False)
     assert plain["models"]["dense"]["validation"] is None, "no split by default"
     assert plain["models"]["dense"]["history"][0]["validation_accuracy"] is None
+
+
+def test_folder_validation_split_is_used_whole_and_never_trained_on(tmp_path, tiny_data):
+    rng = np.random.default_rng(11)
+    validation_labels = np.tile(np.arange(4), 2)
+    data = PreparedData(tiny_data.train, tiny_data.train_labels, tiny_data.test, tiny_data.test_labels,
+                        {"source": "fixture"}, validation=_class_samples(rng, validation_labels),
+                        validation_labels=validation_labels)
+    config = tiny_config(tmp_path).with_overrides(['data.validation_split="folder"'])
+    model = run_experiment(config, data=data, progress=False)["models"]["dense"]
+    validation = model["validation"]
+    assert validation["source"] == "folder" and validation["n_samples"] == 8
+    assert validation["n_train_samples"] == len(tiny_data.train), "every training recording is trained on"
+    assert len(validation["accuracy_per_epoch"]) == 2
+
+
+def test_folder_validation_split_refuses_a_fraction_too():
+    with pytest.raises(ConfigError, match="data.validation_fraction: must be 0 with data.validation_split"):
+        ExperimentConfig.from_dict({"data": {"validation_split": "folder", "validation_fraction": 0.1}})
+    with pytest.raises(ConfigError, match="data.validation_split: expected one of"):
+        ExperimentConfig.from_dict({"data": {"validation_split": "Validation"}})
+
+
+def test_prepare_data_reads_the_folders_validation_split(tmp_path):
+    from sdsnn_bio.data.format import write_nmnist_file
+    from sdsnn_bio.data.format import EVENT_DTYPE
+    from sdsnn_bio.experiment import prepare_data
+
+    counts = {"Train": 3, "Validation": 2, "Test": 1}
+    for split, n in counts.items():
+        for label in range(2):
+            for k in range(n):
+                events = np.zeros(3, dtype=EVENT_DTYPE)
+                events["x"], events["y"], events["p"] = [1, 2, 3], [4, 5, 6], [1, 0, 1]
+                events["t"] = [1000, 2000, 3000 + k]
+                folder = tmp_path / split / str(label)
+                folder.mkdir(parents=True, exist_ok=True)
+                write_nmnist_file(folder / f"{k}.bin", events)
+    config = ExperimentConfig.from_dict({
+        "data": {"root": str(tmp_path), "validation_split": "folder"},
+        "network": {"n_steps": 10, "dt": "1 ms"},
+    })
+    data = prepare_data(config)
+    assert len(data.train) == 6 and len(data.validation) == 4 and len(data.test) == 2
+    assert sorted(data.validation_labels.tolist()) == [0, 0, 1, 1]
+    assert data.description["validation_samples_from_folder"] == 4
+    without = prepare_data(config.with_overrides(['data.validation_split="fraction"']))
+    assert len(without.validation) == 0, "Validation/ is read only when asked for"
 
 
 def test_augmentation_changes_training_but_not_validation(tmp_path, tiny_data):
