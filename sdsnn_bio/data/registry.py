@@ -25,7 +25,8 @@ Adding a dataset (checklist)
    every malformed input raises :class:`~sdsnn_bio.data.format.DataError` naming the file and what
    was expected.
 2. Add ONE line to :data:`DATASETS` below: ``DatasetDescriptor(name, title, kind, shape, classes,
-   reader="sdsnn_bio.data.<file>:open_<name>", encodings=(...))``.
+   reader="sdsnn_bio.data.<file>:open_<name>", encodings=(...))`` (the class names are a tuple in
+   the reader's file, imported at the top of this module).
 3. Tests in ``tests/test_<file>.py``: the reader on small files the test writes in every accepted
    layout, one test per malformed input checking the message, and a tiny ``sdsnn-bio run`` on
    generated files (see ``tests/test_registry.py``).
@@ -49,6 +50,7 @@ import numpy as np
 from .dvs_gesture import CLASSES as GESTURE_CLASSES
 from .format import CLASSES as NMNIST_CLASSES
 from .format import DataError
+from .images import CIFAR10_CLASSES, MNIST_CLASSES
 
 __all__ = [
     "DatasetDescriptor",
@@ -247,6 +249,8 @@ ENCODINGS: dict[str, Encoding] = {e.name: e for e in (
              "event at time t -> a spike at step floor(t / dt); events after n_steps * dt are dropped"),
     Encoding("frames", "events", "sdsnn_bio.data.encoding:encode_frames", False,
              "the recording cut into n_steps equal time bins (tonic ToFrame); a spike where a bin holds an event"),
+    Encoding("poisson", "images", "sdsnn_bio.data.images:encode_poisson", True,
+             "rate coding: a spike at every step with probability = intensity in [0, 1] (Bernoulli per step)"),
 )}
 
 #: Every dataset, by name (one line each; see the checklist in the module docstring).
@@ -261,6 +265,13 @@ DATASETS: dict[str, DatasetDescriptor] = {d.name: d for d in (
         "sdsnn_bio.data.dvs_gesture:open_dvs_gesture", ("frames", "events"), default_input_size=(32, 32),
         layout="the original release (trials_to_train.txt, trials_to_test.txt, user*.aedat with "
                "user*_labels.csv) or tonic's ibmGestureTrain/ and ibmGestureTest/"),
+    DatasetDescriptor(
+        "mnist", "MNIST", "images", (28, 28, 1), MNIST_CLASSES, "sdsnn_bio.data.images:open_mnist", ("poisson",),
+        layout="train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+               "t10k-labels-idx1-ubyte (optionally .gz)"),
+    DatasetDescriptor(
+        "cifar10", "CIFAR-10", "images", (32, 32, 3), CIFAR10_CLASSES, "sdsnn_bio.data.images:open_cifar10",
+        ("poisson",), layout="the python batches data_batch_1 ... data_batch_5 and test_batch"),
 )}
 
 
