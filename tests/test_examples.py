@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -25,10 +26,88 @@ TIMEOUT_SECONDS = 600
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NUMBER = r"-?\d+(?:\.\d+)?"
 
+def _numbers(stdout: str, pattern: str) -> list[float]:
+    """The groups of the first line matching ``pattern``, as numbers (the line must exist)."""
+    match = re.search(pattern, stdout)
+    assert match, f"no line matches {pattern!r}\n--- stdout\n{stdout[-4000:]}"
+    return [float(group) for group in match.groups()]
+
+
+def _integers(text: str) -> list[int]:
+    return [int(x) for x in re.findall(r"\d+", text)]
+
+
+#: Accuracy that a trained quick-mode example must beat: twice chance on 10 classes (its test sets
+#: hold 50-100 samples, so chance alone reaches this with probability below 1e-3).
+TRAINED = 0.2
+
+
+def _check_01(stdout: str, runs: Path, example: str) -> None:
+    """Spikes at the printed rate, above-threshold potential; spine events every K steps, in order."""
+    spikes, hz, peak = _numbers(stdout, rf"hidden_1 neuron: (\d+) spikes in 200\. ms \(({NUMBER}) Hz\); "
+                                        rf"peak potential ({NUMBER})")
+    assert spikes >= 1 and hz == pytest.approx(spikes / 0.2, abs=0.05), "rate = spikes / 200 ms"
+    assert peak > 1.0, "a spiking neuron's potential crossed the threshold (1)"
+    (k,) = _numbers(stdout, r"constraint from step (\d+)")  # the warm-up is K steps
+    (n_steps,) = _numbers(stdout, r"development steps: (\d+);")
+    enlarged = _integers(re.search(r"enlargements of r_upper at steps \[([\d, ]+)\]", stdout).group(1))
+    shrunk = _integers(re.search(r"shrinkages of the range at steps \[([\d, ]+)\]", stdout).group(1))
+    assert len(enlarged) >= 2 and len(shrunk) >= 2, "persistent potentiation and depression both act"
+    assert set(np.diff(enlarged)) == {k} and set(np.diff(shrunk)) == {k}, "one event per K steps"
+    assert max(enlarged) < min(shrunk), "enlargement during potentiation, shrinkage during depression"
+    clipped, total = _numbers(stdout, r"weight clipped into its range at (\d+) of (\d+) steps")
+    assert total == n_steps and 1 <= clipped <= n_steps - k, "clipped only after the warm-up, and at least once"
+
+
+def _check_02(stdout: str, runs: Path, example: str) -> None:
+    """The constraint acts from its warm-up on, at every step after it, and leaves no weight outside."""
+    (accuracy,) = _numbers(stdout, rf"final test accuracy ({NUMBER}) \(Brian2")
+    assert TRAINED < accuracy <= 1.0, f"trained network: accuracy {accuracy}"
+    n_steps, first = _numbers(stdout, r"(\d+) development steps; the constraint clips weights from development step (\d+) on")
+    for projection in ("input_to_hidden_1", "hidden_1_to_output"):
+        block = stdout[stdout.index(f"{projection} ("):]
+        clippings, constrained = _numbers(block, r"weights clipped: (\d+) clippings in (\d+) constrained steps")
+        assert constrained == n_steps - first + 1, f"{projection}: every step from the warm-up on"
+        assert clippings >= 1, f"{projection}: the constraint clipped weights"
+        enlarged, shrunk = _numbers(block, r"spines enlarged: (\d+); spines shrunk: (\d+)")
+        assert enlarged >= 1 and shrunk >= 1, f"{projection}: spines enlarged and shrank"
+        (outside,) = _numbers(block, r"weights outside their range after the last step: (\d+);")
+        assert outside == 0, f"{projection}: every weight inside its range"
+
+
+def _check_03(stdout: str, runs: Path, example: str) -> None:
+    """Pruning removes, regeneration regrows and revives: each count must be positive."""
+    (k,) = _numbers(stdout, r"DevelopmentParameters\(consecutive_steps=(\d+),")
+    (start,) = _numbers(stdout, r"pruning and regeneration run from development step (\d+) on")
+    assert start == 2 * k + 1, "from step 2K + 1 (1-based), the released warm-up"
+    removed, regrown, revived = _numbers(
+        stdout, r"over all steps: (\d+) synapses removed, (\d+) regrown, (\d+) neurons revived")
+    assert removed >= 1 and regrown >= 1 and revived >= 1, (
+        f"removed {removed}, regrown {regrown}, revived {revived}: every mechanism must act")
+    (accuracy,) = _numbers(stdout, rf"final test accuracy ({NUMBER}) \(Brian2")
+    assert TRAINED < accuracy <= 1.0, f"trained network: accuracy {accuracy}"
+    (pruned_now,) = _numbers(stdout, r"removed (\d+) synapses; Brian2 Synapses")
+    before, after = _numbers(stdout, r"'input_to_hidden_1': (\d+) -> (\d+) synapses")
+    assert pruned_now >= 1 and before - after == pruned_now, "the Brian2 object lost exactly those synapses"
+    (regrew,) = _numbers(stdout, r"regrew (\d+) synapses onto")
+    assert regrew >= 1, "the condition regrew synapses"
+
+
 def _printed_numbers_are_those_of_results_json(stdout: str, runs: Path, example: str) -> None:
-    """Example 04's accuracies, removals and SOPs are read from its results.json, not typed."""
+    """Example 04's accuracies, removals and SOPs are read from its results.json, not typed, and
+    show development at work: fewer synapses and SOPs than dense, neurons pruned during the run."""
     results = json.loads((runs / example / "results.json").read_text(encoding="utf-8"))
     comparison = results["comparison"]
+    assert TRAINED < comparison["dense_test_accuracy"] <= 1.0, "the dense baseline learned"
+    assert 0.05 < comparison["synapses_removed_fraction"] < 1.0, "SD-SNN removed synapses"
+    assert comparison["sdsnn_sops_per_sample"] < comparison["dense_sops_per_sample"], "fewer SOPs"
+    log = results["models"]["sdsnn"]["development_log"]
+    assert len(log) == 20, "20 development steps: one per batch of the one quick epoch"
+    pruned = sum(sum(entry["neurons_pruned"].values()) for entry in log)
+    revived = sum(sum(entry["neurons_revived"].values()) for entry in log)
+    assert pruned >= 1, "neuron pruning acted"
+    hidden = results["models"]["sdsnn"]["structure"]["hidden_neurons_removed_fraction"]
+    assert hidden == pytest.approx((pruned - revived) / 32), "removed = pruned - revived, of 32 hidden neurons"
     assert (f"final test accuracy: dense {comparison['dense_test_accuracy']:.4f}, SD-SNN "
             f"{comparison['sdsnn_test_accuracy']:.4f}") in stdout, "the printed accuracies are measured"
     assert (f"SD-SNN removed {100 * comparison['synapses_removed_fraction']:.1f}% of the synapses and "
@@ -53,6 +132,7 @@ EXPECTED = {
             r"shrinkages of the range at steps \[\d+(, \d+)*\]",
             r"weight clipped into its range at \d+ of \d+ steps",
         ],
+        "check": _check_01,
     },
     "02_synaptic_constraint": {
         "figures": ["weights_in_spine_ranges.png", "constraint_over_development.png",
@@ -66,6 +146,7 @@ EXPECTED = {
             r"input_to_hidden_1 \(\d+ synapses; removed: 0\)",
             r"weights outside their range after the last step: 0;",
         ],
+        "check": _check_02,
     },
     "03_pruning_and_regeneration": {
         "figures": ["pruning.png", "regeneration.png", "spine_dynamics.png", "connectivity.png"],
@@ -78,6 +159,7 @@ EXPECTED = {
             r"regrew \d+ synapses onto \d+ hidden_1 neurons .*all inside their spine range: True",
             r"ConditionError: condition 'abs\(weight\) < 0\.01': unknown variable 'weight'",
         ],
+        "check": _check_03,
     },
     "04_pruning_on_nmnist": {
         "figures": ["pruning.png", "regeneration.png", "spine_dynamics.png", "connectivity.png",

@@ -90,9 +90,10 @@ def test_reconstruction_from_brian2_spikes_matches_state_monitor(rng, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_finite_difference_gradient_of_output_weights(rng, backend):
+@pytest.mark.parametrize("refractory", [0 * ms, 2 * ms], ids=["no_refractory_default", "refractory"])
+def test_finite_difference_gradient_of_output_weights(rng, backend, refractory):
     """Membrane loss: with the spike pattern fixed, dL/dW_out is the exact derivative."""
-    params, structure = make_case(rng, refractory=2 * ms, hidden=(20,), prune=False)
+    params, structure = make_case(rng, refractory=refractory, hidden=(20,), prune=False)
     learner = Learner(structure, params.layer_dynamics(),
                       LearningParameters(loss="membrane_cross_entropy", logit_scale=3.0), n_threads=1,
                       backend=backend)
@@ -161,8 +162,9 @@ def tangent_of_loss(learner, batch, labels, directions):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("surrogate", sorted(SURROGATES))
 @pytest.mark.parametrize("loss", ["rate_cross_entropy", "membrane_cross_entropy", "rate_mse"])
-def test_bptt_matches_forward_mode_derivative(rng, surrogate, loss, backend):
-    params, structure = make_case(rng, refractory=2 * ms, hidden=(18, 12), prune=False)
+@pytest.mark.parametrize("refractory", [0 * ms, 2 * ms], ids=["no_refractory_default", "refractory"])
+def test_bptt_matches_forward_mode_derivative(rng, surrogate, loss, backend, refractory):
+    params, structure = make_case(rng, refractory=refractory, hidden=(18, 12), prune=False)
     learner = Learner(structure, params.layer_dynamics(),
                       LearningParameters(surrogate=surrogate, loss=loss), n_threads=2, backend=backend)
     batch = InputBatch.from_samples(random_samples(rng, 3), N_STEPS, N_INPUT)
@@ -174,6 +176,63 @@ def test_bptt_matches_forward_mode_derivative(rng, surrogate, loss, backend):
     forward = tangent_of_loss(learner, batch, labels, directions)
     assert abs(forward) > 1e-8, "a degenerate (zero) derivative would test nothing"
     assert backward == pytest.approx(forward, rel=1e-9)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("refractory", [0 * ms, 2 * ms], ids=["no_refractory_default", "refractory"])
+def test_gradient_of_latent_weights_is_that_of_present_synapses_at_weight_zero(rng, backend, refractory):
+    """The gradient of an absent synapse's latent weight (absent between alive neurons, or into or
+    out of a pruned neuron) equals the surrogate gradient of the same network in which every such
+    synapse exists with weight 0 and the pruned neurons are alive: a pruned neuron has no input, so
+    it stays at rest and never fires either way; its outgoing synapses carry their latent weights
+    (they carry no spike, so the forward pass is the same). That network's gradient is checked
+    against the forward-mode derivative."""
+    from sdsnn_bio.structure import Structure
+
+    params, structure = make_case(rng, refractory=refractory, hidden=(25, 15))
+    dead = ~structure.population("hidden_1").alive
+    incoming = structure.projection("input_to_hidden_1")
+    incoming.exists[:, dead] = False  # what pruning does
+    structure.projection("hidden_1_to_hidden_2").exists[dead, :] = False
+    structure.projection("hidden_2_to_output").exists[rng.random((15, 4)) < 0.3] = False
+    incoming.weight[~incoming.exists] = rng.normal(0.0, 0.5, size=int((~incoming.exists).sum()))
+    settings = LearningParameters(surrogate="fast_sigmoid", loss="rate_cross_entropy")
+    pruned = Learner(structure, params.layer_dynamics(), settings, n_threads=1, backend=backend)
+    batch = InputBatch.from_samples(random_samples(rng, 4), N_STEPS, N_INPUT)
+    labels = np.array([0, 1, 2, 3])
+    forward = pruned.simulate(batch)
+    _, grads = pruned.gradients(batch, forward, labels)
+
+    equivalent = []
+    for projection in structure.projections:
+        copy = projection.copy()
+        present = copy.exists.copy()
+        if copy.source == "hidden_1":
+            present[dead, :] = True  # a pruned neuron's outputs keep their latent weights
+        copy.weight[...] = np.where(present, copy.weight, 0.0)
+        copy.exists[...] = True
+        equivalent.append(copy)
+    populations = tuple(
+        type(p)(p.name, p.size, np.ones(p.size, dtype=bool)) for p in structure.populations
+    )
+    alive = Learner(Structure(populations, tuple(equivalent)), params.layer_dynamics(), settings,
+                    n_threads=1, backend=backend)
+    alive_forward = alive.simulate(batch)
+    for name in forward.order:
+        assert np.array_equal(alive_forward.traces[name].spikes, forward.traces[name].spikes), name
+    _, alive_grads = alive.gradients(batch, alive_forward, labels)
+    absent = {p.name: ~p.exists for p in structure.projections}
+    for name, reference in alive_grads.items():
+        np.testing.assert_allclose(grads[name], reference, rtol=1e-10, atol=1e-14, err_msg=name)
+    assert np.abs(grads["input_to_hidden_1"][:, dead]).sum() > 0, "a pruned neuron's inputs learn"
+    assert np.abs(grads["input_to_hidden_1"][absent["input_to_hidden_1"]]).sum() > 0
+    assert np.abs(grads["hidden_2_to_output"][absent["hidden_2_to_output"]]).sum() > 0
+    # The equivalent network's gradient along the absent synapses only is the true surrogate derivative.
+    directions = {name: rng.normal(size=mask.shape) * mask for name, mask in absent.items()}
+    backward = sum(float(np.sum(alive_grads[name] * directions[name])) for name in directions)
+    tangent = tangent_of_loss(alive, batch, labels, directions)
+    assert abs(tangent) > 1e-8, "a zero derivative would test nothing"
+    assert backward == pytest.approx(tangent, rel=1e-9)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

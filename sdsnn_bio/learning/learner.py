@@ -9,8 +9,12 @@ Absent synapses: the forward pass uses the *effective* weights (pruned synapses 
 gradient with respect to every potential synapse is computed densely, so a pruned synapse's latent
 weight keeps learning (SD-SNN section 3 reads it to decide regeneration). A pruned neuron is silent
 and has lost its synapses; the backward pass still sends it the error it would receive through its
-latent outgoing weights, so the latent weights of its incoming synapses evolve as in the released
-SD-SNN code (where pruned neurons only lose their input) and regeneration can revive it.
+latent outgoing weights. So every latent weight receives exactly the surrogate gradient it would
+have if the synapse existed with weight 0 and a pruned neuron were alive (without input it stays at
+rest and never fires, so the forward pass is the same; tested against the forward-mode
+derivative), and regeneration can revive a pruned neuron. This is *not* what the released SD-SNN
+code does: there pruned weights take part in the forward pass with the value they drifted to since
+the last end-of-epoch re-masking (``docs/development.md``, released semantics).
 
 Inputs are sparse (a few thousand events per sample): a batch is a CSR matrix of shape
 ``(T*B, n_input)`` (row ``t*B + b``), so the input currents and the input weights' gradient are
