@@ -193,6 +193,8 @@ def _input_shape(results: Mapping) -> tuple[int, int, int]:
 def _polarity_label(p: int, polarities: int) -> str:
     if polarities == 2:
         return "ON (p=1)" if p == 1 else "OFF (p=0)"
+    if polarities == 3:
+        return ("red", "green", "blue")[p]  # an RGB image (e.g. CIFAR-10)
     return f"channel {p}"
 
 

@@ -357,3 +357,6 @@ def test_sdsnn_bio_run_on_a_generated_original_release(tmp_path, capsys):
     assert model["structure"]["neurons"]["output"] == 11, "n_output = 11 classes"
     assert model["test"]["n_samples"] == 4 and model["test"]["kernel_brian2_agreement"] == 1.0
     assert "final test accuracy" in capsys.readouterr().out
+    figures = tmp_path / "figures"
+    assert main(["plot", str(tmp_path / "out"), "--figures", str(figures)]) == 0
+    assert (figures / "receptive_fields.png").is_file(), "pixel maps drawn at the run's 16x16x2 input layout"

@@ -295,3 +295,6 @@ def test_sdsnn_bio_run_on_generated_images(tmp_path, dataset, capsys):
     assert model["structure"]["neurons"]["input"] == int(np.prod(shape)) and model["structure"]["neurons"]["output"] == 10
     assert model["test"]["n_samples"] == 10 and model["test"]["kernel_brian2_agreement"] == 1.0
     assert "final test accuracy" in capsys.readouterr().out
+    figures = tmp_path / "figures"
+    assert main(["plot", str(tmp_path / "out"), "--figures", str(figures)]) == 0
+    assert (figures / "receptive_fields.png").is_file(), "pixel maps drawn at the dataset's image layout"
