@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="output folder (default: run.output_dir)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--keep-checkpoints", action="store_true",
+                     help="keep each model's checkpoint.npz (exact float64 state) after it finished")
 
     info = sub.add_parser("info", help="versions, configuration and dataset summary")
     info.add_argument("config", nargs="?")
@@ -47,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "such as a sweep's points/*), accuracy versus compression is drawn over all.",
     )
     plot.add_argument("results", nargs="+", help="folder(s) holding results.json")
-    plot.add_argument("--figures", default="figures", help="output folder for PNG files")
+    plot.add_argument("--figures", help="output folder for PNG files (default: RUN/figures of the first folder)")
 
     sweep = sub.add_parser("sweep", help="parameter and seed sweep on Dask")
     sweep.add_argument("config", nargs="?")
@@ -76,10 +78,12 @@ def _command_run(args) -> int:
     from .experiment import run_experiment
 
     config = _load(args)
+    from .runfolder import RESULTS
+
     results = run_experiment(config, output_dir=args.output, resume=args.resume,
-                             progress=not args.quiet)
+                             progress=not args.quiet, keep_checkpoints=args.keep_checkpoints)
     output = Path(args.output or config.run.output_dir)
-    print(f"results: {output / 'results.json'}")
+    print(f"results: {output / RESULTS}")
     for name, model in results["models"].items():
         structure = model["structure"]
         if model.get("final_validation_accuracy") is not None:
@@ -115,14 +119,16 @@ def _command_info(args) -> int:
 
 def _command_plot(args) -> int:
     from .plotting import plot_results
+    from .runfolder import FIGURES
 
-    written = plot_results(args.results[0], args.figures)
+    figures = args.figures or Path(args.results[0]) / FIGURES  # never the repository's figures/
+    written = plot_results(args.results[0], figures)
     if len(args.results) > 1:
         from .plotting import plot_seed_results
 
         # Over several runs, accuracy versus compression shows every seed (replaces the one-run plot).
         written = [p for p in written if p.stem != "accuracy_vs_compression"]
-        written += plot_seed_results(args.results, args.figures)
+        written += plot_seed_results(args.results, figures)
     for path in written:
         print(path)
     return 0
@@ -144,7 +150,9 @@ def _command_sweep(args) -> int:
     with open(table, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     print(summary_markdown(summarise(rows)))
-    print(f"sweep table: {table}\nsummary over seeds: {table.parent / 'sweep_summary.csv'}")
+    from .runfolder import SWEEP_SUMMARY
+
+    print(f"sweep table: {table}\nsummary over seeds: {table.parent / SWEEP_SUMMARY}")
     return 0
 
 

@@ -46,8 +46,22 @@ import numpy as np
 
 from .config import ConfigError, ExperimentConfig
 from .energy import energy_summary, synaptic_operations
-from .files import atomic_open
-from .structure import Structure, atomic_save_npz
+from .runfolder import (
+    CHECKPOINT,
+    MODEL_RESULT,
+    RASTERS,
+    RESULTS,
+    STRUCTURE,
+    load_model_result,
+    load_rasters,
+    read_checkpoint,
+    remove_checkpoint,
+    save_rasters,
+    save_structure,
+    write_checkpoint,
+    write_json,
+)
+from .structure import Structure
 
 __all__ = [
     "PreparedData",
@@ -62,9 +76,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.npz"
-RESULT = "result.json"
-RESULTS = "results.json"
+#: Deprecated alias of :data:`sdsnn_bio.runfolder.MODEL_RESULT` (the run-folder names live there).
+RESULT = MODEL_RESULT
 
 
 class TrainingDiverged(RuntimeError):
@@ -72,11 +85,8 @@ class TrainingDiverged(RuntimeError):
 
 
 def atomic_write_json(path: str | Path, payload: dict) -> Path:
-    """Write ``payload`` as JSON to ``path`` via a temporary file and a rename."""
-    with atomic_open(path, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    return Path(path)
+    """Write ``payload`` as JSON to ``path`` atomically (see :func:`sdsnn_bio.runfolder.write_json`)."""
+    return write_json(path, payload)
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -129,6 +139,41 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
         return PreparedData(train[0], train[1], test[0], test[1], description,
                             validation=splits["validation"][0], validation_labels=splits["validation"][1])
     return PreparedData(train[0], train[1], test[0], test[1], description)
+
+
+def data_fingerprint(samples, labels) -> dict:
+    """Count and SHA-256 of one split's binned spikes and labels (stored in every checkpoint).
+
+    Parameters
+    ----------
+    samples : list of (channels, steps)
+    labels : array_like of int
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(np.asarray(labels, dtype=np.int64).tobytes())
+    for channels, steps in samples:
+        channels = np.asarray(channels, dtype=np.int64)
+        digest.update(np.int64(channels.size).tobytes())
+        digest.update(channels.tobytes())
+        digest.update(np.asarray(steps, dtype=np.int64).tobytes())
+    return {"recordings": len(samples), "sha256": digest.hexdigest()}
+
+
+def _data_change(saved: dict, current: dict) -> str | None:
+    """A sentence naming how the data differs from the checkpoint's, or None when it does not."""
+    changes = []
+    for split in ("train", "validation", "test"):
+        before, now = saved.get(split) or {}, current[split]
+        if before.get("sha256") == now["sha256"]:
+            continue
+        if before.get("recordings") != now["recordings"]:
+            changes.append(f"the {split} split had {before.get('recordings')} recordings, now {now['recordings']}")
+        else:
+            changes.append(f"the {split} split's recordings or labels changed "
+                           f"(same count, {now['recordings']}; other content)")
+    return "; ".join(changes) or None
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -215,6 +260,41 @@ def structure_report(structure: Structure) -> dict:
 
 
 # ----------------------------------------------------------------------------------------- training
+def _restore_checkpoint(checkpoint_path: Path, config_echo: dict, fingerprint: dict, structure: Structure,
+                        learner) -> dict:
+    """Load a checkpoint into ``structure`` and ``learner``; returns its ``meta``.
+
+    Refuses a checkpoint of another configuration or of other data, naming what changed.
+    """
+    checkpoint = read_checkpoint(checkpoint_path)
+    meta = checkpoint.meta
+    if meta["config"] != config_echo:
+        changed = sorted(
+            f"{section}.{key}" for section in set(config_echo) | set(meta["config"])
+            for key in set(config_echo.get(section, {})) | set(meta["config"].get(section, {}))
+            if config_echo.get(section, {}).get(key) != meta["config"].get(section, {}).get(key)
+        )
+        raise ValueError(
+            f"{checkpoint_path}: the checkpoint was written with another configuration "
+            f"(changed: {', '.join(changed)}); use a new run.output_dir or the same configuration to resume"
+        )
+    change = _data_change(meta.get("data_fingerprint") or {}, fingerprint)
+    if change:
+        raise ValueError(
+            f"{checkpoint_path}: the data changed since this checkpoint was written ({change}); "
+            "resume with the same data, or start again with --overwrite"
+        )
+    restored = Structure.from_arrays(checkpoint.arrays, source=str(checkpoint_path))
+    learner.optimizer.load_state_arrays(checkpoint.arrays)
+    for mine, theirs in zip(structure.populations, restored.populations):
+        mine.alive[:] = theirs.alive
+    for mine, theirs in zip(structure.projections, restored.projections):
+        mine.weight[:] = theirs.weight
+        mine.exists[:] = theirs.exists
+        mine.spine = theirs.spine
+    return meta
+
+
 def _rng_state_json(rng: np.random.Generator) -> str:
     return json.dumps(rng.bit_generator.state)
 
@@ -224,13 +304,6 @@ def _restore_rng(text: str) -> np.random.Generator:
     rng = np.random.default_rng()
     rng.bit_generator.state = state
     return rng
-
-
-def _write_checkpoint(path: Path, structure: Structure, learner, meta: dict) -> None:
-    arrays = structure.to_arrays()
-    arrays.update(learner.optimizer.state_arrays())
-    arrays["meta"] = np.array(json.dumps(meta))
-    atomic_save_npz(path, arrays)
 
 
 def _check_finite(structure: Structure, where: str) -> None:
@@ -248,6 +321,7 @@ def train_model(
     resume: bool = False,
     progress: bool = True,
     stop_after_batches: int | None = None,
+    keep_checkpoint: bool = False,
 ) -> dict:
     """Train one model, evaluate it in Brian2 and write ``result.json`` into ``directory``.
 
@@ -266,6 +340,9 @@ def train_model(
     stop_after_batches : int, optional
         Stop (without a result) after this many training batches in total; a checkpoint is
         written first. Used to interrupt runs on purpose (tests of resume).
+    keep_checkpoint : bool
+        Keep ``checkpoint.npz`` (exact float64 state) after the model finished; by default it is
+        removed once ``result.json`` is written.
     """
     from .development.scheduler import StructuralScheduler
     from .learning.learner import InputBatch, Learner
@@ -290,6 +367,9 @@ def train_model(
     if len(data.validation):  # the folder's own Validation/ split (data.validation_split = "folder")
         validation_samples = list(data.validation)
         validation_labels = np.asarray(data.validation_labels)
+    fingerprint = {"train": data_fingerprint(data.train, data.train_labels),
+                   "validation": data_fingerprint(validation_samples, validation_labels),
+                   "test": data_fingerprint(data.test, data.test_labels)}
     configure_brian2(config.simulation.codegen_target, config.simulation.cache_dir or None)
     import brian2
 
@@ -308,21 +388,7 @@ def train_model(
     config_echo = config.to_dict()
 
     if resume and checkpoint_path.is_file():
-        with np.load(checkpoint_path, allow_pickle=False) as saved:
-            meta = json.loads(str(saved["meta"]))
-            if meta["config"] != config_echo:
-                raise ValueError(
-                    f"{checkpoint_path}: the checkpoint was written with another configuration; "
-                    "use a new run.output_dir or the same configuration to resume"
-                )
-            restored = Structure.from_arrays(saved, source=str(checkpoint_path))
-            learner.optimizer.load_state_arrays(saved)
-        for mine, theirs in zip(structure.populations, restored.populations):
-            mine.alive[:] = theirs.alive
-        for mine, theirs in zip(structure.projections, restored.projections):
-            mine.weight[:] = theirs.weight
-            mine.exists[:] = theirs.exists
-            mine.spine = theirs.spine
+        meta = _restore_checkpoint(checkpoint_path, config_echo, fingerprint, structure, learner)
         epoch, batch_in_epoch, global_batch = meta["epoch"], meta["batch_in_epoch"], meta["global_batch"]
         history, development_log = meta["history"], meta["development_log"]
         permutation = None if meta["permutation"] is None else np.asarray(meta["permutation"])
@@ -332,10 +398,10 @@ def train_model(
         logger.info("resumed %s at epoch %d, batch %d", directory, epoch + 1, batch_in_epoch)
 
     network = SpikingNetwork(structure, params)
-    rasters_path = directory / "rasters.npz"
+    rasters_path = directory / RASTERS
     if not resume or not rasters_path.is_file():
         before = record_rasters(network, structure, data.test[:RASTER_SAMPLES], "before")
-        atomic_save_npz(rasters_path, before)
+        save_rasters(rasters_path, before)
     scheduler = None
     if development:
         # Brian2 does not run during training (the NumPy kernel does): the synapses are rebuilt by the
@@ -353,9 +419,9 @@ def train_model(
             "permutation": None if permutation is None else permutation.tolist(),
             "shuffle_rng": _rng_state_json(shuffle_rng),
             "scheduler_state": None if scheduler is None else scheduler.state_dict(),
-            "epoch_totals": meta_epoch_totals,
+            "epoch_totals": meta_epoch_totals, "data_fingerprint": fingerprint,
         }
-        _write_checkpoint(checkpoint_path, structure, learner, meta)
+        write_checkpoint(checkpoint_path, structure, learner.optimizer.state_arrays(), meta)
 
     n_train = len(train_samples)
     n_batches = math.ceil(n_train / learning.batch_size)
@@ -444,11 +510,11 @@ def train_model(
     training_seconds = time.perf_counter() - started
     evaluation = evaluate(network, structure, learner, data.test, data.test_labels,
                           config.simulation.evaluation_batch, progress)
-    structure.save(directory / "structure.npz")
-    with np.load(rasters_path, allow_pickle=False) as saved:
-        rasters = {key: saved[key] for key in saved.files if not key.startswith("after/")}
+    save_structure(directory / STRUCTURE, structure)
+    rasters = {key: values for key, values in load_rasters(rasters_path).items()
+               if not key.startswith("after/")}
     rasters.update(record_rasters(network, structure, data.test[:RASTER_SAMPLES], "after"))
-    atomic_save_npz(rasters_path, rasters)
+    save_rasters(rasters_path, rasters)
     validation_per_epoch = [entry.get("validation_accuracy") for entry in history]
     result = {
         "model": "sdsnn" if development else "dense",
@@ -462,9 +528,12 @@ def train_model(
         "development_log": development_log,
         "structure": structure_report(structure),
         "training_seconds_this_session": training_seconds,
+        "tracked_synapses": None if scheduler is None else scheduler.state_dict()["tracked"],
         "config": config_echo,
     }
-    atomic_write_json(directory / RESULT, result)
+    write_json(directory / MODEL_RESULT, result)
+    if not keep_checkpoint:
+        remove_checkpoint(directory)
     logger.info("%s: final test accuracy %.4f (Brian2), kernel agreement %.4f",
                 result["model"], evaluation["accuracy"], evaluation["kernel_brian2_agreement"])
     return result
@@ -529,11 +598,13 @@ def run_experiment(
     resume: bool = False,
     progress: bool = True,
     data: PreparedData | None = None,
+    keep_checkpoints: bool = False,
 ) -> dict:
     """Run the configured experiment and write ``results.json``; returns the results.
 
     With development enabled (and ``run.baseline``), the dense baseline is trained first with the
-    same seed and architecture. Completed models are skipped when resuming.
+    same seed and architecture. Completed models are skipped when resuming. Checkpoints are removed
+    after each model finished unless ``keep_checkpoints``.
     """
     output_dir = Path(output_dir or config.run.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -558,15 +629,16 @@ def run_experiment(
     }
     for name, development in models:
         directory = output_dir / name
-        finished = directory / RESULT
+        finished = directory / MODEL_RESULT
         if resume and finished.is_file():
-            previous = json.loads(finished.read_text(encoding="utf-8"))
+            previous = load_model_result(directory)
             if previous.get("config") == config.to_dict():
                 logger.info("%s: already finished, result reused", name)
                 results["models"][name] = previous
                 continue
         results["models"][name] = train_model(
             config, data, directory, development=development, resume=resume, progress=progress,
+            keep_checkpoint=keep_checkpoints,
         )
     if "dense" in results["models"] and "sdsnn" in results["models"]:
         dense, developed = results["models"]["dense"], results["models"]["sdsnn"]
@@ -581,5 +653,5 @@ def run_experiment(
             "dense_sops_per_sample": dense["test"]["energy"]["sops_per_sample"],
             "sdsnn_sops_per_sample": developed["test"]["energy"]["sops_per_sample"],
         }
-    atomic_write_json(output_dir / RESULTS, results)
+    write_json(output_dir / RESULTS, results)
     return results

@@ -48,6 +48,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from . import runfolder
 from .files import atomic_open
 from .structure import Structure
 
@@ -802,22 +803,11 @@ def plot_energy(
 
 # ------------------------------------------------------------------------------------ results folders
 def load_results(results_dir: str | os.PathLike) -> dict:
-    """Read ``results_dir/results.json``; errors name the file and what was expected."""
-    path = Path(results_dir) / "results.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no results file (expected the folder written by `sdsnn-bio run`, holding results.json)"
-        )
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: malformed results file, not valid JSON ({err})") from None
-    if not isinstance(results, dict) or not isinstance(results.get("models"), dict):
-        raise ValueError(f"{path}: malformed results file, expected an object with a 'models' mapping")
-    for name, result in results["models"].items():
-        if not isinstance(result, dict):
-            raise ValueError(f"{path}: malformed results file, models[{name!r}] is not an object")
-    return results
+    """Read ``results_dir/results.json``; errors name the file and what was expected.
+
+    The reader of record is :func:`sdsnn_bio.runfolder.load_results`; this name stays for users.
+    """
+    return runfolder.load_results(results_dir)
 
 
 def _dt_ms(results: dict) -> float | None:
@@ -835,40 +825,45 @@ def _dt_ms(results: dict) -> float | None:
         return None
 
 
-def _tracked_labels(model_dir: Path, projection: str) -> list[str] | None:
-    """``source[i] → target[j]`` of each tracked synapse, from the checkpoint's scheduler state."""
-    path = model_dir / "checkpoint.npz"
-    if not path.is_file():
-        return None
+def _tracked_labels(model_dir: Path, projection: str, result: dict | None = None) -> list[str] | None:
+    """``source[i] → target[j]`` of each tracked synapse.
+
+    From the model's result (``tracked_synapses``); runs written before it was recorded there
+    still have the indices in the checkpoint's scheduler state.
+    """
+    tracked = (result or {}).get("tracked_synapses")
+    if tracked is None:
+        path = model_dir / runfolder.CHECKPOINT
+        if not path.is_file():
+            return None
+        try:
+            tracked = runfolder.read_checkpoint(path).meta["scheduler_state"]["tracked"]
+        except (KeyError, TypeError, ValueError, OSError):
+            return None
     try:
-        with np.load(path, allow_pickle=False) as saved:
-            meta = json.loads(str(saved["meta"]))
-        sources, targets = meta["scheduler_state"]["tracked"][projection]
-    except (KeyError, TypeError, ValueError, OSError):
+        sources, targets = tracked[projection]
+    except (KeyError, TypeError, ValueError):
         return None
     source, _, target = projection.partition("_to_")
     return [f"{source}[{i}] → {target}[{j}]" for i, j in zip(sources, targets)]
 
 
 def _load_structure(model_dir: Path) -> Structure | None:
-    path = model_dir / "structure.npz"
-    return Structure.load(path) if path.is_file() else None
+    path = model_dir / runfolder.STRUCTURE
+    return runfolder.load_structure(path) if path.is_file() else None
 
 
 def _load_rasters(model_dir: Path) -> dict | None:
-    path = model_dir / "rasters.npz"
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as saved:
-        return {key: saved[key] for key in saved.files}
+    path = model_dir / runfolder.RASTERS
+    return runfolder.load_rasters(path) if path.is_file() else None
 
 
 def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike, *,
                  dpi: int = 120) -> list[Path]:
     """Write every figure the results folder has the data for; returns the paths written.
 
-    Reads ``results.json`` and, per model, ``<model>/structure.npz``, ``<model>/rasters.npz`` and
-    ``<model>/checkpoint.npz`` (tracked-synapse indices). Figures whose data is missing (a dense-only
+    Reads the run folder (:mod:`sdsnn_bio.runfolder`): ``results.json`` and, per model,
+    ``<model>/structure.npz`` and ``<model>/rasters.npz``. Figures whose data is missing (a dense-only
     run has no development log; an interrupted run has no structure) are skipped and logged.
     File names are those of :data:`FIGURE_NAMES`.
 
@@ -899,7 +894,7 @@ def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike,
     else:
         if any(rec.get("tracked_synapses") for rec in log):
             projection = _keys_in_order(log, "tracked_synapses")[0]
-            labels = _tracked_labels(results_dir / "sdsnn", projection)
+            labels = _tracked_labels(results_dir / "sdsnn", projection, developed)
             write("spine_dynamics", plot_spine_dynamics(log, projection, labels=labels))
         else:
             skip("spine_dynamics", "no tracked synapses in the development log")
@@ -944,13 +939,13 @@ def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike,
         else:
             skip("receptive_fields", f"{projection} does not come from a {width}x{height}x{polarities} sensor")
     else:
-        skip("connectivity", "no structure.npz")
-        skip("receptive_fields", "no structure.npz")
+        skip("connectivity", f"no {runfolder.STRUCTURE}")
+        skip("receptive_fields", f"no {runfolder.STRUCTURE}")
 
     raster_model = next((name for name in ("sdsnn", "dense")
-                         if name in models and (results_dir / name / "rasters.npz").is_file()), None)
+                         if name in models and (results_dir / name / runfolder.RASTERS).is_file()), None)
     if raster_model is None:
-        skip("rasters", "no rasters.npz")
+        skip("rasters", f"no {runfolder.RASTERS}")
     else:
         rasters = _load_rasters(results_dir / raster_model)
         labels = None

@@ -29,6 +29,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import runfolder
 from .config import ConfigError, ExperimentConfig, parse_value
 from .files import atomic_open
 
@@ -39,7 +40,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-POINT_FILE = "point.json"
+POINT_FILE = runfolder.POINT
 TABLE_COLUMNS = (
     "point", "seed", "model", "status", "final_test_accuracy", "synapses_removed_fraction",
     "hidden_neurons_removed_fraction", "sops_per_sample", "wall_seconds", "error",
@@ -166,7 +167,7 @@ def run_point(config_dict: dict, directory: str, name: str, parameters: dict) ->
     try:
         config = ExperimentConfig.from_dict(config_dict, source=name)
         if not config.simulation.cache_dir:
-            cache = directory.parent.parent / "brian_cache" / f"worker-{os.getpid()}"
+            cache = directory.parent.parent / runfolder.BRIAN_CACHE / f"worker-{os.getpid()}"
             config = config.replace("simulation", cache_dir=str(cache))
         results = run_experiment(config, output_dir=directory, resume=True, progress=False)
         summary["status"] = "done"
@@ -213,14 +214,14 @@ def _rows(summary: dict, seed: int) -> list[dict]:
 def _write_table(output: Path, rows: list[dict]) -> Path:
     from .experiment import atomic_write_json
 
-    atomic_write_json(output / "sweep.json", {"rows": rows})
+    atomic_write_json(output / runfolder.SWEEP_JSON, {"rows": rows})
     params = sorted({k for row in rows for k in row if k.startswith("param:")})
     columns = list(TABLE_COLUMNS[:3]) + params + list(TABLE_COLUMNS[3:])
-    with atomic_open(output / "sweep.csv", "w", encoding="utf-8", newline="") as handle:
+    with atomic_open(output / runfolder.SWEEP_TABLE, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    return output / "sweep.csv"
+    return output / runfolder.SWEEP_TABLE
 
 
 # ------------------------------------------------------------------------------------------ sweep
@@ -260,7 +261,7 @@ def run_sweep(
     from .learning.parallel import default_threads
 
     output = Path(output_dir)
-    (output / "points").mkdir(parents=True, exist_ok=True)
+    (output / runfolder.POINTS).mkdir(parents=True, exist_ok=True)
     points = expand_grid(base, axes, seeds)
     cores = default_threads()
     n_workers = n_workers or cores
@@ -279,7 +280,7 @@ def run_sweep(
             if not config.learning.threads:
                 config = config.replace("learning", threads=max(1, cores // n_workers))
             config_dict = config.to_dict()
-            directory = output / "points" / point.name
+            directory = output / runfolder.POINTS / point.name
             done = _finished(directory, config_dict)
             if done is not None:
                 logger.info("sweep: %s already finished, skipped", point.name)
@@ -306,7 +307,7 @@ def run_sweep(
         from .plotting import plot_accuracy_vs_compression
 
         figure = plot_accuracy_vs_compression(_figure_rows(rows))
-        figure.savefig(output / "sweep.png", dpi=120)
+        figure.savefig(output / runfolder.SWEEP_FIGURE, dpi=120)
     except Exception as err:  # the table is the result; a figure problem must not lose it
         logger.warning("sweep: figure not written (%s)", err)
     return table
@@ -348,11 +349,11 @@ def _write_summary(output: Path, summary: list[dict]) -> Path:
     columns = sorted({k for entry in summary for k in entry if k.startswith("param:")})
     columns += ["model", "seeds", "failed"] + [
         f"{m}_{s}" for m in SUMMARY_METRICS for s in ("mean", "sd")]
-    with atomic_open(output / "sweep_summary.csv", "w", encoding="utf-8", newline="") as handle:
+    with atomic_open(output / runfolder.SWEEP_SUMMARY, "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(summary)
-    return output / "sweep_summary.csv"
+    return output / runfolder.SWEEP_SUMMARY
 
 
 def summary_markdown(summary: list[dict]) -> str:

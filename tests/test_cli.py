@@ -39,3 +39,17 @@ def test_bad_input_exits_2_naming_the_problem(tmp_path, capsys, argv, needle):
     err = capsys.readouterr().err
     assert err.startswith("sdsnn-bio: error:"), err
     assert needle.replace("{tmp}", str(tmp_path)) in err, err
+
+
+def test_plot_without_figures_writes_into_the_run_folder(tmp_path, capsys, monkeypatch):
+    from test_plotting import quick_save
+
+    from sdsnn_bio import plotting
+
+    monkeypatch.setattr(plotting, "save_figure", quick_save)
+    monkeypatch.chdir(tmp_path)  # a stray "figures/" would appear here
+    write_fake_results(tmp_path / "run")
+    assert main(["plot", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed and all(path.startswith(str(tmp_path / "run" / "figures")) for path in printed)
+    assert not (tmp_path / "figures").exists(), "nothing is written outside the run folder"

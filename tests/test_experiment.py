@@ -18,6 +18,7 @@ from sdsnn_bio.experiment import (
     run_experiment,
     train_model,
 )
+from sdsnn_bio.runfolder import RASTERS, STRUCTURE, load_structure, read_checkpoint
 from sdsnn_bio.structure import Structure
 
 N_STEPS = 20
@@ -75,7 +76,8 @@ def test_dense_run_writes_results_with_final_test_accuracy(tmp_path, tiny_data):
     predictions = np.asarray(model["test"]["predictions"])
     assert accuracy == pytest.approx(np.mean(predictions == tiny_data.test_labels))
     assert model["test"]["kernel_brian2_agreement"] == 1.0, "kernel and Brian2 agree on every sample"
-    assert (out / "dense" / CHECKPOINT).is_file() and (out / "dense" / "structure.npz").is_file()
+    assert (out / "dense" / STRUCTURE).is_file() and (out / "dense" / RASTERS).is_file()
+    assert not (out / "dense" / CHECKPOINT).exists(), "the checkpoint is removed after success"
     assert model["structure"]["synapses_removed_fraction"] == 0.0, "dense training removes nothing"
 
 
@@ -98,14 +100,15 @@ def test_reported_numbers_are_the_final_epochs_even_when_an_earlier_epoch_was_be
         return result
 
     monkeypatch.setattr(Learner, "train_step", ruin_the_last_epoch)
-    result = train_model(config, tiny_data, tmp_path / "model", development=False, progress=False)
+    result = train_model(config, tiny_data, tmp_path / "model", development=False, progress=False,
+                         keep_checkpoint=True)
     per_epoch = [entry["validation_accuracy"] for entry in result["history"]]
     assert max(per_epoch[:2]) > per_epoch[2] == 0.25, "an earlier epoch was better on validation"
     assert result["final_validation_accuracy"] == per_epoch[2], "the final epoch's, not the best"
     assert result["validation"]["accuracy_per_epoch"] == per_epoch
     assert result["validation"]["final_epoch_accuracy"] == per_epoch[2]
     assert result["final_test_accuracy"] == 0.25, "the test split sees the final (ruined) network"
-    final = Structure.load(tmp_path / "model" / "structure.npz")
+    final = Structure.from_arrays(read_checkpoint(tmp_path / "model" / CHECKPOINT).arrays)
     learner = Learner(final, config.network_parameters().layer_dynamics(), config.learning_parameters())
     assert result["final_test_accuracy"] == kernel_accuracy(
         learner, tiny_data.test, tiny_data.test_labels, N_STEPS, N_INPUT, 6
@@ -186,9 +189,10 @@ def test_augmentation_changes_training_but_not_validation(tmp_path, tiny_data):
     base = tiny_config(tmp_path).with_overrides(["data.validation_fraction=0.25"])
     shifted = base.with_overrides(["learning.augment_max_shift=2"])
     plain = train_model(base, tiny_data, tmp_path / "plain", development=False, progress=False)
-    augmented = train_model(shifted, tiny_data, tmp_path / "shifted", development=False, progress=False)
-    a = Structure.load(tmp_path / "plain" / "structure.npz")
-    b = Structure.load(tmp_path / "shifted" / "structure.npz")
+    augmented = train_model(shifted, tiny_data, tmp_path / "shifted", development=False, progress=False,
+                            keep_checkpoint=True)
+    a = load_structure(tmp_path / "plain" / STRUCTURE)
+    b = Structure.from_arrays(read_checkpoint(tmp_path / "shifted" / CHECKPOINT).arrays)
     assert not np.array_equal(a.projections[0].weight, b.projections[0].weight), (
         "shifted samples train other weights"
     )
@@ -200,6 +204,14 @@ def test_augmentation_changes_training_but_not_validation(tmp_path, tiny_data):
                                tiny_data.train_labels[held_out], N_STEPS, N_INPUT, 6)
     assert augmented["final_validation_accuracy"] == expected, "validation sees unshifted recordings"
     assert plain["config"]["learning"]["augment_max_shift"] == 0
+
+
+def test_keep_checkpoints_keeps_the_exact_state_of_every_model(tmp_path, tiny_data):
+    config = tiny_config(tmp_path, enabled=True, interval_batches=1, consecutive_steps=2)
+    run_experiment(config, data=tiny_data, progress=False, keep_checkpoints=True)
+    for model in ("dense", "sdsnn"):
+        checkpoint = read_checkpoint(tmp_path / "out" / model / CHECKPOINT)
+        assert checkpoint.meta["epoch"] == 2, f"{model}: the final state is kept"
 
 
 def test_config_mismatch_on_resume_is_refused(tmp_path, tiny_data):
@@ -221,13 +233,13 @@ def test_resume_after_interruption_ends_like_an_uninterrupted_run(tmp_path, tiny
     if schedule == "cosine":  # resume must stay bit-exact with augmentation too
         config = config.with_overrides(["learning.augment_max_shift=2"])
     whole = train_model(config, tiny_data, tmp_path / "whole", development=development,
-                        progress=False)
+                        progress=False, keep_checkpoint=True)
     stopped = train_model(config, tiny_data, tmp_path / "parts", development=development,
                           progress=False, stop_after_batches=5)
     assert stopped == {"interrupted": True, "global_batch": 5}, "the run stopped where asked"
     assert not (tmp_path / "parts" / RESULT).exists(), "an interrupted run writes no result"
     resumed = train_model(config, tiny_data, tmp_path / "parts", development=development,
-                          resume=True, progress=False)
+                          resume=True, progress=False, keep_checkpoint=True)
     assert resumed["final_test_accuracy"] == whole["final_test_accuracy"]
     assert resumed["test"]["predictions"] == whole["test"]["predictions"]
     rates = [entry["learning_rate"] for entry in resumed["history"]]
@@ -244,13 +256,17 @@ def test_resume_after_interruption_ends_like_an_uninterrupted_run(tmp_path, tiny
     )
     if development:
         assert whole["development_log"], "development steps were logged"
-    a = Structure.load(tmp_path / "whole" / "structure.npz")
-    b = Structure.load(tmp_path / "parts" / "structure.npz")
+    a = Structure.from_arrays(read_checkpoint(tmp_path / "whole" / CHECKPOINT).arrays)
+    b = Structure.from_arrays(read_checkpoint(tmp_path / "parts" / CHECKPOINT).arrays)
     for pa, pb in zip(a.projections, b.projections):
         np.testing.assert_array_equal(pa.exists, pb.exists, err_msg=f"{pa.name}: same connectivity")
         np.testing.assert_array_equal(pa.weight, pb.weight, err_msg=f"{pa.name}: same weights")
     for qa, qb in zip(a.populations, b.populations):
         np.testing.assert_array_equal(qa.alive, qb.alive, err_msg=f"{qa.name}: same neurons alive")
+    for pa, pb in zip(a.projections, b.projections):
+        for name in ("lower", "upper", "upper_excess", "previous_abs_weight", "regrowth_streak"):
+            np.testing.assert_array_equal(getattr(pa.spine, name), getattr(pb.spine, name),
+                                          err_msg=f"{pa.name}: same spine {name} (exact float64)")
 
 
 def test_diverging_run_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
@@ -274,9 +290,8 @@ def test_diverging_run_stops_with_a_clear_message_and_keeps_the_last_good_checkp
     with pytest.raises(TrainingDiverged, match="not finite") as caught:
         train_model(config, tiny_data, directory, development=False, progress=False)
     assert str(directory) in str(caught.value), "the message names the run folder"
-    with np.load(directory / CHECKPOINT, allow_pickle=False) as saved:
-        meta = json.loads(str(saved["meta"]))
-        restored = Structure.from_arrays(saved)
+    checkpoint = read_checkpoint(directory / CHECKPOINT)
+    meta, restored = checkpoint.meta, Structure.from_arrays(checkpoint.arrays)
     assert meta["global_batch"] == 2, "the checkpoint is the last good one, before the NaN"
     assert all(np.isfinite(p.weight).all() for p in restored.projections)
 

@@ -119,6 +119,10 @@ def fake_result(model: str, seed: int, structure: Structure, log: list[dict], ac
     }
 
 
+TRACKED = {"input_to_hidden_1": [list(range(100, 108)), list(range(8))],
+           "hidden_1_to_output": [list(range(8)), [0, 1, 2, 0, 1, 2, 0, 1]]}
+
+
 def write_fake_results(directory, seed: int = 0, models=("dense", "sdsnn"), accuracy=None) -> dict:
     """A results folder with the schema run_experiment writes; returns results.json's content."""
     rng = np.random.default_rng(seed)
@@ -133,15 +137,10 @@ def write_fake_results(directory, seed: int = 0, models=("dense", "sdsnn"), accu
         result["config"] = config
         folder = directory / model
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "result.json").write_text(json.dumps(result), encoding="utf-8")
         structure.save(folder / "structure.npz")
         atomic_save_npz(folder / "rasters.npz", fake_rasters(rng))
-        tracked = {"input_to_hidden_1": [list(range(100, 108)), list(range(8))],
-                   "hidden_1_to_output": [list(range(8)), [0, 1, 2, 0, 1, 2, 0, 1]]}
-        meta = {"scheduler_state": {"rules": {}, "tracked": tracked} if developed else None}
-        arrays = structure.to_arrays()
-        arrays["meta"] = np.array(json.dumps(meta))
-        atomic_save_npz(folder / "checkpoint.npz", arrays)
+        result["tracked_synapses"] = TRACKED if developed else None
+        (folder / "result.json").write_text(json.dumps(result), encoding="utf-8")
         results["models"][model] = result
     (directory / "results.json").write_text(json.dumps(results), encoding="utf-8")
     return results
@@ -472,12 +471,25 @@ def test_plot_results_of_an_sdsnn_only_run_without_sops(tmp_path, monkeypatch):
     assert written == set(plotting.FIGURE_NAMES.values()) - {"energy.png"}, "no SOPs logged: no energy figure"
 
 
-def test_plot_results_labels_tracked_synapses_from_the_checkpoint(tmp_path):
+def test_plot_results_labels_tracked_synapses_from_the_result(tmp_path):
     results = write_fake_results(tmp_path / "run")
-    labels = plotting._tracked_labels(tmp_path / "run" / "sdsnn", "input_to_hidden_1")
+    developed = results["models"]["sdsnn"]
+    labels = plotting._tracked_labels(tmp_path / "run" / "sdsnn", "input_to_hidden_1", developed)
     assert labels[0] == "input[100] → hidden_1[0]" and len(labels) == N_TRACKED
-    fig = plotting.plot_spine_dynamics(results["models"]["sdsnn"]["development_log"], labels=labels)
+    fig = plotting.plot_spine_dynamics(developed["development_log"], labels=labels)
     assert fig.axes[3].get_title() == "input[103] → hidden_1[3]"
+
+
+def test_tracked_synapse_labels_of_an_older_run_come_from_its_checkpoint(tmp_path):
+    from sdsnn_bio import runfolder
+
+    write_fake_results(tmp_path / "run")
+    folder = tmp_path / "run" / "sdsnn"
+    structure = runfolder.load_structure(folder / "structure.npz")
+    runfolder.write_checkpoint(folder / "checkpoint.npz", structure, {},
+                               {"scheduler_state": {"rules": {}, "tracked": TRACKED}})
+    labels = plotting._tracked_labels(folder, "hidden_1_to_output", {"model": "sdsnn"})
+    assert labels[1] == "hidden_1[1] → output[1]" and len(labels) == N_TRACKED
 
 
 def test_plot_results_names_a_missing_or_malformed_results_file(tmp_path):

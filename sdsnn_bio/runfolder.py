@@ -1,0 +1,277 @@
+"""The run folder is a format: its file names, the checkpoint schema and the loaders, in one place.
+
+:mod:`sdsnn_bio.experiment` writes run folders, :mod:`sdsnn_bio.plotting` reads them and
+:mod:`sdsnn_bio.sweep` holds one per point; all three take the names and the readers from here, so
+no file name of a run folder appears as a string literal anywhere else.
+
+A run folder (``sdsnn-bio run --output RUN``)::
+
+    RUN/
+      results.json        the run: configuration, data, validation/test protocol, every model's result
+      figures/            where ``sdsnn-bio plot RUN`` writes by default
+      <model>/            one per model trained: ``dense``, ``sdsnn``
+        result.json       the model's result; written last, its presence marks the model finished
+        checkpoint.npz    everything ``--resume`` needs, exact (float64, RNG states); removed after
+                          the model finished unless ``--keep-checkpoints``
+        structure.npz     the final structure (float32, compressed), for analysis and figures
+        rasters.npz       Brian2 spikes of a few test samples before and after (compressed)
+
+A sweep folder (``sdsnn-bio sweep --output SWEEP``)::
+
+    SWEEP/
+      points/<point>/     a run folder per grid point and seed, plus point.json (its summary)
+      brian_cache/        Brian2 code caches of the workers (never part of a configuration)
+      sweep.csv, sweep.json, sweep_summary.csv, sweep.png
+
+Sizes: the checkpoint stays float64 and uncompressed (resume must be bit-exact, and it is written
+every epoch, where compression would cost seconds each time); the files kept after a run are
+float32 where they are only read by people and figures, with the smallest integer type that holds
+the values, and compressed.
+
+Checkpoint schema (``checkpoint.npz``, format :data:`CHECKPOINT_FORMAT`): the arrays of
+:meth:`sdsnn_bio.structure.Structure.to_arrays` (prefix ``structure/``), the optimiser state
+(prefix ``adam/``) and ``meta``, a JSON string with ``format``, ``config`` (the configuration
+echo), ``data_fingerprint``, ``epoch``, ``batch_in_epoch``, ``global_batch``, ``history``,
+``development_log``, ``permutation``, ``shuffle_rng``, ``scheduler_state`` and ``epoch_totals``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .files import atomic_open
+
+__all__ = [
+    "RESULTS", "MODEL_RESULT", "CHECKPOINT", "STRUCTURE", "RASTERS", "FIGURES", "POINT",
+    "POINTS", "BRIAN_CACHE", "SWEEP_TABLE", "SWEEP_JSON", "SWEEP_SUMMARY", "SWEEP_FIGURE",
+    "CHECKPOINT_FORMAT", "RunFolderError", "Checkpoint", "write_json", "read_json",
+    "write_checkpoint", "read_checkpoint", "save_structure", "load_structure", "save_rasters",
+    "load_rasters", "load_results", "load_model_result", "remove_checkpoint",
+]
+
+RESULTS = "results.json"
+MODEL_RESULT = "result.json"
+CHECKPOINT = "checkpoint.npz"
+STRUCTURE = "structure.npz"
+RASTERS = "rasters.npz"
+FIGURES = "figures"
+POINT = "point.json"
+POINTS = "points"
+BRIAN_CACHE = "brian_cache"
+SWEEP_TABLE = "sweep.csv"
+SWEEP_JSON = "sweep.json"
+SWEEP_SUMMARY = "sweep_summary.csv"
+SWEEP_FIGURE = "sweep.png"
+
+#: Version of the checkpoint schema; a checkpoint of another format is refused with its number.
+CHECKPOINT_FORMAT = 2
+
+#: What a damaged ``.npz`` raises while it is opened or read.
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError)
+
+
+class RunFolderError(ValueError):
+    """A file of a run folder is missing, truncated, corrupt or of another format (named)."""
+
+
+# ---------------------------------------------------------------------------------------- JSON
+def write_json(path: str | os.PathLike, payload: dict) -> Path:
+    """Write ``payload`` as JSON to ``path`` atomically (temporary file, then rename)."""
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike, what: str) -> dict:
+    """Read a JSON object; a missing or damaged file is a :class:`RunFolderError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {what} file")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunFolderError(f"{path}: malformed {what} file, not valid JSON ({err})") from None
+    if not isinstance(payload, dict):
+        raise RunFolderError(f"{path}: malformed {what} file, expected a JSON object")
+    return payload
+
+
+# ---------------------------------------------------------------------------------------- npz
+def _save_npz(path: str | os.PathLike, arrays: dict, compressed: bool) -> Path:
+    with atomic_open(path) as handle:
+        (np.savez_compressed if compressed else np.savez)(handle, **arrays)
+    return Path(path)
+
+
+def _read_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read now, with damage reported as a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {what} file")
+    if not zipfile.is_zipfile(path):
+        raise RunFolderError(
+            f"{path}: not a {what} file (not an .npz archive; the file is truncated or corrupt); "
+            "delete it and run again"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {key: saved[key] for key in saved.files}
+    except _DAMAGE as err:
+        reason = "holds Python objects" if "pickle" in str(err) else f"{type(err).__name__}: {err}"
+        raise RunFolderError(
+            f"{path}: damaged {what} file (truncated or corrupt: {reason}); delete it and run again"
+        ) from None
+
+
+def _compact_integers(values: np.ndarray) -> np.ndarray:
+    """The smallest integer type holding ``values`` (exact)."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return values.astype(np.int8)
+    return values.astype(np.result_type(np.min_scalar_type(int(values.min())),
+                                        np.min_scalar_type(int(values.max()))))
+
+
+# ---------------------------------------------------------------------------------------- checkpoint
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint read back: its ``meta`` mapping and every array (structure and optimiser)."""
+
+    path: Path
+    meta: dict
+    arrays: dict
+
+
+def write_checkpoint(path: str | os.PathLike, structure, optimizer_arrays: dict, meta: dict) -> Path:
+    """Write a checkpoint atomically: exact float64 arrays, uncompressed (fast, resume bit-exact).
+
+    Parameters
+    ----------
+    path : path
+    structure : Structure
+    optimizer_arrays : dict of ndarray
+        The optimiser's state (``Adam.state_arrays()``).
+    meta : dict
+        JSON-ready run state (see the module docstring); ``format`` is added.
+    """
+    arrays = structure.to_arrays()
+    arrays.update(optimizer_arrays)
+    arrays["meta"] = np.array(json.dumps({**meta, "format": CHECKPOINT_FORMAT}))
+    return _save_npz(path, arrays, compressed=False)
+
+
+def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint; a damaged file or one of another format is a :class:`RunFolderError`."""
+    path = Path(path)
+    arrays = _read_npz(path, "checkpoint")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except (KeyError, json.JSONDecodeError) as err:
+        raise RunFolderError(f"{path}: damaged checkpoint file (no readable 'meta': {err}); "
+                             "delete it and run again") from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise RunFolderError(
+            f"{path}: checkpoint of format {found}, this version reads format {CHECKPOINT_FORMAT}; "
+            "start the run again (--overwrite) or use the version that wrote it"
+        )
+    return Checkpoint(path, meta, arrays)
+
+
+def remove_checkpoint(model_dir: str | os.PathLike) -> None:
+    """Delete a finished model's checkpoint (and any temporary file a killed write left)."""
+    model_dir = Path(model_dir)
+    (model_dir / CHECKPOINT).unlink(missing_ok=True)
+    remove_orphaned_temporaries(model_dir)
+
+
+def remove_orphaned_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files of :func:`~sdsnn_bio.files.atomic_open` that a killed write left.
+
+    Only files named like atomic_open's temporaries (``.<name>.<random>.tmp``) of the run
+    folder's own files are removed. Call it only while holding the folder (no other writer).
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    names = (RESULTS, MODEL_RESULT, CHECKPOINT, STRUCTURE, RASTERS, POINT)
+    for path in folder.iterdir():
+        if path.is_file() and path.suffix == ".tmp" and any(path.name.startswith(f".{n}.") for n in names):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+# ---------------------------------------------------------------------------------------- structure
+def save_structure(path: str | os.PathLike, structure) -> Path:
+    """Write the final structure for analysis: float32 weights and spines, compact integers, compressed.
+
+    The exact float64 state lives in the checkpoint (kept with ``--keep-checkpoints``);
+    :func:`load_structure` returns float64 arrays again.
+    """
+    arrays = {}
+    for key, values in structure.to_arrays().items():
+        values = np.asarray(values)
+        if values.dtype.kind == "f":
+            values = values.astype(np.float32)
+        elif values.dtype.kind in "iu":
+            values = _compact_integers(values)
+        arrays[key] = values
+    return _save_npz(path, arrays, compressed=True)
+
+
+def load_structure(path: str | os.PathLike):
+    """Read a structure file (``structure.npz`` or a checkpoint) as a :class:`Structure`."""
+    from .structure import Structure
+
+    arrays = _read_npz(path, "structure")
+    structure = Structure.from_arrays(arrays, source=str(path))
+    for projection in structure.projections:
+        for name in ("upper_streak", "lower_streak", "shrink_streak", "regrowth_streak"):
+            setattr(projection.spine, name, getattr(projection.spine, name).astype(np.int32))
+        for name in ("lower", "upper", "upper_excess", "lower_excess", "previous_abs_weight"):
+            setattr(projection.spine, name, getattr(projection.spine, name).astype(np.float64))
+    return structure
+
+
+# ---------------------------------------------------------------------------------------- rasters
+def save_rasters(path: str | os.PathLike, arrays: dict) -> Path:
+    """Write spike rasters (integer arrays, stored in the smallest type that holds them), compressed."""
+    return _save_npz(path, {key: _compact_integers(values) for key, values in arrays.items()},
+                     compressed=True)
+
+
+def load_rasters(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read ``rasters.npz`` (integer arrays as int64)."""
+    return {key: np.asarray(values, dtype=np.int64) for key, values in _read_npz(path, "rasters").items()}
+
+
+# ---------------------------------------------------------------------------------------- results
+def load_results(run_dir: str | os.PathLike) -> dict:
+    """Read ``RUN/results.json``; errors name the file and what was expected."""
+    path = Path(run_dir) / RESULTS
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no results file (expected the folder written by `sdsnn-bio run`, holding {RESULTS})"
+        )
+    results = read_json(path, "results")
+    if not isinstance(results.get("models"), dict):
+        raise RunFolderError(f"{path}: malformed results file, expected an object with a 'models' mapping")
+    for name, result in results["models"].items():
+        if not isinstance(result, dict):
+            raise RunFolderError(f"{path}: malformed results file, models[{name!r}] is not an object")
+    return results
+
+
+def load_model_result(model_dir: str | os.PathLike) -> dict:
+    """Read ``RUN/<model>/result.json`` (a finished model)."""
+    return read_json(Path(model_dir) / MODEL_RESULT, "model result")
