@@ -207,7 +207,7 @@ def test_augmentation_changes_training_but_not_validation(tmp_path, tiny_data):
 
 
 def test_keep_checkpoints_keeps_the_exact_state_of_every_model(tmp_path, tiny_data):
-    config = tiny_config(tmp_path, enabled=True, interval_batches=1, consecutive_steps=2)
+    config = tiny_config(tmp_path, enabled=True, steps_per_epoch=3, consecutive_steps=2)
     run_experiment(config, data=tiny_data, progress=False, keep_checkpoints=True)
     for model in ("dense", "sdsnn"):
         checkpoint = read_checkpoint(tmp_path / "out" / model / CHECKPOINT)
