@@ -193,6 +193,42 @@ _RENAMED_DEVELOPMENT_KEYS = {
 }
 
 
+#: Keys of a ``[[monitor]]`` table -> whether it is required.
+_MONITOR_KEYS = {"source": True, "variables": True, "condition": False, "name": False}
+
+
+def _check_monitors(raw: Any) -> tuple:
+    """``[[monitor]]`` tables as a tuple of plain dicts (types only: the names are checked against
+    the network when the run starts, by :class:`~sdsnn_bio.development.DevelopmentMonitor`)."""
+    if isinstance(raw, dict):
+        raise ConfigError("monitor: write each development monitor as a [[monitor]] table (an array "
+                          "of tables), not [monitor]")
+    if not isinstance(raw, list):
+        raise ConfigError(f"monitor: expected [[monitor]] tables, got {raw!r}")
+    monitors = []
+    for k, table in enumerate(raw):
+        where = f"monitor[{k}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table with keys {sorted(_MONITOR_KEYS)}, got {table!r}")
+        unknown = set(table) - set(_MONITOR_KEYS)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; expected keys: {sorted(_MONITOR_KEYS)}")
+        missing = [key for key, required in _MONITOR_KEYS.items() if required and key not in table]
+        if missing:
+            raise ConfigError(f"{where}: missing key(s) {missing} (e.g. source = \"input_to_hidden_1\", "
+                              "variables = [\"w\", \"spine_range_upper\"])")
+        variables = table["variables"]
+        if isinstance(variables, str):
+            variables = [variables]
+        if not isinstance(variables, list) or not variables or not all(isinstance(v, str) for v in variables):
+            raise ConfigError(f"{where}.variables: expected a list of variable names, got {table['variables']!r}")
+        for key in ("source", "condition", "name"):
+            if key in table and (not isinstance(table[key], str) or not table[key]):
+                raise ConfigError(f"{where}.{key}: expected a non-empty string, got {table[key]!r}")
+        monitors.append({**table, "variables": list(variables)})
+    return tuple(monitors)
+
+
 def _development_fields() -> dict[str, Any]:
     """Keys accepted in ``[development]``: ``enabled``, the Schedule's and DevelopmentParameters'."""
     from .development import DevelopmentParameters, Schedule
@@ -268,6 +304,7 @@ class ExperimentConfig:
     development: dict = field(default_factory=dict)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    monitors: tuple = ()
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -275,11 +312,11 @@ class ExperimentConfig:
         """Validate a nested mapping (as read from TOML)."""
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: expected a table of sections, got {type(raw).__name__}")
-        unknown = set(raw) - set(_SECTIONS) - {"development"}
+        unknown = set(raw) - set(_SECTIONS) - {"development", "monitor"}
         if unknown:
             raise ConfigError(
                 f"{source}: unknown section(s) {sorted(unknown)}; expected "
-                f"{sorted(list(_SECTIONS) + ['development'])}"
+                f"{sorted(list(_SECTIONS) + ['development', 'monitor'])}"
             )
         sections = {}
         for name, section_cls in _SECTIONS.items():
@@ -313,7 +350,7 @@ class ExperimentConfig:
         for key, value in development.items():
             default = defaults[key]
             checked[key] = value if default is None else _check_type(f"development.{key}", default, value)
-        config = cls(development=checked, **sections)
+        config = cls(development=checked, monitors=_check_monitors(raw.get("monitor", [])), **sections)
         config.validate()
         return config
 
@@ -472,6 +509,8 @@ class ExperimentConfig:
         out["network"]["hidden_sizes"] = list(self.network.hidden_sizes)
         out["data"]["input_size"] = list(self.data.input_size)
         out["development"] = dict(self.development)
+        if self.monitors:  # absent when empty: echoes of configurations without monitors are unchanged
+            out["monitor"] = [dict(m) for m in self.monitors]
         return out
 
     def to_json(self) -> str:

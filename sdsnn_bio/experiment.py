@@ -49,6 +49,7 @@ from .energy import energy_summary, synaptic_operations
 from .runfolder import (
     CHECKPOINT,
     MODEL_RESULT,
+    MONITORS,
     RASTERS,
     RESULTS,
     STRUCTURE,
@@ -345,6 +346,7 @@ def train_model(
         removed once ``result.json`` is written.
     """
     from .development.scheduler import StructuralScheduler
+    from .development.monitor import save_monitors
     from .learning.learner import InputBatch, Learner
     from .model import SpikingNetwork, configure_brian2, initial_structure
     from .progress import progress_bar
@@ -406,9 +408,11 @@ def train_model(
     if development:
         # Brian2 does not run during training (the NumPy kernel does): the synapses are rebuilt by the
         # load_structure that starts evaluate and record_rasters, not at every development step.
+        monitors = _development_monitors(config, directory / MONITORS if resume else None,
+                                         0 if scheduler_state is None else scheduler_state["rules"]["step"])
         scheduler = StructuralScheduler(
             network, structure, config.schedule(), config.development_parameters(), learner,
-            state=scheduler_state, sync="lazy",
+            state=scheduler_state, sync="lazy", monitors=monitors,
         )
 
     def save(meta_epoch_totals) -> None:
@@ -421,6 +425,9 @@ def train_model(
             "scheduler_state": None if scheduler is None else scheduler.state_dict(),
             "epoch_totals": meta_epoch_totals, "data_fingerprint": fingerprint,
         }
+        if scheduler is not None and scheduler.monitors:
+            # Before the checkpoint: a resumed run drops recordings made after its checkpoint.
+            save_monitors(directory / MONITORS, scheduler.monitors)
         write_checkpoint(checkpoint_path, structure, learner.optimizer.state_arrays(), meta)
 
     n_train = len(train_samples)
@@ -531,6 +538,9 @@ def train_model(
         "tracked_synapses": None if scheduler is None else scheduler.state_dict()["tracked"],
         "config": config_echo,
     }
+    if scheduler is not None and scheduler.monitors:
+        save_monitors(directory / MONITORS, scheduler.monitors)
+        result["monitors"] = {m.name: m.summary() for m in scheduler.monitors}
     write_json(directory / MODEL_RESULT, result)
     if not keep_checkpoint:
         remove_checkpoint(directory)
@@ -583,6 +593,18 @@ def validation_report(fraction: float, labels, accuracy_per_epoch, n_train: int,
         "final_epoch_accuracy": accuracy_per_epoch[-1],
         "protocol": VALIDATION_PROTOCOL,
     }
+
+
+def _development_monitors(config: ExperimentConfig, saved: Path | None, step: int) -> list:
+    """The configured ``[[monitor]]`` tables as monitors; when resuming, those saved, cut at ``step``."""
+    from .development.monitor import DevelopmentMonitor, load_monitors
+
+    monitors = [DevelopmentMonitor(m["source"], m["variables"], m.get("condition"), name=m.get("name"))
+                for m in config.monitors]
+    if saved is not None and saved.is_file() and step > 0:
+        loaded = load_monitors(saved)
+        monitors = [loaded[m.name].truncate(step) if m.name in loaded else m for m in monitors]
+    return monitors
 
 
 def _short_record(entry: dict) -> str:

@@ -21,6 +21,8 @@ What each figure shows (SD-SNN: Han et al., arXiv 2211.12219; see ``SDSNN_METHOD
   (or colour-channel) W×H maps (absent synapses masked);
 * :func:`plot_rasters`: Brian2 spike rasters of a few test samples before and after development;
 * :func:`plot_accuracy_vs_compression`: test accuracy versus synapses removed, mean ± sd over seeds;
+* :func:`plot_monitor`: every variable a development monitor recorded
+  (:class:`~sdsnn_bio.development.DevelopmentMonitor`) over development steps;
 * :func:`plot_energy`: synaptic operations (SOPs) per sample and the energy estimate
   ``E = SOPs × E_SOP`` over development.
 
@@ -55,11 +57,13 @@ from .structure import Structure
 __all__ = [
     "SENSOR_SIZE",
     "FIGURE_NAMES",
+    "MONITOR_FIGURE",
     "accuracy_compression_rows",
     "load_results",
     "plot_accuracy_vs_compression",
     "plot_connectivity",
     "plot_energy",
+    "plot_monitor",
     "plot_pruning",
     "plot_rasters",
     "plot_receptive_fields",
@@ -87,6 +91,10 @@ FIGURE_NAMES = {
     "accuracy_vs_compression": "accuracy_vs_compression.png",
     "energy": "energy.png",
 }
+
+#: File name of the figure of each development monitor (``{name}``: the monitor's name, prefixed
+#: with the model's when the results folder holds several models).
+MONITOR_FIGURE = "monitor_{name}.png"
 
 MODEL_LABELS = {"dense": "dense baseline", "sdsnn": "SD-SNN"}
 WEIGHT_UNIT = "weight w (1 = threshold)"
@@ -229,7 +237,18 @@ def plot_spine_dynamics(
         tracked synapses.
     fig : Figure, optional
         Empty figure to draw into.
+
+    Notes
+    -----
+    ``development_log`` may also be a :class:`~sdsnn_bio.development.DevelopmentMonitor` of a
+    projection recording ``w``, ``spine_range_lower`` and ``spine_range_upper`` (and, to mark
+    pruning and regrowth, ``exists``): its synapses are drawn instead of the log's tracked ones,
+    titled ``source[i] → target[j]`` (at most the first :data:`MONITOR_PANELS` unless ``synapses``
+    says which).
     """
+    if _is_monitor(development_log):
+        development_log, projection, labels, synapses = _spine_log_of_monitor(
+            development_log, projection, labels, synapses)
     log = [rec for rec in _check_log(development_log) if rec.get("tracked_synapses")]
     if not log:
         raise ValueError("development_log: no record has 'tracked_synapses' (nothing to draw)")
@@ -801,6 +820,109 @@ def plot_energy(
     return fig
 
 
+# ------------------------------------------------------------------------------- development monitors
+#: Panels :func:`plot_spine_dynamics` draws from a monitor by default (the first recorded synapses).
+MONITOR_PANELS = 12
+#: Lines per panel :func:`plot_monitor` draws by default (evenly spaced among the recorded elements).
+MONITOR_LINES = 40
+
+
+def _is_monitor(value) -> bool:
+    from .development.monitor import DevelopmentMonitor
+
+    return isinstance(value, DevelopmentMonitor)
+
+
+def _spine_log_of_monitor(monitor, projection, labels, synapses):
+    """The monitor as ``tracked_synapses`` records, for :func:`plot_spine_dynamics`."""
+    needed = ("w", "spine_range_lower", "spine_range_upper")
+    missing = [v for v in needed if v not in monitor.variables]
+    if monitor.kind != "projection" or missing:
+        raise ValueError(
+            f"plot_spine_dynamics: monitor {monitor.name!r} must record {list(needed)} of a projection; "
+            f"it records {list(monitor.variables)} of {monitor.source!r}"
+        )
+    if projection is not None and projection != monitor.source:
+        raise ValueError(f"plot_spine_dynamics: monitor {monitor.name!r} records {monitor.source!r}, "
+                         f"not {projection!r}")
+    if monitor.steps.size == 0:
+        raise ValueError(f"plot_spine_dynamics: monitor {monitor.name!r} recorded no development step")
+    weight, lower, upper = (monitor.values(v) for v in needed)
+    exists = monitor.values("exists") if "exists" in monitor.variables else np.ones(weight.shape, bool)
+    log = [{"development_step": int(step),
+            "tracked_synapses": {monitor.source: {"w": weight[:, k], "lower": lower[:, k],
+                                                  "upper": upper[:, k], "exists": exists[:, k]}}}
+           for k, step in enumerate(monitor.steps)]
+    if synapses is None and monitor.n_recorded > MONITOR_PANELS:
+        logger.info("plot_spine_dynamics: drawing the first %d of the %d synapses of monitor %r",
+                    MONITOR_PANELS, monitor.n_recorded, monitor.name)
+        synapses = range(MONITOR_PANELS)
+    return log, monitor.source, monitor.labels if labels is None else labels, synapses
+
+
+def plot_monitor(monitor, variables: Sequence[str] | None = None, *, max_lines: int = MONITOR_LINES,
+                 fig: Figure | None = None) -> Figure:
+    """What a development monitor recorded, one panel per variable, over development steps.
+
+    A thin line per recorded synapse (neuron), at most ``max_lines`` of them evenly spaced among
+    the recorded ones, and their mean over *all* recorded elements as a thick line; a boolean
+    variable (``exists``, ``alive``) is drawn as the fraction of recorded elements where it holds.
+
+    Parameters
+    ----------
+    monitor : DevelopmentMonitor
+        A monitor that recorded at least one step (e.g. from
+        :func:`~sdsnn_bio.development.load_monitors`).
+    variables : sequence of str, optional
+        Which of its variables to draw (default: all).
+    max_lines : int
+        Most individual traces per panel.
+    fig : Figure, optional
+        Empty figure to draw into.
+    """
+    if not _is_monitor(monitor):
+        raise TypeError(f"monitor: expected a DevelopmentMonitor, got {type(monitor).__name__}")
+    variables = list(monitor.variables if variables is None else variables)
+    if not variables:
+        raise ValueError("variables: expected at least one recorded variable to draw")
+    if monitor.steps.size == 0 or monitor.n_recorded == 0:
+        raise ValueError(f"monitor {monitor.name!r}: nothing recorded ({monitor.n_recorded} elements, "
+                         f"{monitor.steps.size} steps)")
+    if max_lines < 0:
+        raise ValueError(f"max_lines: expected an integer >= 0, got {max_lines}")
+    steps = monitor.steps
+    chosen = np.unique(np.linspace(0, monitor.n_recorded - 1, min(max_lines, monitor.n_recorded)).astype(int))
+    ncols = min(3, len(variables))
+    nrows = math.ceil(len(variables) / ncols)
+    fig = _new_figure(fig, (4.2 * ncols, 3.0 * nrows + 0.6))
+    axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False)
+    what = "synapses" if monitor.kind == "projection" else "neurons"
+    for position, ax in enumerate(axes.flat):
+        if position >= len(variables):
+            ax.set_visible(False)
+            continue
+        variable = variables[position]
+        values = monitor.values(variable)
+        if values.dtype == bool:
+            ax.step(steps, values.mean(axis=0), where="post", color="black", linewidth=2)
+            ax.set_ylim(-0.05, 1.05)
+            ax.set_ylabel(f"fraction with {variable}")
+        else:
+            if chosen.size:
+                ax.plot(steps, values[chosen].T, color="tab:blue", linewidth=0.6, alpha=0.5)
+            ax.plot(steps, values.mean(axis=0), color="black", linewidth=2,
+                    label=f"mean over {monitor.n_recorded} {what}")
+            ax.set_ylabel(variable)
+            ax.legend(fontsize=8)
+        ax.set_title(variable, fontsize=10)
+        _integer_steps(ax)
+        if position // ncols == nrows - 1 or position + ncols >= len(variables):
+            ax.set_xlabel("development step")
+    where = "" if monitor.condition is None else f" where {monitor.condition}"
+    fig.suptitle(f"Monitor {monitor.name}: {monitor.n_recorded} {what} of {monitor.source}{where}")
+    return fig
+
+
 # ------------------------------------------------------------------------------------ results folders
 def load_results(results_dir: str | os.PathLike) -> dict:
     """Read ``results_dir/results.json``; errors name the file and what was expected.
@@ -863,7 +985,8 @@ def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike,
     """Write every figure the results folder has the data for; returns the paths written.
 
     Reads the run folder (:mod:`sdsnn_bio.runfolder`): ``results.json`` and, per model,
-    ``<model>/structure.npz`` and ``<model>/rasters.npz``. Figures whose data is missing (a dense-only
+    ``<model>/structure.npz``, ``<model>/rasters.npz`` and ``<model>/monitors.npz`` (every
+    development monitor is drawn as ``monitor_<name>.png``, :data:`MONITOR_FIGURE`). Figures whose data is missing (a dense-only
     run has no development log; an interrupted run has no structure) are skipped and logged.
     File names are those of :data:`FIGURE_NAMES`.
 
@@ -958,6 +1081,25 @@ def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike,
         write("accuracy_vs_compression", plot_accuracy_vs_compression(finished))
     else:
         skip("accuracy_vs_compression", "no finished model")
+    written += _write_monitor_figures(results_dir, models, figures_dir, dpi)
+    return written
+
+
+def _write_monitor_figures(results_dir: Path, models: Mapping, figures_dir: Path, dpi: int) -> list[Path]:
+    """``monitor_<name>.png`` of every monitor saved in the models' folders."""
+    from .development.monitor import load_monitors
+
+    written = []
+    for model in models:
+        path = results_dir / model / runfolder.MONITORS
+        if not path.is_file():
+            continue
+        for name, monitor in load_monitors(path).items():
+            if monitor.steps.size == 0 or monitor.n_recorded == 0:
+                logger.info("plot: monitor %s of %s skipped (nothing recorded)", name, model)
+                continue
+            file_name = MONITOR_FIGURE.format(name=name if len(models) == 1 else f"{model}_{name}")
+            written.append(save_figure(plot_monitor(monitor), figures_dir / file_name, dpi=dpi))
     return written
 
 

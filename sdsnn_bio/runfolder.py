@@ -15,6 +15,8 @@ A run folder (``sdsnn-bio run --output RUN``)::
                           the model finished unless ``--keep-checkpoints``
         structure.npz     the final structure (float32, compressed), for analysis and figures
         rasters.npz       Brian2 spikes of a few test samples before and after (compressed)
+        monitors.npz      the development monitors' recordings ([[monitor]] tables; exact values,
+                          compressed), written before every checkpoint and at the end
 
 A sweep folder (``sdsnn-bio sweep --output SWEEP``)::
 
@@ -49,7 +51,7 @@ import numpy as np
 from .files import atomic_open
 
 __all__ = [
-    "RESULTS", "MODEL_RESULT", "CHECKPOINT", "STRUCTURE", "RASTERS", "FIGURES", "POINT",
+    "RESULTS", "MODEL_RESULT", "CHECKPOINT", "STRUCTURE", "RASTERS", "MONITORS", "FIGURES", "POINT",
     "POINTS", "BRIAN_CACHE", "SWEEP_TABLE", "SWEEP_JSON", "SWEEP_SUMMARY", "SWEEP_FIGURE",
     "CHECKPOINT_FORMAT", "RunFolderError", "Checkpoint", "write_json", "read_json",
     "write_checkpoint", "read_checkpoint", "save_structure", "load_structure", "save_rasters",
@@ -61,6 +63,7 @@ MODEL_RESULT = "result.json"
 CHECKPOINT = "checkpoint.npz"
 STRUCTURE = "structure.npz"
 RASTERS = "rasters.npz"
+MONITORS = "monitors.npz"
 FIGURES = "figures"
 POINT = "point.json"
 POINTS = "points"

@@ -137,3 +137,110 @@ def test_bad_definitions_fail_with_a_message_naming_what_was_expected():
         DevelopmentMonitor("hidden_1", "alive").values("importance")
     with pytest.raises(FileNotFoundError, match="monitors file .* does not exist"):
         load_monitors("/nonexistent/monitors.npz")
+
+
+# ----------------------------------------------------------------------------- in a run, from a config
+def _run_config(tmp_path, **run):
+    from sdsnn_bio.config import ExperimentConfig
+
+    return ExperimentConfig.from_dict({
+        "network": {"hidden_sizes": [12], "n_steps": 20, "dt": "5 ms", "weight_init_gain": 6.0},
+        "learning": {"batch_size": 6, "epochs": 2, "learning_rate": 0.01, "threads": 1},
+        "development": {"enabled": True, "steps_per_epoch": 3, "consecutive_steps": 2},
+        "simulation": {"codegen_target": "numpy", "evaluation_batch": 6},
+        "run": {"seed": 3, "output_dir": str(tmp_path / "out"), "baseline": False, **run},
+        "monitor": [
+            {"source": "input_to_hidden_1", "variables": ["w", "spine_range_lower", "spine_range_upper",
+                                                          "exists"], "condition": "i < 2 and j < 3",
+             "name": "corner"},
+            {"source": "hidden_1", "variables": ["alive", "importance", "pruning_rate"]},
+        ],
+    }, source="test")
+
+
+def _tiny_data():
+    from sdsnn_bio.experiment import PreparedData
+
+    rng = np.random.default_rng(7)
+
+    def samples(labels):
+        out = []
+        for label in labels:
+            channels = np.concatenate([rng.choice(np.arange(label * 500, label * 500 + 400), 30),
+                                       rng.choice(2312, 10)])
+            out.append((channels.astype(np.int64), rng.integers(0, 20, channels.size)))
+        return out
+
+    train, test = np.tile(np.arange(4), 4), np.tile(np.arange(4), 2)
+    return PreparedData(samples(train), train, samples(test), test, {"source": "test: random spikes"})
+
+
+def test_configured_monitors_are_saved_with_the_run_resumed_and_plotted(tmp_path):
+    from sdsnn_bio.development import MONITORS_FILE
+    from sdsnn_bio.experiment import run_experiment, train_model
+    from sdsnn_bio.plotting import MONITOR_FIGURE, plot_results
+
+    config = _run_config(tmp_path)
+    data = _tiny_data()
+    results = run_experiment(config, data=data, progress=False)
+    result = results["models"]["sdsnn"]
+    log = result["development_log"]
+    saved = load_monitors(tmp_path / "out" / "sdsnn" / MONITORS_FILE)
+    assert set(saved) == {"corner", "hidden_1_monitor"}
+    corner = saved["corner"]
+    assert corner.steps.tolist() == [entry["development_step"] for entry in log], "one recording per step"
+    assert corner.n_recorded == 6 and corner.w.shape == (6, len(log))
+    assert result["monitors"]["corner"] == corner.summary(), "result.json describes the saved monitor"
+    assert result["config"]["monitor"][0]["condition"] == "i < 2 and j < 3", "the config echo keeps them"
+
+    # Interrupted after 5 batches and resumed: the same recordings as the uninterrupted run.
+    train_model(config, data, tmp_path / "parts", development=True, progress=False, stop_after_batches=5)
+    train_model(config, data, tmp_path / "parts", development=True, progress=False, resume=True)
+    resumed = load_monitors(tmp_path / "parts" / MONITORS_FILE)
+    for name, monitor in saved.items():
+        assert np.array_equal(resumed[name].steps, monitor.steps), f"{name}: same steps after resume"
+        for variable in monitor.variables:
+            assert np.array_equal(resumed[name].values(variable), monitor.values(variable)), (
+                f"{name}.{variable}: same values after resume")
+
+    written = {path.name for path in plot_results(tmp_path / "out", tmp_path / "figures")}
+    for name in saved:
+        assert MONITOR_FIGURE.format(name=name) in written, f"plot_results drew monitor {name}"
+
+
+def test_the_figure_functions_accept_a_monitor():
+    from matplotlib.figure import Figure
+
+    from sdsnn_bio.plotting import plot_monitor, plot_spine_dynamics
+
+    synapses = DevelopmentMonitor("input_to_hidden_1", ["w", "lower", "upper", "exists"], "i < 2 and j < 2")
+    neurons = DevelopmentMonitor("hidden_1", ["alive", "importance"])
+    develop([synapses, neurons], steps=3, pruning_rate=0.4)
+    fig = plot_spine_dynamics(synapses)
+    assert isinstance(fig, Figure)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == synapses.labels, "one panel per monitored synapse, titled source[i] → target[j]"
+    panel = fig.axes[0]
+    assert np.array_equal(panel.lines[0].get_ydata(), synapses.w[0]), "the drawn weight is the recorded one"
+    fig = plot_monitor(neurons)
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["alive", "importance"]
+    assert np.allclose(fig.axes[1].lines[-1].get_ydata(), neurons.importance.mean(axis=0)), "mean over neurons"
+    with pytest.raises(ValueError, match="must record .*'w', 'spine_range_lower', 'spine_range_upper'"):
+        plot_spine_dynamics(neurons)
+
+
+def test_monitor_tables_in_the_config_are_checked():
+    from sdsnn_bio.config import ConfigError, ExperimentConfig
+
+    config = ExperimentConfig.from_dict({"monitor": [{"source": "hidden_1", "variables": "alive"}]})
+    assert config.monitors == ({"source": "hidden_1", "variables": ["alive"]},)
+    assert ExperimentConfig.from_dict(config.to_dict()).monitors == config.monitors, "the echo reads back"
+    assert "monitor" not in ExperimentConfig.from_dict({}).to_dict(), "no monitors: the echo is unchanged"
+    with pytest.raises(ConfigError, match=r"monitor\[0\]: missing key\(s\) \['variables'\]"):
+        ExperimentConfig.from_dict({"monitor": [{"source": "hidden_1"}]})
+    with pytest.raises(ConfigError, match=r"as a \[\[monitor\]\] table"):
+        ExperimentConfig.from_dict({"monitor": {"source": "hidden_1", "variables": ["alive"]}})
+    with pytest.raises(ConfigError, match=r"monitor\[0\]: unknown key\(s\) \['record'\]"):
+        ExperimentConfig.from_dict({"monitor": [{"source": "hidden_1", "variables": ["alive"], "record": 1}]})
+    with pytest.raises(ConfigError, match=r"monitor\[0\].variables: expected a list of variable names"):
+        ExperimentConfig.from_dict({"monitor": [{"source": "hidden_1", "variables": [1]}]})

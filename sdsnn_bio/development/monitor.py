@@ -49,7 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..structure import SPINE_FIELDS, Structure, atomic_save_npz
+from ..files import atomic_open
+from ..runfolder import MONITORS
+from ..structure import SPINE_FIELDS, Structure
 from .conditions import ConditionError, condition_variables, evaluate_mask
 
 __all__ = [
@@ -63,8 +65,9 @@ __all__ = [
     "save_monitors",
 ]
 
-#: File of a model's folder holding its monitors (written by :func:`save_monitors`).
-MONITORS_FILE = "monitors.npz"
+#: File of a model's folder holding its monitors (written by :func:`save_monitors`); the name is
+#: owned by the run-folder format, :mod:`sdsnn_bio.runfolder`.
+MONITORS_FILE = MONITORS
 
 #: Synaptic variables a monitor can record -> dtype of the recorded values.
 SYNAPSE_VARIABLES = {
@@ -317,6 +320,22 @@ class DevelopmentMonitor:
         """Bytes held by the recordings so far."""
         return len(self._steps) * self.bytes_per_step
 
+    def truncate(self, step: int) -> "DevelopmentMonitor":
+        """Drop the recordings made after development step ``step`` (resuming from a checkpoint).
+
+        Returns the monitor itself.
+        """
+        keep = [k for k, s in enumerate(self._steps) if s <= step]
+        self._steps = [self._steps[k] for k in keep]
+        self._values = {v: [values[k] for k in keep] for v, values in self._values.items()}
+        return self
+
+    def summary(self) -> dict:
+        """JSON-ready description: definition, sizes and memory (for ``result.json``)."""
+        return {"source": self.source, "variables": list(self.variables), "condition": self.condition,
+                "recorded": self.n_recorded, "steps": len(self._steps),
+                "bytes_per_step": self.bytes_per_step, "bytes": self.nbytes}
+
     # ------------------------------------------------------------------ persistence
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """Named arrays (for ``.npz`` files): definition, subset, steps and values."""
@@ -377,8 +396,11 @@ def monitors_from_arrays(arrays, source: str = "arrays") -> dict[str, Developmen
 
 
 def save_monitors(path: str | os.PathLike, monitors: Sequence[DevelopmentMonitor]) -> Path:
-    """Write ``monitors`` to ``path`` (``.npz``) atomically."""
-    return atomic_save_npz(path, monitors_to_arrays(monitors))
+    """Write ``monitors`` to ``path`` (compressed ``.npz``, lossless) atomically."""
+    arrays = monitors_to_arrays(monitors)
+    with atomic_open(path) as handle:
+        np.savez_compressed(handle, **arrays)
+    return Path(path)
 
 
 def load_monitors(path: str | os.PathLike) -> dict[str, DevelopmentMonitor]:
