@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "and Test.zip; see data.dataset)")
     run.add_argument("--output", help="output folder (default: run.output_dir)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    run.add_argument("--overwrite", action="store_true",
+                     help="discard an unfinished run in the output folder and start again")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--keep-checkpoints", action="store_true",
                      help="keep each model's checkpoint.npz (exact float64 state) after it finished")
@@ -81,7 +83,8 @@ def _command_run(args) -> int:
     from .runfolder import RESULTS
 
     results = run_experiment(config, output_dir=args.output, resume=args.resume,
-                             progress=not args.quiet, keep_checkpoints=args.keep_checkpoints)
+                             progress=not args.quiet, keep_checkpoints=args.keep_checkpoints,
+                             overwrite=args.overwrite)
     output = Path(args.output or config.run.output_dir)
     print(f"results: {output / RESULTS}")
     for name, model in results["models"].items():

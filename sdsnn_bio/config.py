@@ -61,6 +61,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -76,6 +77,21 @@ __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_time", "form
 #: split by ``data.validation_fraction``, or the dataset folder's own ``Validation/`` split (as
 #: written by ``python -m sdsnn_bio.data emulate-idx``).
 VALIDATION_SPLITS = ("fraction", "folder")
+
+
+#: Memory per potential synapse (bytes): float64 weight, effective weight, gradient, Adam's two
+#: moments, five float64 and four int32 spine arrays, the existence mask.
+MEMORY_BYTES_PER_SYNAPSE = 8 * 5 + 8 * 5 + 4 * 4 + 1
+#: Memory per training sample, time step and neuron kept for backpropagation through time (bytes).
+MEMORY_BYTES_PER_NEURON_STEP = 8 * 6
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 class ConfigError(ValueError):
@@ -412,6 +428,48 @@ class ExperimentConfig:
             raise ConfigError(
                 f"run.checkpoint_every_batches: expected an integer >= 0, got {self.run.checkpoint_every_batches}"
             )
+        self._check_memory()
+
+    # ------------------------------------------------------------------ memory
+    def memory_estimate(self) -> dict[str, int]:
+        """Bytes the run needs at its peak, by part (the dataset itself not included).
+
+        * ``synapses``: per potential synapse, the weight, mask, spine state, Adam moments, gradient
+          and effective weight (:data:`MEMORY_BYTES_PER_SYNAPSE`), doubled for the checkpoint's
+          and the Brian2 network's copies of the existing synapses;
+        * ``training``: BPTT keeps, per training sample, time step and neuron (hidden and output),
+          :data:`MEMORY_BYTES_PER_NEURON_STEP` bytes (potential, spikes, surrogate derivative,
+          input current and their gradients);
+        * ``evaluation``: Brian2 state and monitors per evaluation sample, step and neuron.
+        """
+        params = self.network_parameters()
+        sizes = params.population_sizes
+        synapses = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        neurons = sum(sizes[1:])
+        return {
+            "synapses": 2 * MEMORY_BYTES_PER_SYNAPSE * synapses,
+            "training": MEMORY_BYTES_PER_NEURON_STEP * self.learning.batch_size * params.n_steps * neurons,
+            "evaluation": 8 * self.simulation.evaluation_batch * params.n_steps * (neurons + params.n_input),
+        }
+
+    def _check_memory(self) -> None:
+        available = physical_memory()
+        if available is None:
+            return
+        parts = self.memory_estimate()
+        needed = sum(parts.values())
+        if needed <= available:
+            return
+        gib = 2.0 ** 30
+        detail = ", ".join(f"{name} {value / gib:.3g} GiB" for name, value in parts.items())
+        raise ConfigError(
+            f"network.hidden_sizes={list(self.network.hidden_sizes)}, network.n_steps={self.network.n_steps} "
+            f"(learning.batch_size={self.learning.batch_size}, simulation.evaluation_batch="
+            f"{self.simulation.evaluation_batch}): the run would need about {needed / gib:.3g} GiB of "
+            f"memory ({detail}), "
+            f"more than this machine's {available / gib:.3g} GiB; use a smaller network or fewer "
+            "time steps per sample"
+        )
 
     # ------------------------------------------------------------------ parameter objects
     def network_parameters(self):

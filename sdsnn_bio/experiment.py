@@ -269,12 +269,8 @@ def _restore_checkpoint(checkpoint_path: Path, config_echo: dict, fingerprint: d
     """
     checkpoint = read_checkpoint(checkpoint_path)
     meta = checkpoint.meta
-    if meta["config"] != config_echo:
-        changed = sorted(
-            f"{section}.{key}" for section in set(config_echo) | set(meta["config"])
-            for key in set(config_echo.get(section, {})) | set(meta["config"].get(section, {}))
-            if config_echo.get(section, {}).get(key) != meta["config"].get(section, {}).get(key)
-        )
+    changed = configuration_changes(meta["config"], config_echo)
+    if changed:
         raise ValueError(
             f"{checkpoint_path}: the checkpoint was written with another configuration "
             f"(changed: {', '.join(changed)}); use a new run.output_dir or the same configuration to resume"
@@ -294,6 +290,28 @@ def _restore_checkpoint(checkpoint_path: Path, config_echo: dict, fingerprint: d
         mine.exists[:] = theirs.exists
         mine.spine = theirs.spine
     return meta
+
+
+#: Configuration keys that say where files go, not what is computed: a run may resume with others.
+PLACEMENT_KEYS = frozenset({("simulation", "cache_dir"), ("data", "cache_dir"), ("run", "output_dir")})
+
+
+def configuration_changes(before: dict, after: dict) -> list[str]:
+    """``section.key`` of every setting that differs between two configuration echoes.
+
+    Keys that only place files (:data:`PLACEMENT_KEYS`: caches, the output folder) are ignored.
+    """
+    return sorted(
+        f"{section}.{key}" for section in set(before) | set(after)
+        for key in set(before.get(section) or {}) | set(after.get(section) or {})
+        if (section, key) not in PLACEMENT_KEYS
+        and (before.get(section) or {}).get(key) != (after.get(section) or {}).get(key)
+    )
+
+
+def same_configuration(before: dict, after: dict) -> bool:
+    """Whether two configuration echoes compute the same run (see :func:`configuration_changes`)."""
+    return not configuration_changes(before, after)
 
 
 def _rng_state_json(rng: np.random.Generator) -> str:
@@ -323,6 +341,7 @@ def train_model(
     progress: bool = True,
     stop_after_batches: int | None = None,
     keep_checkpoint: bool = False,
+    brian_cache_dir: str | Path | None = None,
 ) -> dict:
     """Train one model, evaluate it in Brian2 and write ``result.json`` into ``directory``.
 
@@ -344,6 +363,8 @@ def train_model(
     keep_checkpoint : bool
         Keep ``checkpoint.npz`` (exact float64 state) after the model finished; by default it is
         removed once ``result.json`` is written.
+    brian_cache_dir : path, optional
+        Brian2 code cache for this process, overriding ``simulation.cache_dir`` (not stored).
     """
     from .development.scheduler import StructuralScheduler
     from .development.monitor import save_monitors
@@ -372,7 +393,8 @@ def train_model(
     fingerprint = {"train": data_fingerprint(data.train, data.train_labels),
                    "validation": data_fingerprint(validation_samples, validation_labels),
                    "test": data_fingerprint(data.test, data.test_labels)}
-    configure_brian2(config.simulation.codegen_target, config.simulation.cache_dir or None)
+    configure_brian2(config.simulation.codegen_target,
+                     brian_cache_dir or config.simulation.cache_dir or None)
     import brian2
 
     brian2.seed(seed)
@@ -621,15 +643,54 @@ def run_experiment(
     progress: bool = True,
     data: PreparedData | None = None,
     keep_checkpoints: bool = False,
+    overwrite: bool = False,
+    brian_cache_dir: str | Path | None = None,
 ) -> dict:
     """Run the configured experiment and write ``results.json``; returns the results.
 
     With development enabled (and ``run.baseline``), the dense baseline is trained first with the
     same seed and architecture. Completed models are skipped when resuming. Checkpoints are removed
     after each model finished unless ``keep_checkpoints``.
+
+    The run holds a lock on its folder (a second run into it is refused), refuses to start over an
+    unfinished run unless ``resume`` or ``overwrite``, removes temporary files that killed writes
+    left, and leaves no empty folder behind when it fails before writing anything.
+
+    Parameters
+    ----------
+    brian_cache_dir : path, optional
+        Brian2 code cache of this process (sweep workers), instead of ``simulation.cache_dir``;
+        where code is cached is not part of the configuration, so resuming elsewhere works.
     """
-    output_dir = Path(output_dir or config.run.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    from .runfolder import (
+        check_rerun,
+        clear_run,
+        hold_run_folder,
+        prepare_output_folder,
+        remove_if_empty,
+        remove_orphaned_temporaries,
+    )
+
+    output_dir, created = prepare_output_folder(output_dir or config.run.output_dir)
+    try:
+        with hold_run_folder(output_dir):
+            check_rerun(output_dir, resume=resume, overwrite=overwrite)
+            if overwrite:
+                for path in clear_run(output_dir):
+                    logger.info("--overwrite: removed %s", path)
+            for folder in [output_dir, *(d for d in output_dir.iterdir() if d.is_dir())]:
+                remove_orphaned_temporaries(folder)
+            return _run_models(config, output_dir, resume=resume, progress=progress, data=data,
+                               keep_checkpoints=keep_checkpoints, brian_cache_dir=brian_cache_dir)
+    except BaseException:
+        if created:
+            remove_if_empty(output_dir)
+        raise
+
+
+def _run_models(config: ExperimentConfig, output_dir: Path, *, resume: bool, progress: bool,
+                data: PreparedData | None, keep_checkpoints: bool, brian_cache_dir) -> dict:
+    """The models of the run, one after the other, and ``results.json`` (the folder is held)."""
     if data is None:
         data = prepare_data(config)
     logger.info("data: %s", data.description)
@@ -654,13 +715,13 @@ def run_experiment(
         finished = directory / MODEL_RESULT
         if resume and finished.is_file():
             previous = load_model_result(directory)
-            if previous.get("config") == config.to_dict():
+            if same_configuration(previous.get("config") or {}, config.to_dict()):
                 logger.info("%s: already finished, result reused", name)
                 results["models"][name] = previous
                 continue
         results["models"][name] = train_model(
             config, data, directory, development=development, resume=resume, progress=progress,
-            keep_checkpoint=keep_checkpoints,
+            keep_checkpoint=keep_checkpoints, brian_cache_dir=brian_cache_dir,
         )
     if "dense" in results["models"] and "sdsnn" in results["models"]:
         dense, developed = results["models"]["dense"], results["models"]["sdsnn"]

@@ -39,8 +39,10 @@ echo), ``data_fingerprint``, ``epoch``, ``batch_in_epoch``, ``global_batch``, ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -56,6 +58,8 @@ __all__ = [
     "CHECKPOINT_FORMAT", "RunFolderError", "Checkpoint", "write_json", "read_json",
     "write_checkpoint", "read_checkpoint", "save_structure", "load_structure", "save_rasters",
     "load_rasters", "load_results", "load_model_result", "remove_checkpoint",
+    "remove_orphaned_temporaries", "RunFolderBusy", "hold_run_folder", "unfinished_checkpoints",
+    "check_rerun", "clear_run", "prepare_output_folder",
 ]
 
 RESULTS = "results.json"
@@ -82,6 +86,98 @@ _DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyErr
 
 class RunFolderError(ValueError):
     """A file of a run folder is missing, truncated, corrupt or of another format (named)."""
+
+
+class RunFolderBusy(RunFolderError):
+    """Another process is writing into the run folder."""
+
+
+# ---------------------------------------------------------------------------------------- the folder
+def prepare_output_folder(run_dir: str | os.PathLike, option: str = "--output") -> tuple[Path, bool]:
+    """Create the run folder; returns ``(path, created)``. A path naming a file is an error."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"{option}: {run_dir} is a file; expected a folder for the run's outputs")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunFolderError(f"{option}: cannot create the folder {run_dir} ({err.strerror or err})") from None
+    return run_dir, created
+
+
+def remove_if_empty(run_dir: str | os.PathLike) -> bool:
+    """Remove a folder tree that holds no file (what a run that failed early leaves); True if removed."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or any(p.is_file() or p.is_symlink() for p in run_dir.rglob("*")):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return not run_dir.exists()
+
+
+@contextlib.contextmanager
+def hold_run_folder(run_dir: str | os.PathLike):
+    """Hold an exclusive lock on the run folder while writing into it.
+
+    The lock is an advisory ``flock`` on the folder itself (no lock file to leave behind); the
+    operating system releases it when the process ends, however it ends.
+
+    Raises
+    ------
+    RunFolderBusy
+        Another process holds the folder.
+    """
+    run_dir = Path(run_dir)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no advisory locks, run unguarded
+        yield run_dir
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFolderBusy(
+                f"{run_dir}: another run is writing into this folder; wait for it to finish or "
+                "choose another --output"
+            ) from None
+        yield run_dir
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def unfinished_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """Checkpoints of models that have not finished (no ``result.json`` beside them)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    return sorted(path for path in run_dir.glob(f"*/{CHECKPOINT}")
+                  if not (path.parent / MODEL_RESULT).is_file())
+
+
+def check_rerun(run_dir: str | os.PathLike, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to start over a run folder holding an unfinished run, unless told what to do."""
+    if resume or overwrite:
+        return
+    unfinished = unfinished_checkpoints(run_dir)
+    if unfinished:
+        raise RunFolderError(
+            f"{run_dir} holds an unfinished run (checkpoint {unfinished[0]}); continue it with "
+            "--resume (same command), or discard it with --overwrite"
+        )
+
+
+def clear_run(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete the run-folder files of a previous run (``--overwrite``); other files are kept."""
+    run_dir = Path(run_dir)
+    removed = []
+    names = (MODEL_RESULT, CHECKPOINT, STRUCTURE, RASTERS)
+    for path in [run_dir / RESULTS, *(d / n for d in run_dir.iterdir() if d.is_dir() for n in names)]:
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 # ---------------------------------------------------------------------------------------- JSON

@@ -161,15 +161,17 @@ def run_point(config_dict: dict, directory: str, name: str, parameters: dict) ->
     from .experiment import atomic_write_json, run_experiment
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     summary = {"point": name, "parameters": parameters, "config": config_dict}
     try:
         config = ExperimentConfig.from_dict(config_dict, source=name)
+        cache = None
         if not config.simulation.cache_dir:
+            # The worker's own code cache is passed beside the configuration, never into it: a
+            # checkpoint written by one worker must resume on any other (another PID).
             cache = directory.parent.parent / runfolder.BRIAN_CACHE / f"worker-{os.getpid()}"
-            config = config.replace("simulation", cache_dir=str(cache))
-        results = run_experiment(config, output_dir=directory, resume=True, progress=False)
+        results = run_experiment(config, output_dir=directory, resume=True, progress=False,
+                                 brian_cache_dir=cache)
         summary["status"] = "done"
         summary["models"] = {
             model: {
@@ -185,7 +187,11 @@ def run_point(config_dict: dict, directory: str, name: str, parameters: dict) ->
         summary["error"] = f"{type(err).__name__}: {err}"
         summary["traceback"] = traceback.format_exc()
     summary["wall_seconds"] = time.perf_counter() - started
-    atomic_write_json(directory / POINT_FILE, summary)
+    try:
+        atomic_write_json(directory / POINT_FILE, summary)
+    except OSError as err:  # an uncreatable point folder: the summary still reaches the table
+        summary["error"] = summary.get("error") or f"{type(err).__name__}: {err}"
+        logger.warning("sweep: %s: summary not written (%s)", name, err)
     return summary
 
 
@@ -291,7 +297,11 @@ def run_sweep(
             futures[future] = point
         for future in as_completed(list(futures)):
             point = futures[future]
-            summary = future.result()
+            try:
+                summary = future.result()
+            except Exception as err:  # a lost worker or an unpicklable error: the sweep goes on
+                summary = {"point": point.name, "parameters": point.parameters, "status": "failed",
+                           "error": f"{type(err).__name__}: {err}"}
             if summary["status"] != "done":
                 logger.warning("sweep: %s failed: %s", point.name, summary.get("error"))
             rows.extend(_rows(summary, point.seed))

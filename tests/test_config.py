@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from brian2 import ms, us
@@ -130,3 +131,21 @@ def test_shipped_configurations_are_valid():
     main_job = load_config(shipped[0].parent / "embedded.toml")
     assert main_job.development_enabled and main_job.run.baseline, (
         "the main job runs SD-SNN beside its dense baseline")
+
+
+@pytest.mark.parametrize("override, size", [("network.hidden_sizes=[10000000]", "hidden_sizes=[10000000]"),
+                                            ("network.n_steps=100000000", "n_steps=100000000")])
+def test_a_run_too_large_for_the_machine_is_refused_with_an_estimate(override, size):
+    from sdsnn_bio.config import ExperimentConfig
+
+    with pytest.raises(ConfigError, match=rf"{re.escape(size)}.*would need about [\d.e+]+ GiB of memory"):
+        ExperimentConfig.from_dict({}).with_overrides([override])
+
+
+def test_the_main_job_fits_in_memory_estimate():
+    from pathlib import Path
+
+    from sdsnn_bio.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "examples" / "configs" / "embedded.toml")
+    assert 0.5 * 2**30 < sum(config.memory_estimate().values()) < 4 * 2**30

@@ -322,3 +322,98 @@ def test_an_interrupted_write_leaves_the_previous_file_intact(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask, "a normal file, not a private temp file"
+
+
+# ------------------------------------------------------------------------------- probing faults
+def test_a_second_run_into_a_held_folder_is_refused(tmp_path, tiny_data):
+    from sdsnn_bio.runfolder import RunFolderBusy, hold_run_folder
+
+    config = tiny_config(tmp_path)
+    (tmp_path / "out").mkdir()
+    with hold_run_folder(tmp_path / "out"):  # another run is writing there
+        with pytest.raises(RunFolderBusy, match="another run is writing into this folder"):
+            run_experiment(config, data=tiny_data, progress=False)
+    assert not (tmp_path / "out" / RESULTS).exists(), "the refused run wrote nothing"
+    run_experiment(config, data=tiny_data, progress=False)  # released: the folder is free again
+
+
+def test_a_rerun_into_an_unfinished_run_is_refused_without_resume_or_overwrite(tmp_path, tiny_data):
+    from sdsnn_bio.runfolder import RunFolderError
+
+    config = tiny_config(tmp_path)
+    train_model(config, tiny_data, tmp_path / "out" / "dense", development=False, progress=False,
+                stop_after_batches=3)
+    checkpoint = tmp_path / "out" / "dense" / CHECKPOINT
+    before = checkpoint.read_bytes()
+    with pytest.raises(RunFolderError, match="unfinished run.*--resume.*--overwrite"):
+        run_experiment(config, data=tiny_data, progress=False)
+    assert checkpoint.read_bytes() == before, "the unfinished run is kept"
+    results = run_experiment(config, data=tiny_data, progress=False, overwrite=True)
+    assert results["models"]["dense"]["history"][0]["epoch"] == 1 and not checkpoint.exists()
+
+
+def test_resume_with_changed_data_names_the_change(tmp_path, tiny_data):
+    config = tiny_config(tmp_path)
+    train_model(config, tiny_data, tmp_path / "model", development=False, progress=False,
+                stop_after_batches=3)
+    fewer = PreparedData(tiny_data.train[:20], tiny_data.train_labels[:20], tiny_data.test,
+                         tiny_data.test_labels, tiny_data.description)
+    with pytest.raises(ValueError, match="data changed.*train split had 24 recordings, now 20"):
+        train_model(config, fewer, tmp_path / "model", development=False, resume=True, progress=False)
+    relabelled = PreparedData(tiny_data.train, tiny_data.train_labels[::-1].copy(), tiny_data.test,
+                              tiny_data.test_labels, tiny_data.description)
+    with pytest.raises(ValueError, match="train split's recordings or labels changed"):
+        train_model(config, relabelled, tmp_path / "model", development=False, resume=True, progress=False)
+
+
+def test_resume_ignores_where_caches_live(tmp_path, tiny_data):
+    config = tiny_config(tmp_path)
+    train_model(config, tiny_data, tmp_path / "model", development=False, progress=False,
+                stop_after_batches=3)
+    moved = config.with_overrides([f'simulation.cache_dir="{tmp_path / "elsewhere"}"'])
+    result = train_model(moved, tiny_data, tmp_path / "model", development=False, resume=True,
+                         progress=False)
+    assert len(result["history"]) == 2
+
+
+def test_a_corrupt_checkpoint_on_resume_is_a_clear_error(tmp_path, tiny_data, capsys):
+    from sdsnn_bio.runfolder import RunFolderError
+
+    config = tiny_config(tmp_path)
+    train_model(config, tiny_data, tmp_path / "model", development=False, progress=False,
+                stop_after_batches=3)
+    path = tmp_path / "model" / CHECKPOINT
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(RunFolderError, match="checkpoint.npz: .*truncated or corrupt") as caught:
+        train_model(config, tiny_data, tmp_path / "model", development=False, resume=True, progress=False)
+    assert "allow_pickle" not in str(caught.value)
+
+
+def test_output_naming_a_file_is_a_clear_error(tmp_path, tiny_data):
+    from sdsnn_bio.runfolder import RunFolderError
+
+    (tmp_path / "out").write_text("not a folder")
+    with pytest.raises(RunFolderError, match="out is a file; expected a folder"):
+        run_experiment(tiny_config(tmp_path), data=tiny_data, progress=False)
+
+
+def test_a_run_that_fails_early_leaves_no_empty_folder(tmp_path, tiny_data, monkeypatch):
+    from sdsnn_bio import experiment
+
+    def fail(*args, **kwargs):
+        raise ValueError("no data here")
+
+    monkeypatch.setattr(experiment, "prepare_data", fail)
+    with pytest.raises(ValueError, match="no data here"):
+        run_experiment(tiny_config(tmp_path), progress=False)
+    assert not (tmp_path / "out").exists(), "no empty output folder is left behind"
+
+
+def test_orphaned_temporary_files_of_killed_writes_are_removed(tmp_path, tiny_data):
+    orphan = tmp_path / "out" / "dense" / f".{CHECKPOINT}.a1b2c3.tmp"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"x" * 100)
+    mine = tmp_path / "out" / "notes.txt"
+    mine.write_text("keep me")
+    run_experiment(tiny_config(tmp_path), data=tiny_data, progress=False)
+    assert not orphan.exists() and mine.read_text() == "keep me"

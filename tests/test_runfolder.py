@@ -131,3 +131,22 @@ def test_no_run_folder_file_name_is_spelled_outside_the_format_module():
         literals = re.findall(r"(?<![\w])[\"']([\w.]+)[\"']", code)
         spelled = sorted(set(literals) & set(names))
         assert not spelled, f"{module} spells run-folder names {spelled}; take them from sdsnn_bio.runfolder"
+
+
+def test_atomic_open_never_changes_the_umask(tmp_path, monkeypatch):
+    import os
+
+    from sdsnn_bio.files import atomic_open
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+
+    def forbidden(mask):
+        raise AssertionError("os.umask was called: another thread could create world-writable files")
+
+    monkeypatch.setattr(os, "umask", forbidden)
+    with atomic_open(tmp_path / "a.json", "w", encoding="utf-8") as handle:
+        handle.write("{}")
+    monkeypatch.undo()
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask, "a normal new file's mode"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]

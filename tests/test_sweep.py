@@ -106,3 +106,42 @@ def test_summary_over_seeds_gives_mean_and_sample_sd():
     assert summary["dense"]["synapses_removed_fraction_mean"] == 0.0
     table = summary_markdown(summarise(rows))
     assert "| [4] | sdsnn | 2 | 90.00 ± 2.83 | 60.00 ± 14.14 |" in table
+
+
+def test_a_point_resumes_on_another_worker(tmp_path, monkeypatch):
+    """The worker's Brian2 cache (named by its PID) never enters the checkpoint's configuration."""
+    import os
+
+    from sdsnn_bio import experiment
+    from sdsnn_bio.runfolder import CHECKPOINT
+    from sdsnn_bio.sweep import run_point
+
+    config_dict = tiny_base(tmp_path).to_dict()
+    directory = tmp_path / "sweep" / "points" / "seed=0"
+    original = experiment.train_model
+
+    def killed(*args, **kwargs):
+        original(*args, **{**kwargs, "stop_after_batches": 1})
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(experiment, "train_model", killed)
+    monkeypatch.setattr(os, "getpid", lambda: 1111)
+    first = run_point(config_dict, str(directory), "seed=0", {})
+    assert first["status"] == "failed" and (directory / "dense" / CHECKPOINT).is_file()
+    monkeypatch.setattr(experiment, "train_model", original)
+    monkeypatch.setattr(os, "getpid", lambda: 2222)  # the retry runs on another worker
+    second = run_point(config_dict, str(directory), "seed=0", {})
+    assert second["status"] == "done", second.get("error")
+    assert (tmp_path / "sweep" / "brian_cache" / "worker-2222").is_dir(), "the worker's own cache"
+
+
+def test_an_uncreatable_point_folder_fails_that_point_and_the_table_is_written(tmp_path, client):
+    base = tiny_base(tmp_path)
+    output = tmp_path / "sweep"
+    names = [point.name for point in expand_grid(base, [], [0, 1])]
+    (output / "points").mkdir(parents=True)
+    (output / "points" / names[0]).write_text("a file where the point's folder should be")
+    rows = _rows(run_sweep(base, [], [0, 1], output, client=client))
+    status = {row["point"]: row["status"] for row in rows}
+    assert status == {names[0]: "failed", names[1]: "done"}
+    assert "is a file" in next(row["error"] for row in rows if row["point"] == names[0])
