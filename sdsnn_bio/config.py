@@ -399,6 +399,11 @@ class ExperimentConfig:
                 f"data.validation_split: expected one of {list(VALIDATION_SPLITS)}, "
                 f"got {self.data.validation_split!r}"
             )
+        if self.data.validation_split == "folder" and "validation" not in self.dataset().splits:
+            raise ConfigError(
+                f"data.validation_split: \"folder\" needs a dataset folder with its own validation split; "
+                f"{self.data.dataset} has {list(self.dataset().splits)} (use \"fraction\")"
+            )
         if self.data.validation_split == "folder" and self.data.validation_fraction:
             raise ConfigError(
                 "data.validation_fraction: must be 0 with data.validation_split = \"folder\" "

@@ -151,6 +151,9 @@ class DatasetDescriptor:
         The reader needs a folder (``[data] root``); False when it has an offline default.
     layout : str
         The folder layout(s) the reader accepts, for error messages and ``sdsnn-bio info``.
+    splits : tuple of str
+        Splits the reader can open (``"validation"`` when the folder may hold its own, which
+        ``[data] validation_split = "folder"`` requires).
     """
 
     name: str
@@ -164,6 +167,7 @@ class DatasetDescriptor:
     default_input_size: tuple[int, int] | None = None
     needs_root: bool = True
     layout: str = field(default="")
+    splits: tuple[str, ...] = ("train", "test")
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -238,6 +242,8 @@ class DatasetDescriptor:
                 f"data.root: {self.title} is read from a local folder and never downloaded; set "
                 f"data.root (or --data) to a folder holding {self.layout or 'the dataset'}"
             )
+        if split not in self.splits:
+            raise ValueError(f"split: {self.title} has the splits {list(self.splits)}, got {split!r}")
         reader = _load(self.reader)
         kept = {key: value for key, value in options.items() if key in self.options}
         return reader(root or None, split, subset=subset, seed=seed, **kept)
@@ -258,6 +264,7 @@ DATASETS: dict[str, DatasetDescriptor] = {d.name: d for d in (
     DatasetDescriptor(
         "nmnist", "N-MNIST", "events", (34, 34, 2), NMNIST_CLASSES, "sdsnn_bio.data:load_dataset",
         ("events", "frames"), options=("first_saccade", "cache_dir"), needs_root=False,
+        splits=("train", "validation", "test"),
         layout="Train/<digit>/*.bin and Test/<digit>/*.bin, or Train.zip and Test.zip (empty root: "
                "the embedded offline dataset)"),
     DatasetDescriptor(
