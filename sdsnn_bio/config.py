@@ -38,6 +38,7 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     epochs = 10
     augment_max_shift = 0    # random translation of training samples by up to N pixels (0 = off)
     optimizer_reset = "restart"  # or "keep" (released code): Adam state of removed/regrown synapses
+    masked_forward = true    # false (released code): pruned weights train densely between steps
 
     [development]            # SD-SNN structural development (off = dense training)
     enabled = false
@@ -165,6 +166,7 @@ class LearningConfig:
     threads: int = 0  # 0: the cores available
     augment_max_shift: int = 0  # pixels; random translation of training samples (0 = off)
     optimizer_reset: str = "restart"  # Adam state of removed/regrown synapses: "restart" or "keep"
+    masked_forward: bool = True  # false (released): pruned synapses and neurons take part in training
 
 
 @dataclass(frozen=True)
@@ -375,10 +377,10 @@ class ExperimentConfig:
         self.network_parameters()
         self.learning_parameters()
         self.learning_rate_schedule(1)
-        consecutive_steps = self.development_parameters().consecutive_steps
+        development = self.development_parameters()
         schedule = self.schedule()
         with _config_field("development"):
-            schedule.resolve(consecutive_steps)  # warm-ups derived from K against the development end
+            schedule.resolve(development.consecutive_steps, development.initialisation_steps)  # warm-ups derived from K against the development end
         if self.learning.batch_size < 1:
             raise ConfigError(f"learning.batch_size: expected an integer >= 1, got {self.learning.batch_size}")
         if self.learning.epochs < 1:
@@ -526,7 +528,7 @@ class ExperimentConfig:
                 surrogate=learn.surrogate,
                 surrogate_scale=learn.surrogate_scale or None,
                 loss=learn.loss, logit_scale=learn.logit_scale, learning_rate=learn.learning_rate,
-                optimizer_reset=learn.optimizer_reset,
+                optimizer_reset=learn.optimizer_reset, masked_forward=learn.masked_forward,
             )
         except ValueError as err:
             raise ConfigError(str(err)) from None

@@ -51,6 +51,13 @@ Choices where the paper and the released code differ (see ``docs/development.md`
   regrown synapse recovers the range it had;
 * the regeneration percentile is taken over the projection's existing weights.
 
+``DevelopmentParameters.semantics = "released"`` switches these choices to the released scripts'
+reading instead (first step sets the ranges from the trained weights, streaks counted from the
+second step, spine rule on every projection but the last over the effective weights, importance
+normalised over all synapses, constraint and regeneration percentile over latent weights too,
+pruning of a neuron's input only, absent weights zeroed at every pruning step); the table of
+every difference, with the learning settings that go with it, is in ``docs/development.md``.
+
 Released-code rates are percentages; our rates are fractions, so the released increments
 (``exp(-(s - s0)/5) * ratio`` and ``0.5 * exp(-(s - s0)) * ratio`` percentage points, and the floor
 0.0005) appear here as gains 0.01, 0.005 and floor 5e-6.
@@ -87,6 +94,9 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------- parameters
+#: Readings of the rules (:class:`DevelopmentParameters`): this package's, or the released scripts'.
+SEMANTICS = ("package", "released")
+
 def _is_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -136,6 +146,16 @@ class DevelopmentParameters:
         (released code: pruned weights are zeroed), so that regrowing them (and reviving the neuron)
         needs evidence gathered after the pruning. Without it, a pruned neuron's large incoming
         weights beat the regeneration percentile at once and the neuron is revived N + 1 steps later.
+    semantics : {"package", "released"}
+        ``"package"``: the rules as described in this module. ``"released"``: the released SD-SNN
+        scripts' reading of the same rules (:func:`develop_structure`; every difference is listed
+        in one table in ``docs/development.md``): the first development step only sets the spine
+        ranges from the weights trained so far; streaks count from the second consecutive step;
+        the spine rule sees the effective weights of every synapse and runs on every projection
+        but the last (whose range stays the initial one); importance normalises the widths over
+        all synapses; the constraint clips latent weights too; the regeneration percentile is
+        taken over all weights, latent included; pruning removes a neuron's incoming synapses only;
+        every pruning step zeroes the weights of all absent synapses.
     """
 
     consecutive_steps: int = 18
@@ -155,6 +175,7 @@ class DevelopmentParameters:
     revive_neurons: bool = True
     revival_min_synapses: int = 50
     reset_pruned_input_weights: bool = True
+    semantics: str = "package"
 
     def __post_init__(self) -> None:
         def fail(name: str, expected: str) -> None:
@@ -197,6 +218,18 @@ class DevelopmentParameters:
         for name in ("revive_neurons", "reset_pruned_input_weights"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "true or false")
+        if self.semantics not in SEMANTICS:
+            fail("semantics", f"one of {list(SEMANTICS)}")
+
+    @property
+    def released(self) -> bool:
+        """True with the released scripts' semantics (``semantics = "released"``)."""
+        return self.semantics == "released"
+
+    @property
+    def initialisation_steps(self) -> int:
+        """Development steps spent setting the spine ranges before any rule runs (released: 1)."""
+        return 1 if self.released else 0
 
     @property
     def regrowth_steps(self) -> int:
@@ -235,22 +268,36 @@ class _SpineEvents:
     clip_candidates: np.ndarray
 
 
-def _edge_streak(index, previous_streak, previous_excess, excess, k):
+def _edge_streak(index, previous_streak, previous_excess, excess, k, released=False):
     """Counter and excess sum after a step where the synapses at flat ``index`` sit at an edge.
 
     Few synapses sit at an edge: the new arrays are zeros written at ``index`` only.
+    ``released``: the released scripts count a synapse only when it sat at the edge at the
+    previous step too (the intersection of this step's and the previous step's sets), so the
+    counter stored here is one more than theirs, the first step's excess is not summed and the
+    rule fires at K + 1 consecutive steps (see :func:`_restart_value`).
     """
     counter = np.zeros(previous_streak.shape, np.int32)
     total = np.zeros(previous_excess.shape)
-    streak = np.take(previous_streak, index) + 1
+    before = np.take(previous_streak, index)
+    streak = before + 1
     np.put(counter, index, streak)
-    np.put(total, index, np.take(previous_excess, index) + excess)
-    fired = index[np.asarray(streak, np.int32) >= k]
+    if released:
+        np.put(total, index, np.where(before > 0, np.take(previous_excess, index) + excess, 0.0))
+    else:
+        np.put(total, index, np.take(previous_excess, index) + excess)
+    fired = index[np.asarray(streak, np.int32) >= k + int(released)]
     return counter, total, fired
 
 
+def _restart_value(released: bool) -> int:
+    """Streak stored after a rule fired: 0; released: 1 (the synapse is still in the previous
+    step's set, so its next step at the edge counts at once)."""
+    return 1 if released else 0
+
+
 def _update_spines(weight: np.ndarray, exists: np.ndarray, spine: SpineState, consecutive_steps: int,
-                   shrink_factor: float) -> tuple[SpineState, _SpineEvents]:
+                   shrink_factor: float, released: bool = False) -> tuple[SpineState, _SpineEvents]:
     """:func:`update_spines` returning flat indices (and the constraint's candidates)."""
     weight = np.asarray(weight, dtype=np.float64)
     exists = np.asarray(exists, dtype=bool)
@@ -265,20 +312,20 @@ def _update_spines(weight: np.ndarray, exists: np.ndarray, spine: SpineState, co
     lower_index = np.flatnonzero(at_lower)
     upper_streak, upper_excess, fired_upper = _edge_streak(
         upper_index, spine.upper_streak, spine.upper_excess,
-        np.take(weight, upper_index) - np.take(upper, upper_index), k)
+        np.take(weight, upper_index) - np.take(upper, upper_index), k, released)
     lower_streak, lower_excess, fired_lower = _edge_streak(
         lower_index, spine.lower_streak, spine.lower_excess,
-        np.take(lower, lower_index) - np.take(weight, lower_index), k)
+        np.take(lower, lower_index) - np.take(weight, lower_index), k, released)
     # Flat indices address row-major positions: np.take/np.put (faster than ``.flat``).
     if fired_upper.size:
         upper = upper.copy()
         np.put(upper, fired_upper, np.take(upper, fired_upper) + np.take(upper_excess, fired_upper) / k)
-        np.put(upper_streak, fired_upper, 0)
+        np.put(upper_streak, fired_upper, _restart_value(released))
         np.put(upper_excess, fired_upper, 0.0)
     if fired_lower.size:
         lower = lower.copy()
         np.put(lower, fired_lower, np.take(lower, fired_lower) - np.take(lower_excess, fired_lower) / k)
-        np.put(lower_streak, fired_lower, 0)
+        np.put(lower_streak, fired_lower, _restart_value(released))
         np.put(lower_excess, fired_lower, 0.0)
 
     magnitude = np.abs(weight)
@@ -286,14 +333,14 @@ def _update_spines(weight: np.ndarray, exists: np.ndarray, spine: SpineState, co
     decreasing &= exists
     shrink_streak = spine.shrink_streak + np.int32(1)
     shrink_streak *= decreasing
-    shrunk = shrink_streak >= k
+    shrunk = shrink_streak >= k + int(released)
     fired_shrink = np.flatnonzero(shrunk) if shrunk.any() else np.zeros(0, np.intp)
     if fired_shrink.size:
         upper = upper.copy() if upper is spine.upper else upper
         lower = lower.copy() if lower is spine.lower else lower
         np.put(upper, fired_shrink, np.take(upper, fired_shrink) * shrink_factor)
         np.put(lower, fired_shrink, np.take(lower, fired_shrink) * shrink_factor)
-        np.put(shrink_streak, fired_shrink, 0)
+        np.put(shrink_streak, fired_shrink, _restart_value(released))
 
     at_upper |= at_lower
     np.put(at_upper, fired_shrink, True)
@@ -406,18 +453,19 @@ def _absent_nan(weight: np.ndarray, exists: np.ndarray) -> int:
 
 
 # ---------------------------------------------------------------------------------------- section 2
-def normalised_spine_width(spine: SpineState, exists: np.ndarray) -> np.ndarray:
+def normalised_spine_width(spine: SpineState, exists: np.ndarray, over_all: bool = False) -> np.ndarray:
     """``unit(upper + |lower|)`` over the existing synapses, 0 for absent synapses.
 
-    ``unit`` is min-max normalisation over the projection's existing synapses; if they all have
-    the same width, every existing synapse gets 0.5 (released code's ``unit``).
+    ``unit`` is min-max normalisation over the projection's existing synapses (``over_all``: over
+    all its synapses, absent ones included, as the released scripts do); if they all have the same
+    width, every existing synapse gets 0.5 (released code's ``unit``).
     """
     exists = np.asarray(exists, dtype=bool)
     width = np.abs(spine.lower)
     width += spine.upper
     if not exists.any():
         return np.zeros(width.shape)
-    present = width[exists]  # one selection for both extremes (a masked min/max is slower)
+    present = width.ravel() if over_all else width[exists]  # one selection for both extremes
     low, high = float(present.min()), float(present.max())
     if high > low:
         width -= low
@@ -428,19 +476,21 @@ def normalised_spine_width(spine: SpineState, exists: np.ndarray) -> np.ndarray:
     return width
 
 
-def neuron_importance(spine: SpineState, exists: np.ndarray) -> np.ndarray:
+def neuron_importance(spine: SpineState, exists: np.ndarray, over_all: bool = False) -> np.ndarray:
     """Importance of each postsynaptic neuron: summed normalised width of its incoming spines.
 
     Parameters
     ----------
     spine, exists
         Of the projection *into* the layer, shape (n_source, n_target).
+    over_all : bool
+        Normalise the widths over all synapses (released scripts), not only the existing ones.
 
     Returns
     -------
     ndarray, shape (n_target,)
     """
-    return normalised_spine_width(spine, exists).sum(axis=0)
+    return normalised_spine_width(spine, exists, over_all).sum(axis=0)
 
 
 def neurons_to_prune(importance: np.ndarray, alive: np.ndarray, protected: np.ndarray,
@@ -694,6 +744,41 @@ def _incoming_strength(projection: Projection) -> np.ndarray:
     return magnitude.sum(axis=0)
 
 
+def _initialise_ranges(structure: Structure, params: DevelopmentParameters,
+                       state: DevelopmentState) -> tuple[Structure, DevelopmentRecord, DevelopmentState]:
+    """Released semantics, first development step: set every synapse's spine range to
+    ``[-max(w), max(w)]`` of its projection's current (trained) weights; nothing else runs."""
+    new = _shallow_copy(structure)
+    projections = {}
+    for projection in new.projections:
+        weight = projection.effective_weight()
+        top = float(np.max(weight)) if weight.size else 0.0
+        shape = projection.shape
+        projection.spine = SpineState(
+            lower=np.full(shape, -top), upper=np.full(shape, top),
+            upper_streak=np.zeros(shape, np.int32), upper_excess=np.zeros(shape),
+            lower_streak=np.zeros(shape, np.int32), lower_excess=np.zeros(shape),
+            shrink_streak=np.zeros(shape, np.int32), previous_abs_weight=np.abs(weight),
+            regrowth_streak=np.zeros(shape, np.int32),
+        )
+        projections[projection.name] = {
+            "synapses": projection.n_synapses, "synapses_removed": 0, "synapses_added": 0,
+            "upper_enlarged": 0, "lower_enlarged": 0, "spines_shrunk": 0, "weights_clipped": 0,
+            "regeneration_threshold": None,
+        }
+    populations = {}
+    for population in new.hidden_populations:
+        target = new.population(new.projection_from(population.name).target)
+        populations[population.name] = {
+            "alive": population.n_alive, "pruned": [], "revived": [],
+            "trophic_pressure": population.n_alive / target.n_alive,
+        }
+    rates = {name: float(rate) for name, rate in state.pruning_rates.items()}
+    nothing = DevelopmentActions(spines=False)
+    record = DevelopmentRecord(state.step + 1, nothing, None, dict(rates), projections, populations)
+    return new, record, replace(state, step=state.step + 1)
+
+
 def develop_structure(structure: Structure, actions: DevelopmentActions, params: DevelopmentParameters,
                       state: DevelopmentState) -> tuple[Structure, DevelopmentRecord, DevelopmentState]:
     """Apply the rules due at one development step; the input structure is not modified.
@@ -714,6 +799,9 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
     new_state : DevelopmentState
     """
     s = int(state.step)
+    released = params.released
+    if released and s < params.initialisation_steps:
+        return _initialise_ranges(structure, params, state)
     cow = _CopyOnWrite(structure)
     new = _shallow_copy(structure)
     before = {p.name: p.exists for p in structure.projections}
@@ -743,17 +831,26 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
     # or whose range shrank, can fall outside it: the constraint looks at those only.
     candidates: dict[str, np.ndarray | None] = {p.name: None for p in new.projections}
     if actions.spines:
-        for projection in new.projections:
+        # Released: every projection but the last, on the effective weights of all synapses.
+        for projection in (new.projections[:-1] if released else new.projections):
             projection.spine, events = _update_spines(
-                projection.weight, projection.exists, projection.spine,
-                params.consecutive_steps, params.shrink_factor,
+                projection.effective_weight() if released else projection.weight,
+                np.ones(projection.shape, bool) if released else projection.exists,
+                projection.spine, params.consecutive_steps, params.shrink_factor, released,
             )
             counts[projection.name]["upper_enlarged"] = int(events.upper_enlarged.size)
             counts[projection.name]["lower_enlarged"] = int(events.lower_enlarged.size)
             counts[projection.name]["spines_shrunk"] = int(events.shrunk.size)
             candidates[projection.name] = events.clip_candidates
     on_bound, has_nan = {}, {}
-    if actions.constrain:
+    if actions.constrain and released:  # the whole weight tensor, latent weights included
+        for projection in new.projections:
+            clipped = np.clip(projection.weight, projection.spine.lower, projection.spine.upper)
+            changed = clipped != projection.weight
+            counts[projection.name]["weights_clipped"] = int(np.count_nonzero(changed))
+            if changed.any():
+                np.copyto(cow.own(projection, "weight"), clipped, where=changed)
+    elif actions.constrain:
         for projection in new.projections:
             index = candidates[projection.name]
             has_nan[projection.name] = _any_nan(projection.weight)
@@ -773,11 +870,14 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
             eligible = source_alive[:, None]
             if not params.revive_neurons:
                 eligible = eligible & target_alive[None, :]
-            threshold = regeneration_threshold(projection.weight, projection.exists, q)
+            # Released: the percentile of all weights (latent included); a synapse counts only
+            # when it was a candidate at the previous step too (N + 2 steps instead of N + 1).
+            threshold = regeneration_threshold(
+                projection.weight, np.ones(projection.shape, bool) if released else projection.exists, q)
             counts[projection.name]["regeneration_threshold"] = threshold
             streak, ready = _regrowth_step(
                 projection.weight, projection.exists, eligible, projection.spine.regrowth_streak,
-                threshold, params.regrowth_steps,
+                threshold, params.regrowth_steps + int(released),
             )
             post = ready % projection.shape[1]  # the postsynaptic neuron of each ready synapse
             regrow = target_alive[post]
@@ -818,20 +918,27 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
             if population.size - population.n_alive >= wanted:
                 continue  # the pruned neurons fill the pruning set: no need to rank the layer
             incoming = new.projection_into(name)
-            importance[name] = neuron_importance(incoming.spine, incoming.exists)
+            importance[name] = neuron_importance(incoming.spine, incoming.exists, over_all=released)
             chosen = neurons_to_prune(importance[name], population.alive, protected[name], rates[name],
-                                      tie_breaker=_incoming_strength(incoming))
+                                      tie_breaker=None if released else _incoming_strength(incoming))
             if chosen.size == 0:
                 continue
             population.alive[chosen] = False
             incoming.exists[:, chosen] = False
             if params.reset_pruned_input_weights:
                 cow.own(incoming, "weight")[:, chosen] = 0.0
-            outgoing = new.projection_from(name)
-            outgoing.exists[chosen, :] = False
             # Absent synapses keep their range; their streaks restart.
             cow.forget_streaks(incoming.spine, np.s_[:, chosen])
-            cow.forget_streaks(outgoing.spine, np.s_[chosen, :])
+            if not released:  # released: a pruned neuron loses its input only
+                outgoing = new.projection_from(name)
+                outgoing.exists[chosen, :] = False
+                cow.forget_streaks(outgoing.spine, np.s_[chosen, :])
+        if released:  # every pruning step re-zeroes the weights of all absent synapses
+            for projection in new.projections:
+                if not projection.exists.all():
+                    absent = ~projection.exists
+                    if np.any(projection.weight[absent] != 0.0):
+                        np.copyto(cow.own(projection, "weight"), 0.0, where=absent)
         for name in hidden:
             outgoing = new.projection_from(name)
             target = new.population(outgoing.target)
@@ -840,7 +947,7 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
                 target is new.populations[-1], params,
             )
 
-    if actions.constrain and actions.regenerate:  # clip the synapses that regrew in this step
+    if actions.constrain and actions.regenerate and not released:  # clip the synapses regrown now
         for projection in new.projections:
             grown = projection.exists & ~before[projection.name]
             if not grown.any():

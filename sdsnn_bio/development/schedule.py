@@ -147,18 +147,22 @@ class Schedule:
         return None not in (self.constraint_warmup_steps, self.pruning_warmup_steps,
                             self.regeneration_warmup_steps)
 
-    def resolve(self, consecutive_steps: int) -> "Schedule":
+    def resolve(self, consecutive_steps: int, initialisation_steps: int = 0) -> "Schedule":
         """Copy with the warm-ups left at None derived from K = ``consecutive_steps``.
 
         ``constraint_warmup_steps = K``, ``pruning_warmup_steps = 2K`` and
-        ``regeneration_warmup_steps = pruning_warmup_steps`` (released code's timing).
+        ``regeneration_warmup_steps = pruning_warmup_steps`` (released code's timing), each
+        after ``initialisation_steps`` more steps (released semantics: 1, the step that sets the
+        spine ranges from the weights trained so far, so that step ``s`` is the released scripts'
+        epoch ``s``: constraint from K + 1, pruning and regeneration from 2K + 1).
         """
         _check_steps("resolve(consecutive_steps)", consecutive_steps, low=1, allow_none=False)
+        _check_steps("resolve(initialisation_steps)", initialisation_steps, low=0, allow_none=False)
         constraint = self.constraint_warmup_steps
         pruning = self.pruning_warmup_steps
         regeneration = self.regeneration_warmup_steps
-        constraint = consecutive_steps if constraint is None else constraint
-        pruning = 2 * consecutive_steps if pruning is None else pruning
+        constraint = consecutive_steps + initialisation_steps if constraint is None else constraint
+        pruning = 2 * consecutive_steps + initialisation_steps if pruning is None else pruning
         regeneration = pruning if regeneration is None else regeneration
         return replace(self, constraint_warmup_steps=constraint, pruning_warmup_steps=pruning,
                        regeneration_warmup_steps=regeneration)

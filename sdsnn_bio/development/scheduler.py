@@ -103,7 +103,7 @@ class StructuralScheduler:
             )
         self.network = network
         self.structure = structure
-        self.schedule = schedule.resolve(params.consecutive_steps)
+        self.schedule = schedule.resolve(params.consecutive_steps, params.initialisation_steps)
         self.params = params
         self.learner = learner
         self.mirror_spines = bool(mirror_spines)

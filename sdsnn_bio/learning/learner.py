@@ -83,6 +83,12 @@ class LearningParameters:
         Logits are ``logit_scale * rate`` (or ``* mean potential``).
     learning_rate, beta1, beta2, epsilon : float
         Adam.
+    masked_forward : bool
+        True (default): the forward pass uses the effective weights (absent synapses count 0) and
+        pruned neurons are silent. False (the released SD-SNN scripts, whose forward pass never
+        applies the mask): every synapse takes part with its current weight and every neuron may
+        fire, so pruned weights train densely between development steps; the released-semantics
+        rules re-zero the absent synapses' weights at every pruning step.
     optimizer_reset : {"restart", "keep"}
         What happens to the Adam state of a synapse that development removes or regrows:
         ``"restart"`` (default) gives it fresh moments and its own bias-correction count, so its
@@ -98,10 +104,13 @@ class LearningParameters:
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-8
+    masked_forward: bool = True
     optimizer_reset: str = "restart"
 
     def __post_init__(self) -> None:
         make_surrogate(self.surrogate, self.surrogate_scale)  # validates the name and scale
+        if not isinstance(self.masked_forward, bool):
+            raise ValueError(f"learning.masked_forward: expected true or false, got {self.masked_forward!r}")
         if self.optimizer_reset not in OPTIMIZER_RESETS:
             raise ValueError(
                 f"learning.optimizer_reset: expected one of {list(OPTIMIZER_RESETS)}, "
@@ -249,12 +258,17 @@ class Learner:
             raise ValueError(f"dynamics: missing layers {sorted(missing)}")
 
     # ------------------------------------------------------------------ forward
-    @staticmethod
-    def _effective_weight(projection) -> np.ndarray:
-        """``projection.effective_weight()``, without the copy when every synapse exists."""
-        if projection.exists.all():
+    def _effective_weight(self, projection) -> np.ndarray:
+        """``projection.effective_weight()``, without the copy when every synapse exists (or with
+        ``masked_forward = False``, where every synapse takes part with its weight)."""
+        if not self.params.masked_forward or projection.exists.all():
             return projection.weight
         return projection.effective_weight()
+
+    def _alive(self, name: str) -> np.ndarray:
+        """Neurons that may fire: the population's ``alive`` (all with ``masked_forward = False``)."""
+        alive = self.structure.population(name).alive
+        return alive if self.params.masked_forward else np.ones(alive.shape, dtype=bool)
 
     def _currents(self, presynaptic, weight: np.ndarray, n_steps: int, n_samples: int) -> np.ndarray:
         if not sp.issparse(presynaptic):
@@ -270,7 +284,7 @@ class Learner:
         n_steps, n_samples = batch.n_steps, batch.n_samples
         shape = (n_steps, n_samples, weight.shape[1])
         weight = np.ascontiguousarray(weight, dtype=np.float64)
-        alive = np.ascontiguousarray(self.structure.population(name).alive, dtype=bool)
+        alive = np.ascontiguousarray(self._alive(name), dtype=bool)
         potential = np.empty(shape)
         if given is None:
             spikes = np.empty(shape, dtype=bool)
@@ -317,9 +331,7 @@ class Learner:
                     batch.matrix if presynaptic is None else presynaptic, weight,
                     batch.n_steps, batch.n_samples,
                 )
-                trace = integrate_layer(
-                    currents, self.dynamics[name], self.structure.population(name).alive, given
-                )
+                trace = integrate_layer(currents, self.dynamics[name], self._alive(name), given)
             traces[name] = trace
             presynaptic = trace.spikes
         return ForwardPass(traces, self.order)
@@ -361,7 +373,7 @@ class Learner:
     def _backprop_weight(self, projection) -> np.ndarray:
         """Weights through which errors reach the source layer (latent for pruned sources)."""
         source_dead = ~self.structure.population(projection.source).alive
-        if not source_dead.any():
+        if not self.params.masked_forward or not source_dead.any():
             return self._effective_weight(projection)
         weight = projection.effective_weight()
         weight[source_dead] = projection.weight[source_dead]
