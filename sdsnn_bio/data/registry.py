@@ -29,7 +29,7 @@ Adding a dataset (checklist)
    the reader's file, imported at the top of this module).
 3. Tests in ``tests/test_<file>.py``: the reader on small files the test writes in every accepted
    layout, one test per malformed input checking the message, and a tiny ``sdsnn-bio run`` on
-   generated files (see ``tests/test_registry.py``).
+   generated files (see ``tests/test_images.py`` and ``tests/test_dvs_gesture.py``).
 4. Document the folder layout in ``docs/data.md``; ``[data] dataset = "<name>"`` then works in
    every configuration, and ``n_input`` / ``n_output`` follow.
 
