@@ -69,10 +69,11 @@ def _load(args):
 
     config = load_config(args.config)
     overrides = list(getattr(args, "overrides", []))
-    if getattr(args, "data", None):
-        overrides.append(f'data.root="{args.data}"')
     if overrides:
         config = config.with_overrides(overrides)
+    if getattr(args, "data", None):
+        # Set as a value, never spliced into TOML text: paths may hold quotes or backslashes.
+        config = config.replace("data", root=args.data)
     return config
 
 

@@ -93,7 +93,11 @@ def atomic_write_json(path: str | Path, payload: dict) -> Path:
 # ----------------------------------------------------------------------------------------- data
 @dataclass(frozen=True)
 class PreparedData:
-    """Binned input spikes and labels of both splits (the validation split is carved at training)."""
+    """Binned input spikes and labels of both splits (the validation split is carved at training).
+
+    ``train`` and ``test`` are sequences of ``(channels, steps)``: :class:`~sdsnn_bio.data.BinnedSamples`
+    from :func:`prepare_data` (compact), or plain lists.
+    """
 
     train: list
     train_labels: np.ndarray
@@ -134,7 +138,7 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
         "train_samples": len(train[0]),
         "test_samples": len(test[0]),
         "validation_samples_from_folder": len(splits["validation"][0]) if "validation" in splits else 0,
-        "mean_input_spikes_per_sample": float(np.mean([len(c) for c, _ in train[0]])) if train[0] else 0.0,
+        "mean_input_spikes_per_sample": float(train[0].spike_counts().mean()) if len(train[0]) else 0.0,
     }
     if "validation" in splits:
         return PreparedData(train[0], train[1], test[0], test[1], description,
@@ -372,6 +376,7 @@ def train_model(
     from .model import SpikingNetwork, configure_brian2, initial_structure
     from .progress import progress_bar
 
+    from .data.binned import BinnedSamples
     from .data.split import validation_split
     from .learning.augment import augment_samples, batch_shifts
 
@@ -383,12 +388,13 @@ def train_model(
     seed = config.run.seed
     train_indices, validation_indices = validation_split(
         data.train_labels, config.data.validation_fraction, seed)
-    train_samples = [data.train[k] for k in train_indices]
+    all_train = BinnedSamples.from_spikes(data.train, params.n_steps, params.n_input)
+    train_samples = all_train[train_indices]
     train_labels = np.asarray(data.train_labels)[train_indices]
-    validation_samples = [data.train[k] for k in validation_indices]
+    validation_samples = all_train[validation_indices]
     validation_labels = np.asarray(data.train_labels)[validation_indices]
     if len(data.validation):  # the folder's own Validation/ split (data.validation_split = "folder")
-        validation_samples = list(data.validation)
+        validation_samples = data.validation
         validation_labels = np.asarray(data.validation_labels)
     fingerprint = {"train": data_fingerprint(data.train, data.train_labels),
                    "validation": data_fingerprint(validation_samples, validation_labels),

@@ -53,3 +53,11 @@ def test_plot_without_figures_writes_into_the_run_folder(tmp_path, capsys, monke
     printed = capsys.readouterr().out.split()
     assert printed and all(path.startswith(str(tmp_path / "run" / "figures")) for path in printed)
     assert not (tmp_path / "figures").exists(), "nothing is written outside the run folder"
+
+
+@pytest.mark.parametrize("name", ['with"quote', "with\\backslash", 'both\\"'])
+def test_data_path_with_quotes_or_backslashes_is_taken_literally(tmp_path, capsys, name):
+    folder = tmp_path / name
+    assert main(["run", "--data", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder}: N-MNIST folder does not exist" in err, err

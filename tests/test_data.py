@@ -37,6 +37,9 @@ from sdsnn_bio.data.summary import describe_recordings, recording_statistics
 
 from conftest import SAMPLE_NMNIST
 
+# Many layouts here hold a few classes on purpose; the missing-class warning is tested on its own.
+pytestmark = pytest.mark.filterwarnings("ignore::sdsnn_bio.data.DataWarning")
+
 # Facts of the real recording, counted once from the file (see docs/data.md).
 SAMPLE_EVENTS = 4325
 SAMPLE_T_FIRST, SAMPLE_T_LAST = 654, 311175
@@ -639,7 +642,8 @@ def test_embedded_cache_is_written_once(tmp_path, monkeypatch):
     assert (root / "manifest.json").stat().st_mtime_ns == stamp, "manifest untouched"
 
 
-@pytest.mark.parametrize("damage", ["version", "parameters", "missing_file", "no_manifest"])
+@pytest.mark.parametrize("damage", ["version", "parameters", "missing_file", "no_manifest",
+                                    "flipped_byte", "truncated_file"])
 def test_stale_or_damaged_cache_is_regenerated(tmp_path, monkeypatch, damage):
     root = embedded_module.embedded_root(tmp_path, max_per_class=SMALL)
     reference = tree_bytes(root)
@@ -653,6 +657,14 @@ def test_stale_or_damaged_cache_is_regenerated(tmp_path, monkeypatch, damage):
         manifest_path.write_text(json.dumps(manifest))
     elif damage == "missing_file":
         next(root.rglob("*.bin")).unlink()
+    elif damage == "flipped_byte":  # same length, still decodable: only a checksum sees it
+        victim = sorted(root.rglob("*.bin"))[3]
+        content = bytearray(victim.read_bytes())
+        content[-1] ^= 0x01
+        victim.write_bytes(bytes(content))
+    elif damage == "truncated_file":
+        victim = sorted(root.rglob("*.bin"))[7]
+        victim.write_bytes(victim.read_bytes()[:-5])
     else:
         manifest_path.unlink()
     calls = []
@@ -782,3 +794,102 @@ def test_describe_names_a_missing_sample(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["describe", "--sample", str(missing)])
     assert str(missing) in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ faults found by probing (#11)
+def test_zip_member_above_the_size_cap_is_refused_before_reading(tmp_path, sample_events, monkeypatch):
+    from sdsnn_bio.data import nmnist
+
+    # The cap is far above any real recording and far below what would exhaust memory.
+    real_bytes = len(encode_nmnist(sample_events))
+    assert 100 * real_bytes < nmnist.MAX_RECORDING_BYTES <= 64 * 2**20
+    monkeypatch.setattr(nmnist, "MAX_RECORDING_BYTES", 50_000)
+    files = fake_recordings(sample_events, n_per_class=1)
+    files[(4, "huge.bin")] = bytes(60_000)  # 12 000 zero events: compresses to almost nothing
+    write_zip(tmp_path / "Train.zip", files, "Train/")
+    dataset = load_dataset(tmp_path, "train")
+    huge = [s.path for s in dataset.sources].index("Train/4/huge.bin")
+    with pytest.raises(DataError, match=r"Train.zip::Train/4/huge.bin: 60000 bytes, more than the 50000 bytes"):
+        dataset[huge]
+    assert len(dataset[0][0]) > 0, "the other members still read"
+
+
+def test_zip_member_lying_about_its_size_is_read_only_up_to_the_cap(tmp_path, sample_events, monkeypatch):
+    from sdsnn_bio.data import nmnist
+
+    monkeypatch.setattr(nmnist, "MAX_RECORDING_BYTES", 50_000)
+    write_zip(tmp_path / "Train.zip", {(0, "big.bin"): bytes(60_000)}, "Train/")
+    with zipfile.ZipFile(tmp_path / "Train.zip") as archive:
+        archive.getinfo("Train/0/big.bin").file_size = 1000  # a crafted header
+        dataset = load_dataset(tmp_path, "train")
+        dataset._archives[str(tmp_path / "Train.zip")] = archive
+        with pytest.raises(DataError, match="Train/0/big.bin"):
+            dataset[0]
+
+
+def test_plain_file_above_the_size_cap_is_refused(tmp_path, monkeypatch):
+    from sdsnn_bio.data import nmnist
+
+    monkeypatch.setattr(nmnist, "MAX_RECORDING_BYTES", 1000)
+    write_folder(tmp_path, "Train", {(label, "a.bin"): bytes(1005 if label == 2 else 10) for label in range(10)})
+    dataset = load_dataset(tmp_path, "train")
+    with pytest.raises(DataError, match=r"2/a.bin: at least 1001 bytes, more than the 1000 bytes"):
+        dataset[2]
+
+
+def test_class_folder_symlinked_from_outside_the_root_is_refused(tmp_path, sample_events):
+    files = fake_recordings(sample_events, n_per_class=1)
+    root = tmp_path / "root"
+    write_folder(root, "Train", {key: value for key, value in files.items() if key[0] != 3})
+    write_folder(tmp_path / "elsewhere", "Train", {(7, "x.bin"): files[(7, "00000.bin")]})
+    (root / "Train" / "3").symlink_to(tmp_path / "elsewhere" / "Train" / "7", target_is_directory=True)
+    with pytest.raises(DataError, match=r"Train/3: class folder is a symbolic link to .*elsewhere/Train/7, "
+                                        r"outside the data root"):
+        load_dataset(root, "train")
+
+
+def test_class_folder_symlinked_inside_the_root_is_read(tmp_path, sample_events):
+    files = fake_recordings(sample_events, n_per_class=1)
+    root = tmp_path / "root"
+    write_folder(root, "Train", {key: value for key, value in files.items() if key[0] != 3})
+    write_folder(root, "store", {(3, "00000.bin"): files[(3, "00000.bin")]})
+    (root / "Train" / "3").symlink_to(root / "store" / "3", target_is_directory=True)
+    assert len(load_dataset(root, "train")) == 10
+
+
+def test_file_symlink_to_a_system_file_is_refused(tmp_path, sample_events):
+    root = tmp_path / "root"
+    write_folder(root, "Train", fake_recordings(sample_events, n_per_class=1))
+    (root / "Train" / "5" / "passwd.bin").symlink_to("/etc/passwd")
+    with pytest.raises(DataError, match=r"5/passwd.bin: recording is a symbolic link to /etc/passwd, outside"):
+        load_dataset(root, "train")
+
+
+def test_all_empty_dataset_is_an_error(tmp_path):
+    from brian2 import ms
+
+    from sdsnn_bio.data import bin_dataset
+
+    write_folder(tmp_path, "Train", {(label, f"{k}.bin"): b"" for label in range(10) for k in range(2)})
+    dataset = load_dataset(tmp_path, "train")
+    with pytest.raises(DataError, match=r"\(split 'train'\): none of its 20 recordings holds an event inside "
+                                        r"the window \[0, 300 x 1. ms\)"):
+        bin_dataset(dataset, 1 * ms, 300)
+    late = make_events([1], [1], [400_000], [1])  # one event, after the 300 ms window
+    write_folder(tmp_path / "late", "Train", {(label, "a.bin"): encode_nmnist(late) for label in range(10)})
+    with pytest.raises(DataError, match="none of its 10 recordings holds an event"):
+        bin_dataset(load_dataset(tmp_path / "late", "train"), 1 * ms, 300)
+
+
+def test_missing_class_gives_a_warning(tmp_path, sample_events):
+    files = fake_recordings(sample_events, n_per_class=1)
+    write_folder(tmp_path, "Train", {key: value for key, value in files.items() if key[0] not in (2, 9)})
+    with pytest.warns(data.DataWarning, match=r"split 'train' holds no recording of class\(es\) \[2, 9\]"):
+        dataset = load_dataset(tmp_path, "train")
+    assert len(dataset) == 8
+
+
+def test_complete_split_gives_no_warning(fake_root, recwarn):
+    root, _, _ = fake_root
+    load_dataset(root, "train")
+    assert not [w for w in recwarn if issubclass(w.category, data.DataWarning)]

@@ -10,6 +10,7 @@ input spikes.
   layout (:mod:`.embedded`).
 * :func:`events_to_spikes` bins events into ``(channels, steps)`` for a Brian2
   ``SpikeGeneratorGroup``, channel ``(p*34 + y)*34 + x`` (:mod:`.encoding`).
+* :func:`bin_dataset` bins a whole split into :class:`BinnedSamples` (2 bytes per spike, :mod:`.binned`).
 * :func:`read_nmnist_file` decodes one ``.bin`` recording (tonic's decoder, :mod:`.format`).
 * :func:`emulate_idx` / :func:`emulate_images` record MNIST's IDX files (or any array of grayscale
   images) into an N-MNIST folder with a stratified train/validation/test split (:mod:`.convert`).
@@ -26,6 +27,7 @@ from .embedded import (
     default_cache_dir,
     embedded_root,
 )
+from .binned import BinnedSamples, bin_dataset
 from .convert import emulate_idx, emulate_images, stratified_split
 from .emulator import EmulatorParameters, emulate_batch, emulate_saccades, prepare_image
 from .encoding import N_CHANNELS, binning_summary, channel_coordinates, channel_index, events_to_spikes
@@ -34,6 +36,7 @@ from .format import (
     EVENT_DTYPE,
     SENSOR_SIZE,
     DataError,
+    DataWarning,
     MissingDataError,
     encode_nmnist,
     read_nmnist_file,
@@ -56,6 +59,8 @@ __all__ = [
     "load_embedded",
     "EventDataset",
     "events_to_spikes",
+    "bin_dataset",
+    "BinnedSamples",
     "binning_summary",
     "channel_index",
     "channel_coordinates",
@@ -88,6 +93,7 @@ __all__ = [
     "recording_statistics",
     "DataError",
     "MissingDataError",
+    "DataWarning",
 ]
 
 EMBEDDED_DESCRIPTION = "embedded (sklearn digits through the event-camera emulator)"

@@ -16,9 +16,10 @@ from ``(seed, i)``, so the whole set is a deterministic function of ``seed`` and
 
 Cache
     ``CACHE`` is ``cache_dir`` if given, else ``$SDSNN_BIO_CACHE``, else ``~/.cache/sdsnn_bio``.
-    The manifest records the generator version, the emulator parameters, the seed, the split and the
-    file counts; a cache whose manifest does not match the request (or whose files are missing) is
-    regenerated. Generation happens in a temporary folder beside the cache, which is renamed into
+    The manifest records the generator version, the emulator parameters, the seed, the split, the
+    file counts and the MD5 of every file; a cache whose manifest does not match the request, whose
+    files are missing, or one of whose files does not match its checksum (a corrupted file) is
+    regenerated (checked on every use: hashing the 41 MB takes about 0.1 s). Generation happens in a temporary folder beside the cache, which is renamed into
     place only once complete (an interrupted generation never leaves a half cache), under an
     exclusive ``fcntl`` lock on ``CACHE/embedded_nmnist.lock`` (two processes never generate at
     once; the second one finds the first one's result).
@@ -27,6 +28,7 @@ Cache
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -65,8 +67,8 @@ MANIFEST_NAME = "manifest.json"
 CACHE_ENVIRONMENT_VARIABLE = "SDSNN_BIO_CACHE"
 #: Intensities of ``load_digits`` images: 0 (background) to 16 (ink).
 DIGITS_VALUE_RANGE = (0.0, 16.0)
-#: Version of the cache layout and split rule (bumped when they change).
-CACHE_VERSION = 1
+#: Version of the cache layout and split rule (bumped when they change; 2: per-file checksums).
+CACHE_VERSION = 2
 _BATCH = 128
 
 
@@ -115,11 +117,31 @@ def _count_files(folder: Path) -> dict:
     return counts
 
 
+def _checksums(folder: Path) -> dict:
+    """MD5 of every recording, keyed by its path relative to ``folder`` (``Train/3/00012.bin``)."""
+    sums = {}
+    for split in ("Train", "Test"):
+        for path in sorted((folder / split).glob("*/*.bin")):
+            sums[path.relative_to(folder).as_posix()] = hashlib.md5(path.read_bytes()).hexdigest()
+    return sums
+
+
 def _is_current(folder: Path, request: dict) -> bool:
     manifest = read_manifest(folder)
     if manifest is None or any(manifest.get(key) != value for key, value in request.items()):
         return False
-    return manifest.get("counts") == _count_files(folder)
+    if manifest.get("counts") != _count_files(folder):
+        return False
+    expected = manifest.get("checksums")
+    if not isinstance(expected, dict):
+        return False
+    found = _checksums(folder)
+    if found != expected:
+        damaged = sorted(name for name in set(found) | set(expected) if found.get(name) != expected.get(name))
+        logger.warning("embedded dataset at %s: %d file(s) differ from the manifest's checksums (%s); "
+                       "regenerating", folder, len(damaged), ", ".join(damaged[:5]))
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -189,6 +211,7 @@ def _generate(folder: Path, request: dict, params: EmulatorParameters, progress:
     manifest.update(
         format="N-MNIST .bin (5-byte events); Train/<digit>/<index>.bin, Test/<digit>/<index>.bin",
         counts=_count_files(folder),
+        checksums=_checksums(folder),
         n_train=int(train.size),
         n_test=int(test.size),
         generation_seconds=round(time.perf_counter() - started, 3),

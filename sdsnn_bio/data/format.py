@@ -28,6 +28,7 @@ import numpy as np
 __all__ = [
     "DataError",
     "MissingDataError",
+    "DataWarning",
     "EVENT_DTYPE",
     "SENSOR_SIZE",
     "CLASSES",
@@ -60,6 +61,10 @@ class DataError(ValueError):
 
 class MissingDataError(DataError, FileNotFoundError):
     """A data file or folder does not exist."""
+
+
+class DataWarning(UserWarning):
+    """Data that can be read but probably not what was meant (e.g. a split missing a class)."""
 
 
 def _describe(source, name: str | None) -> str:

@@ -21,6 +21,7 @@ it is accessed. "First saccade only" keeps the events with ``t < 100 000`` us, t
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -28,10 +29,20 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .format import CLASSES, EVENT_DTYPE, SENSOR_SIZE, DataError, MissingDataError, decode_nmnist
+from .format import (
+    CLASSES,
+    EVENT_BYTES,
+    EVENT_DTYPE,
+    SENSOR_SIZE,
+    DataError,
+    DataWarning,
+    MissingDataError,
+    decode_nmnist,
+)
 
 __all__ = [
     "FIRST_SACCADE_US",
+    "MAX_RECORDING_BYTES",
     "SPLITS",
     "RecordingSource",
     "EventDataset",
@@ -42,6 +53,10 @@ __all__ = [
 
 #: End of the first saccade, in microseconds (tonic's ``first_saccade_only`` keeps ``t < 1e5``).
 FIRST_SACCADE_US = 100_000
+#: Largest recording read, in bytes (a zip member or a file): 16 MiB = 3.4 million events. A real
+#: N-MNIST recording holds a few thousand events (the sample: 4325 events, 21 625 bytes); anything
+#: this large is not a recording, and reading it would cost 6.4 times its size in decoded events.
+MAX_RECORDING_BYTES = 16 * 2**20
 #: Split names and the folder/archive stem that holds each.
 SPLITS = {"train": "Train", "validation": "Validation", "test": "Test"}
 _LAYOUT = (
@@ -92,14 +107,14 @@ def _split_location(root: Path, split: str) -> tuple[Path | None, Path | None]:
     return folder, archive
 
 
-def _scan_folder(folder: Path) -> list[RecordingSource]:
+def _scan_folder(folder: Path, root: Path) -> list[RecordingSource]:
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p.name))
     classes = [p for p in subfolders if _is_class_name(p.name)]
     if not classes and len(subfolders) == 1:
         # One wrapping folder (e.g. Train/Train/0/...): look inside it.
         inner = sorted(p for p in subfolders[0].iterdir() if p.is_dir() and _visible(p.name))
         if any(_is_class_name(p.name) for p in inner):
-            return _scan_folder(subfolders[0])
+            return _scan_folder(subfolders[0], root)
     others = [p.name for p in subfolders if not _is_class_name(p.name)]
     if others:
         raise DataError(
@@ -107,12 +122,27 @@ def _scan_folder(folder: Path) -> list[RecordingSource]:
         )
     sources = []
     for class_folder in classes:
+        _check_inside(class_folder, root, "class folder")
         files = sorted(
             p for p in class_folder.iterdir()
             if p.is_file() and p.suffix.lower() == ".bin" and _visible(p.name)
         )
+        for path in files:
+            _check_inside(path, root, "recording")
         sources.extend(RecordingSource(str(p), int(class_folder.name)) for p in files)
     return sources
+
+
+def _check_inside(path: Path, root: Path, what: str) -> None:
+    """Refuse a symbolic link leading outside the data root (its name would become the label)."""
+    if not path.is_symlink():
+        return
+    target = path.resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise DataError(
+            f"{path}: {what} is a symbolic link to {target}, outside the data root {root}; "
+            "copy the data into the root (a link's name would otherwise label data it does not hold)"
+        )
 
 
 def _open_zip(archive: Path) -> zipfile.ZipFile:
@@ -175,7 +205,7 @@ def find_recordings(root, split: str) -> list[RecordingSource]:
         raise DataError(f"{root}: expected an N-MNIST folder, got a file ({_LAYOUT})")
     folder, archive = _split_location(root, split)
     if folder is not None:
-        sources, where = _scan_folder(folder), folder
+        sources, where = _scan_folder(folder, root), folder
     elif archive is not None:
         sources, where = _scan_archive(archive), archive
     else:
@@ -186,6 +216,14 @@ def find_recordings(root, split: str) -> list[RecordingSource]:
         )
     if not sources:
         raise DataError(f"{where}: split {split!r} holds no .bin recording ({_LAYOUT})")
+    missing = sorted(set(range(len(CLASSES))) - {s.label for s in sources})
+    if missing:
+        warnings.warn(
+            f"{where}: split {split!r} holds no recording of class(es) {missing} (expected every digit 0-9); "
+            "a model trained or tested on it never sees them",
+            DataWarning,
+            stacklevel=2,
+        )
     return sources
 
 
@@ -306,22 +344,36 @@ class EventDataset:
     def read(self, index: int) -> np.ndarray:
         """Events of recording ``index``, before the first-saccade cut and the transform."""
         source = self.sources[index]
+        limit = MAX_RECORDING_BYTES
+        too_large = (f"{source}: {{size}} bytes, more than the {limit} bytes ({limit // EVENT_BYTES} events) "
+                     "accepted for one recording (real N-MNIST recordings hold a few thousand events): "
+                     "not an N-MNIST recording")
         if source.archive is None:
             path = Path(source.path)
             try:
-                data = path.read_bytes()
+                with open(path, "rb") as handle:
+                    data = handle.read(limit + 1)
             except FileNotFoundError:
                 raise MissingDataError(f"{path}: recording listed in the dataset no longer exists") from None
             except OSError as error:
                 raise DataError(f"{path}: could not read the N-MNIST .bin file ({error})") from error
+            if len(data) > limit:
+                raise DataError(too_large.format(size=f"at least {len(data)}"))
         else:
             handle = self._archives.get(source.archive)
             if handle is None:
                 handle = self._archives[source.archive] = _open_zip(Path(source.archive))
             try:
-                data = handle.read(source.path)
+                declared = handle.getinfo(source.path).file_size
+                if declared > limit:
+                    raise DataError(too_large.format(size=declared))
+                # Never trust the declared size alone: read at most one byte past the limit.
+                with handle.open(source.path) as member:
+                    data = member.read(limit + 1)
             except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError) as error:
                 raise DataError(f"{source}: could not read the member from the zip archive ({error})") from error
+            if len(data) > limit:
+                raise DataError(too_large.format(size=f"at least {len(data)}"))
         return decode_nmnist(data, str(source), self.sensor_size)
 
     def __getitem__(self, index):

@@ -49,6 +49,7 @@ import numpy as np
 
 from .dvs_gesture import CLASSES as GESTURE_CLASSES
 from .format import CLASSES as NMNIST_CLASSES
+from .binned import BinnedSamplesBuilder, require_spikes
 from .format import DataError
 from .images import CIFAR10_CLASSES, MNIST_CLASSES
 
@@ -333,10 +334,16 @@ def encode_split(descriptor: DatasetDescriptor, split: str, *, root=None, subset
 
     Returns
     -------
-    samples : list of (channels, steps)
+    samples : BinnedSamples
+        A sequence of ``(channels, steps)`` int64 pairs, stored compactly.
     labels : ndarray of int64
     source : str
         Provenance of the samples (the reader's ``source``).
+
+    Raises
+    ------
+    DataError
+        If the split has samples but not one spike among them.
     """
     chosen = descriptor.encoding(encoding)
     encode = chosen.load()
@@ -348,12 +355,17 @@ def encode_split(descriptor: DatasetDescriptor, split: str, *, root=None, subset
 
         downsample = Downsample(sensor_size=descriptor.shape, target_size=shape[:2])
     split_key = {"train": 0, "test": 1}.get(split, 2)
-    samples, labels = [], []
+    # Compact storage (sdsnn_bio.data.binned): 2 bytes per spike instead of two int64 arrays.
+    builder = BinnedSamplesBuilder(n_steps, int(np.prod(shape)))
+    labels = np.empty(len(dataset), dtype=np.int64)
     for index in range(len(dataset)):
         sample, label = dataset[index]
         if downsample is not None:
             sample = downsample(sample)
         rng = np.random.default_rng([int(seed), split_key, index]) if chosen.stochastic else None
-        samples.append(encode(sample, shape=shape, dt=dt, n_steps=n_steps, rng=rng))
-        labels.append(int(label))
-    return samples, np.asarray(labels, dtype=np.int64), str(getattr(dataset, "source", root))
+        builder.append(*encode(sample, shape=shape, dt=dt, n_steps=n_steps, rng=rng))
+        labels[index] = int(label)
+    samples = builder.finish()
+    source = str(getattr(dataset, "source", root))
+    require_spikes(samples, source, split, n_steps, dt)
+    return samples, labels, source
