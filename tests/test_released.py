@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sdsnn_bio.config import load_config
 from sdsnn_bio.development import DevelopmentParameters, DevelopmentState, Schedule, develop_structure
 from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
 from sdsnn_bio.model import NetworkParameters, initial_structure
@@ -274,3 +276,69 @@ def test_pruned_synapses_and_neurons_train_densely_between_steps(rng):
     _, expected = reference.gradients(batch, theirs, labels)
     for name in grads:
         np.testing.assert_allclose(grads[name], expected[name], rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+# ------------------------------------------------------------------------------- presets and a run
+PRESETS = Path(__file__).resolve().parents[1] / "examples" / "configs"
+
+
+@pytest.mark.parametrize("name, initial_rate, regeneration, regrowth, percentile, gain, floor", [
+    ("released_nmnist", 0.45, False, 10, 60.0, 0.01, 7.5e-6),
+    ("released_mnist", 0.35, True, 10, 60.0, 0.01, 7.5e-6),
+    ("released_dvs_gesture", 0.60, True, 10, 55.0, 0.01, 7.5e-6),
+    ("released_cifar10", 0.02, True, 18, 60.0, 0.005, 5e-6),
+])
+def test_released_presets_are_valid_and_carry_each_scripts_constants(
+    name, initial_rate, regeneration, regrowth, percentile, gain, floor
+):
+    config = load_config(PRESETS / f"{name}.toml")
+    development = config.development_parameters()
+    schedule = config.schedule()
+    learning = config.learning_parameters()
+    assert config.development_enabled and development.semantics == "released"
+    assert schedule.steps_per_epoch == 1, "one development step per epoch, as released"
+    assert development.consecutive_steps == 18
+    assert (development.initial_pruning_rate, schedule.regeneration, development.regrowth_steps,
+            development.regeneration_initial_percentile) == (initial_rate, regeneration, regrowth, percentile)
+    assert (development.output_trophic_gain, development.output_trophic_decay_steps,
+            development.output_trophic_floor, development.output_trophic_floor_after_steps) == (gain, 1.0, floor, 23)
+    assert learning.loss == "rate_mse" and not learning.masked_forward and learning.optimizer_reset == "keep"
+    assert config.network.v_threshold == 0.5
+    lines = (PRESETS / f"{name}.toml").read_text(encoding="utf-8").splitlines()
+    comments = " ".join(line.lstrip("# ") for line in lines if line.startswith("#"))
+    assert "Convolution arrives with the convolution issue" in comments, "the preset says it is not the conv net"
+
+
+def test_a_released_mode_run_prunes_and_brian2_agrees_with_the_kernel(tmp_path):
+    """End to end in released mode (dense training between steps, re-masking at each step): the
+    final network evaluated in Brian2 gives the kernel's predictions on every test sample."""
+    from sdsnn_bio.experiment import PreparedData, train_model
+
+    rng = np.random.default_rng(5)
+    n_input, n_steps = 64, 10
+
+    def samples(labels):
+        out = []
+        for label in labels:
+            channels = np.concatenate([rng.choice(np.arange(label * 16, label * 16 + 16), 10, replace=False),
+                                       rng.choice(n_input, 4, replace=False)])
+            steps = rng.integers(0, n_steps, channels.size)
+            pairs = np.unique(np.stack([channels, steps]), axis=1)
+            out.append((pairs[0].astype(np.int64), pairs[1].astype(np.int64)))
+        return out
+
+    train_labels, test_labels = np.tile(np.arange(4), 10), np.tile(np.arange(4), 3)
+    data = PreparedData(samples(train_labels), train_labels, samples(test_labels), test_labels,
+                        {"source": "test: class-dependent random spikes"})
+    config = load_config(PRESETS / "released_nmnist.toml").with_overrides([
+        "network.hidden_sizes=[16]", f"network.n_steps={n_steps}", "learning.epochs=6",
+        "learning.batch_size=10", "learning.threads=1", "learning.augment_max_shift=0",
+        "development.consecutive_steps=1", "simulation.codegen_target=numpy",
+        "simulation.evaluation_batch=12", f"run.output_dir={tmp_path}", "run.baseline=false",
+    ])
+    config = replace(config, data=replace(config.data, dataset="nmnist"))
+    result = train_model(config, data, tmp_path / "model", development=True, progress=False)
+    log = result["development_log"]
+    assert not any(log[0]["actions"].values()), "the first step only sets the spine ranges"
+    assert log[3]["actions"]["prune"] and sum(sum(e["neurons_pruned"].values()) for e in log) >= 1
+    assert result["test"]["kernel_brian2_agreement"] == 1.0

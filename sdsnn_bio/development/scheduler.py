@@ -242,7 +242,7 @@ class StructuralScheduler:
 
         out = {
             "development_step": int(self.state.step),
-            "actions": actions.to_dict(),
+            "actions": record.actions.to_dict(),  # what ran (released: nothing at the first step)
             "pruning_rates": {k: float(v) for k, v in self.state.pruning_rates.items()},
             "regeneration_percentile": record.regeneration_percentile,
             "neurons_alive": {p.name: p.n_alive for p in self.structure.populations},
