@@ -83,10 +83,14 @@ def _command_run(args) -> int:
     config = _load(args)
     from .runfolder import RESULTS
 
-    results = run_experiment(config, output_dir=args.output, resume=args.resume,
-                             progress=not args.quiet, keep_checkpoints=args.keep_checkpoints,
-                             overwrite=args.overwrite)
     output = Path(args.output or config.run.output_dir)
+    try:
+        results = run_experiment(config, output_dir=args.output, resume=args.resume,
+                                 progress=not args.quiet, keep_checkpoints=args.keep_checkpoints,
+                                 overwrite=args.overwrite)
+    except KeyboardInterrupt as err:
+        print(interrupted_message(err, output, args.argv), file=sys.stderr)
+        return 130
     print(f"results: {output / RESULTS}")
     for name, model in results["models"].items():
         structure = model["structure"]
@@ -102,6 +106,23 @@ def _command_run(args) -> int:
             f"SOPs/sample {model['test']['energy']['sops_per_sample']:.0f}"
         )
     return 0
+
+
+def interrupted_message(err: KeyboardInterrupt, output: Path, argv: list[str]) -> str:
+    """What to tell the user after Ctrl-C: where the checkpoint is and the command that resumes."""
+    import shlex
+
+    from .runfolder import unfinished_checkpoints
+
+    checkpoint = getattr(err, "checkpoint", None)
+    checkpoints = [checkpoint] if checkpoint else unfinished_checkpoints(output)
+    what = str(err) or "interrupted"
+    command = "sdsnn-bio " + shlex.join(argv + ([] if "--resume" in argv else ["--resume"]))
+    if not checkpoints:
+        return (f"sdsnn-bio: {what}; no checkpoint was written yet in {output}, so the run starts "
+                f"again from the beginning: {command}")
+    return (f"sdsnn-bio: {what}. Checkpoint: {checkpoints[0]}\n"
+            f"Continue the run (same result as an uninterrupted one) with:\n  {command}")
 
 
 def _command_info(args) -> int:
@@ -164,11 +185,14 @@ def main(argv=None) -> int:
     from .config import ConfigError
     from .experiment import TrainingDiverged
 
+    from .progress import ProgressAwareHandler
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-    )
+    args.argv = argv
+    handler = ProgressAwareHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     logging.getLogger("brian2").setLevel(logging.WARNING)
     commands = {"run": _command_run, "train": _command_run, "info": _command_info,
                 "plot": _command_plot, "sweep": _command_sweep}

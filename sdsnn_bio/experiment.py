@@ -194,11 +194,15 @@ def _frozen_gc():
 
 
 def evaluate(network, structure: Structure, learner, samples, labels, batch_size: int,
-             progress: bool = False) -> dict:
+             progress: bool = False, stop=None, checkpoint: Path | None = None) -> dict:
     """Accuracy of the network of record (Brian2) on ``samples``, with SOPs and energy.
 
     The NumPy kernel's predictions are computed too and their agreement with Brian2 is reported.
+    With a :class:`~sdsnn_bio.interrupt.StopRequest` ``stop``, a Ctrl-C ends the evaluation after
+    its current Brian2 batch with :class:`~sdsnn_bio.interrupt.RunInterrupted` (naming
+    ``checkpoint``), never inside a Brian2 ``run()``.
     """
+    from .interrupt import RunInterrupted
     from .learning.learner import InputBatch
     from .learning.loss import predict
     from .progress import progress_bar
@@ -220,6 +224,12 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
             batch = InputBatch.from_samples(chunk, params.n_steps, params.n_input)
             kernel_predictions.append(learner.evaluate(batch))
             bar.update(len(chunk))
+            if stop is not None and stop.requested:
+                raise RunInterrupted(
+                    f"interrupted during the Brian2 evaluation ({start + len(chunk)} of {len(samples)} "
+                    "samples); training is finished and checkpointed, --resume only evaluates",
+                    checkpoint,
+                )
     brian_predictions = np.concatenate(brian_predictions)
     kernel_predictions = np.concatenate(kernel_predictions)
     counts = {name: np.concatenate(c) for name, c in counts.items()}
@@ -346,6 +356,8 @@ def train_model(
     stop_after_batches: int | None = None,
     keep_checkpoint: bool = False,
     brian_cache_dir: str | Path | None = None,
+    stop=None,
+    epochs_after: int = 0,
 ) -> dict:
     """Train one model, evaluate it in Brian2 and write ``result.json`` into ``directory``.
 
@@ -369,7 +381,13 @@ def train_model(
         removed once ``result.json`` is written.
     brian_cache_dir : path, optional
         Brian2 code cache for this process, overriding ``simulation.cache_dir`` (not stored).
+    stop : StopRequest, optional
+        When it is requested (Ctrl-C, see :mod:`sdsnn_bio.interrupt`), training stops after the
+        current batch with a checkpoint and raises :class:`~sdsnn_bio.interrupt.RunInterrupted`.
+    epochs_after : int
+        Epochs of the models the run trains after this one (for the whole run's ETA).
     """
+    from .interrupt import RunInterrupted
     from .development.scheduler import StructuralScheduler
     from .development.monitor import save_monitors
     from .learning.learner import InputBatch, Learner
@@ -427,10 +445,12 @@ def train_model(
         epoch_totals = meta["epoch_totals"]
         logger.info("resumed %s at epoch %d, batch %d", directory, epoch + 1, batch_in_epoch)
 
+    model = "sdsnn" if development else "dense"
     network = SpikingNetwork(structure, params)
     rasters_path = directory / RASTERS
     if not resume or not rasters_path.is_file():
-        before = record_rasters(network, structure, data.test[:RASTER_SAMPLES], "before")
+        with _brian2_notice(config):
+            before = record_rasters(network, structure, data.test[:RASTER_SAMPLES], "before")
         save_rasters(rasters_path, before)
     scheduler = None
     if development:
@@ -468,11 +488,14 @@ def train_model(
     learning_rate = config.learning_rate_schedule(learning.epochs * n_batches)
     every = config.run.checkpoint_every_batches
     started = time.perf_counter()
+    session_seconds: list[float] = []  # per full epoch trained in this session (for the ETA)
     while epoch < learning.epochs:
         if permutation is None:
             permutation = shuffle_rng.permutation(n_train)
         tick = time.perf_counter()
-        with progress_bar(n_batches, f"epoch {epoch + 1}/{learning.epochs}", progress,
+        first_batch = batch_in_epoch
+        development_from = len(development_log)
+        with progress_bar(n_batches, f"{model} epoch {epoch + 1}/{learning.epochs}", progress,
                           initial=batch_in_epoch) as bar:
             while batch_in_epoch < n_batches:
                 chosen = permutation[batch_in_epoch * learning.batch_size:(batch_in_epoch + 1) * learning.batch_size]
@@ -500,7 +523,7 @@ def train_model(
                         entry = {"batch": global_batch, "epoch": epoch + 1,
                                  "training_epochs": global_batch / n_batches, **record}
                         development_log.append(entry)
-                        logger.info("development step %s", _short_record(entry))
+                        logger.debug("development step %s", _short_record(entry))
                 bar.update(1)
                 bar.set_postfix(loss=f"{step.loss:.3f}")
                 if stop_after_batches is not None and global_batch >= stop_after_batches:
@@ -508,6 +531,12 @@ def train_model(
                     save(epoch_totals)
                     logger.info("stopped on request after %d batches", global_batch)
                     return {"interrupted": True, "global_batch": global_batch}
+                if stop is not None and stop.requested:
+                    epoch_totals["seconds"] += time.perf_counter() - tick
+                    save(epoch_totals)
+                    raise RunInterrupted(
+                        f"{model}: interrupted at epoch {epoch + 1}/{learning.epochs}, batch "
+                        f"{batch_in_epoch}/{n_batches}; checkpoint written", checkpoint_path)
                 if every and global_batch % every == 0 and batch_in_epoch < n_batches:
                     epoch_totals["seconds"] += time.perf_counter() - tick
                     tick = time.perf_counter()
@@ -530,12 +559,14 @@ def train_model(
             **structure_report(structure),
         }
         history.append(entry)
-        logger.info(
-            "epoch %d: train loss %.4f, train accuracy %.4f, %s%.0f samples/s, %.1f%% synapses removed",
-            entry["epoch"], entry["train_loss"], entry["train_accuracy"],
-            "" if validation_accuracy is None else f"validation accuracy {validation_accuracy:.4f}, ",
-            entry["samples_per_second"], 100 * entry["synapses_removed_fraction"],
-        )
+        if first_batch == 0:
+            session_seconds.append(entry["seconds"])
+        epochs_left = learning.epochs - (epoch + 1) + epochs_after
+        eta = float(np.mean(session_seconds)) * epochs_left if session_seconds else None
+        logger.info("%s", epoch_line(model, entry, learning.epochs, eta))
+        if scheduler is not None:
+            logger.info("%s", development_summary(model, epoch + 1, learning.epochs,
+                                                  development_log[development_from:], structure))
         epoch += 1
         batch_in_epoch = 0
         permutation = None
@@ -543,8 +574,9 @@ def train_model(
         save(epoch_totals)
 
     training_seconds = time.perf_counter() - started
-    evaluation = evaluate(network, structure, learner, data.test, data.test_labels,
-                          config.simulation.evaluation_batch, progress)
+    with _brian2_notice(config):
+        evaluation = evaluate(network, structure, learner, data.test, data.test_labels,
+                              config.simulation.evaluation_batch, progress, stop, checkpoint_path)
     save_structure(directory / STRUCTURE, structure)
     rasters = {key: values for key, values in load_rasters(rasters_path).items()
                if not key.startswith("after/")}
@@ -635,6 +667,73 @@ def _development_monitors(config: ExperimentConfig, saved: Path | None, step: in
     return monitors
 
 
+def format_duration(seconds: float) -> str:
+    """``3725`` -> ``"1 h 2 min"``, ``125`` -> ``"2 min 5 s"``, ``42`` -> ``"42 s"``."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+def epoch_line(model: str, entry: dict, epochs: int, eta_seconds: float | None) -> str:
+    """The one INFO line of an epoch: model, epoch i/N, loss, accuracies, speed, removed, ETA.
+
+    ``eta_seconds`` is the time left for the training of the whole run (every model), from this
+    session's mean epoch time; None when no full epoch was timed yet.
+    """
+    parts = [f"{model}: epoch {entry['epoch']}/{epochs}",
+             f"train loss {entry['train_loss']:.4f}, accuracy {100 * entry['train_accuracy']:.2f}%"]
+    if entry.get("validation_accuracy") is not None:
+        parts.append(f"validation {100 * entry['validation_accuracy']:.2f}%")
+    parts.append(f"{entry['samples_per_second']:.0f} samples/s")
+    parts.append(f"{100 * entry['synapses_removed_fraction']:.1f}% synapses removed")
+    if eta_seconds is not None:
+        parts.append("run done" if eta_seconds <= 0 else
+                     f"ETA {format_duration(eta_seconds)} (training, whole run)")
+    return " | ".join(parts)
+
+
+def development_summary(model: str, epoch: int, epochs: int, entries: list[dict], structure: Structure) -> str:
+    """One INFO line summing an epoch's development steps (each step is logged at DEBUG)."""
+
+    def total(key: str) -> int:
+        return int(sum(sum((e.get(key) or {}).values()) for e in entries))
+
+    hidden = structure.hidden_populations
+    alive = ", ".join(f"{p.name} {p.n_alive}/{p.size}" for p in hidden)
+    text = (f"{model}: epoch {epoch}/{epochs} development: {len(entries)} steps, neurons pruned "
+            f"{total('neurons_pruned')}, revived {total('neurons_revived')} (alive: {alive}), "
+            f"synapses removed {total('synapses_removed')}, regrown {total('synapses_added')}")
+    if entries:
+        last = entries[-1]
+        rates = last.get("pruning_rates") or {}
+        if rates:
+            text += ", pruning rate " + ", ".join(f"{k} {v:.3g}" for k, v in rates.items())
+        if last.get("regeneration_percentile") is not None:
+            text += f", regeneration percentile {last['regeneration_percentile']:.3g}"
+    return text
+
+
+@contextlib.contextmanager
+def _brian2_notice(config: ExperimentConfig):
+    """Tell the user while Brian2 generates and compiles code (the first run of a network)."""
+    import brian2
+
+    target = brian2.prefs.codegen.target
+    compiles = target != "numpy"
+    if compiles:
+        logger.info("Brian2: generating and compiling the network's code (%s target); the first "
+                    "run of a network takes 1-2 minutes, later runs reuse the cache", target)
+    tick = time.perf_counter()
+    yield
+    if compiles:
+        logger.info("Brian2: done in %s", format_duration(time.perf_counter() - tick))
+
+
 def _short_record(entry: dict) -> str:
     keys = ("batch", "development_step", "pruning_rates", "regeneration_percentile",
             "neurons_alive", "synapses")
@@ -668,6 +767,7 @@ def run_experiment(
         Brian2 code cache of this process (sweep workers), instead of ``simulation.cache_dir``;
         where code is cached is not part of the configuration, so resuming elsewhere works.
     """
+    from .interrupt import stop_on_interrupt
     from .runfolder import (
         check_rerun,
         clear_run,
@@ -686,8 +786,10 @@ def run_experiment(
                     logger.info("--overwrite: removed %s", path)
             for folder in [output_dir, *(d for d in output_dir.iterdir() if d.is_dir())]:
                 remove_orphaned_temporaries(folder)
-            return _run_models(config, output_dir, resume=resume, progress=progress, data=data,
-                               keep_checkpoints=keep_checkpoints, brian_cache_dir=brian_cache_dir)
+            with stop_on_interrupt() as stop:
+                return _run_models(config, output_dir, resume=resume, progress=progress, data=data,
+                                   keep_checkpoints=keep_checkpoints, brian_cache_dir=brian_cache_dir,
+                                   stop=stop)
     except BaseException:
         if created:
             remove_if_empty(output_dir)
@@ -695,7 +797,7 @@ def run_experiment(
 
 
 def _run_models(config: ExperimentConfig, output_dir: Path, *, resume: bool, progress: bool,
-                data: PreparedData | None, keep_checkpoints: bool, brian_cache_dir) -> dict:
+                data: PreparedData | None, keep_checkpoints: bool, brian_cache_dir, stop=None) -> dict:
     """The models of the run, one after the other, and ``results.json`` (the folder is held)."""
     if data is None:
         data = prepare_data(config)
@@ -716,7 +818,10 @@ def _run_models(config: ExperimentConfig, output_dir: Path, *, resume: bool, pro
             "reported": "final epoch (not the best epoch) for every number",
         },
     }
-    for name, development in models:
+    if not config.development_enabled:
+        logger.warning("no development configured (development.enabled = false): this run trains "
+                       "a dense network only; set development.enabled = true for SD-SNN")
+    for index, (name, development) in enumerate(models):
         directory = output_dir / name
         finished = directory / MODEL_RESULT
         if resume and finished.is_file():
@@ -727,7 +832,8 @@ def _run_models(config: ExperimentConfig, output_dir: Path, *, resume: bool, pro
                 continue
         results["models"][name] = train_model(
             config, data, directory, development=development, resume=resume, progress=progress,
-            keep_checkpoint=keep_checkpoints, brian_cache_dir=brian_cache_dir,
+            keep_checkpoint=keep_checkpoints, brian_cache_dir=brian_cache_dir, stop=stop,
+            epochs_after=config.learning.epochs * (len(models) - index - 1),
         )
     if "dense" in results["models"] and "sdsnn" in results["models"]:
         dense, developed = results["models"]["dense"], results["models"]["sdsnn"]

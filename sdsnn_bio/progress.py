@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "ProgressAwareHandler"]
 
 
 @contextlib.contextmanager
@@ -19,3 +20,19 @@ def progress_bar(total: int, description: str, enabled: bool = True, initial: in
         yield bar
     finally:
         bar.close()
+
+
+class ProgressAwareHandler(logging.Handler):
+    """A logging handler that prints above the live progress bars instead of through them.
+
+    Log lines go to stderr through ``tqdm.write``, which clears the bars, prints the line and
+    redraws the bars below it; without bars (piped output) it is a plain stderr handler.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)

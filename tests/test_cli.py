@@ -61,3 +61,18 @@ def test_data_path_with_quotes_or_backslashes_is_taken_literally(tmp_path, capsy
     assert main(["run", "--data", str(folder)]) == 2
     err = capsys.readouterr().err
     assert f"{folder}: N-MNIST folder does not exist" in err, err
+
+
+def test_log_lines_are_printed_through_the_progress_bars(monkeypatch):
+    import logging
+
+    from tqdm.auto import tqdm
+
+    from sdsnn_bio.progress import ProgressAwareHandler
+
+    written = []
+    monkeypatch.setattr(tqdm, "write", lambda text, file=None: written.append(text))
+    handler = ProgressAwareHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.emit(logging.LogRecord("sdsnn_bio", logging.INFO, __file__, 1, "epoch %d", (3,), None))
+    assert written == ["INFO: epoch 3"], "tqdm.write clears and redraws the bars around the line"

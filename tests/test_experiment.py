@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -417,3 +418,128 @@ def test_orphaned_temporary_files_of_killed_writes_are_removed(tmp_path, tiny_da
     mine.write_text("keep me")
     run_experiment(tiny_config(tmp_path), data=tiny_data, progress=False)
     assert not orphan.exists() and mine.read_text() == "keep me"
+
+
+# ------------------------------------------------------------------------------- progress and logs
+def test_one_info_line_per_epoch_names_model_epoch_speed_and_eta(tmp_path, tiny_data, caplog):
+    import logging
+
+    config = tiny_config(tmp_path, enabled=True, steps_per_epoch=2, consecutive_steps=2).with_overrides(
+        ["data.validation_fraction=0.25"])
+    with caplog.at_level(logging.DEBUG, logger="sdsnn_bio.experiment"):
+        run_experiment(config, data=tiny_data, progress=False)
+    info = [r.getMessage() for r in caplog.records
+            if r.name == "sdsnn_bio.experiment" and r.levelno == logging.INFO]
+    epochs = [m for m in info if " | train loss " in m]
+    assert [m.split(" | ")[0] for m in epochs] == [
+        "dense: epoch 1/2", "dense: epoch 2/2", "sdsnn: epoch 1/2", "sdsnn: epoch 2/2"]
+    for line in epochs:
+        assert re.search(r"validation \d+\.\d\d% \| \d+ samples/s \| \d+\.\d% synapses removed", line), line
+    assert "ETA" in epochs[0] and "(training, whole run)" in epochs[0], "an ETA over both models"
+    assert epochs[-1].endswith("run done")
+    assert not [m for m in info if m.startswith("development step")], "steps are DEBUG, not INFO"
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert sum(m.startswith("development step") for m in debug) == 4, "2 steps per epoch, 2 epochs"
+    summaries = [m for m in info if " development: " in m]
+    assert [m.split(" development:")[0] for m in summaries] == ["sdsnn: epoch 1/2", "sdsnn: epoch 2/2"]
+    assert all(re.search(r"2 steps, neurons pruned \d+, revived \d+ \(alive: hidden_1 \d+/12\)", m)
+               for m in summaries)
+
+
+def test_a_dense_only_run_warns_that_no_development_is_configured(tmp_path, tiny_data, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="sdsnn_bio.experiment"):
+        run_experiment(tiny_config(tmp_path), data=tiny_data, progress=False)
+    assert any("no development configured" in r.getMessage() for r in caplog.records)
+
+
+def test_ctrl_c_stops_after_the_batch_with_a_checkpoint_and_resume_ends_like_an_uninterrupted_run(
+    tmp_path, tiny_data, monkeypatch
+):
+    import signal
+
+    from sdsnn_bio.interrupt import RunInterrupted
+    from sdsnn_bio.learning.learner import Learner
+
+    config = tiny_config(tmp_path, enabled=True, steps_per_epoch=2, consecutive_steps=2)
+    whole = run_experiment(config, output_dir=tmp_path / "whole", data=tiny_data, progress=False)
+    original = Learner.train_step
+    calls = {"n": 0}
+
+    def pressed_ctrl_c(self, batch, labels, recorded_spikes=None):
+        calls["n"] += 1
+        if calls["n"] == 11:  # the sdsnn model's 3rd batch (the dense model has 2 epochs of 4)
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, batch, labels, recorded_spikes)
+
+    monkeypatch.setattr(Learner, "train_step", pressed_ctrl_c)
+    handler = signal.getsignal(signal.SIGINT)  # Brian2's own handler stops a run() half-way
+    with pytest.raises(RunInterrupted, match="sdsnn: interrupted at epoch 1/2, batch 3/4") as caught:
+        run_experiment(config, output_dir=tmp_path / "parts", data=tiny_data, progress=False)
+    assert caught.value.checkpoint == tmp_path / "parts" / "sdsnn" / CHECKPOINT
+    assert read_checkpoint(caught.value.checkpoint).meta["global_batch"] == 3, "saved after the batch"
+    assert signal.getsignal(signal.SIGINT) is handler, "the previous handler is restored"
+    monkeypatch.setattr(Learner, "train_step", original)
+    resumed = run_experiment(config, output_dir=tmp_path / "parts", data=tiny_data, progress=False,
+                             resume=True)
+    for model in ("dense", "sdsnn"):
+        assert resumed["models"][model]["test"]["predictions"] == whole["models"][model]["test"]["predictions"]
+
+
+def test_ctrl_c_during_the_brian2_evaluation_stops_cleanly_and_resume_only_evaluates(tmp_path, tiny_data,
+                                                                                   monkeypatch):
+    from sdsnn_bio.interrupt import RunInterrupted, StopRequest
+    from sdsnn_bio.model.network import SpikingNetwork
+
+    config = tiny_config(tmp_path)
+    whole = train_model(config, tiny_data, tmp_path / "whole", development=False, progress=False)
+    stop = StopRequest()
+    original = SpikingNetwork.present
+    calls = {"n": 0}
+
+    def present(self, samples):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first evaluation batch (the first call records the rasters)
+            stop.request()
+        return original(self, samples)
+
+    monkeypatch.setattr(SpikingNetwork, "present", present)
+    with pytest.raises(RunInterrupted, match=r"Brian2 evaluation \(6 of 12 samples\)") as caught:
+        train_model(config, tiny_data, tmp_path / "parts", development=False, progress=False, stop=stop)
+    assert caught.value.checkpoint == tmp_path / "parts" / CHECKPOINT
+    resumed = train_model(config, tiny_data, tmp_path / "parts", development=False, progress=False,
+                          resume=True)
+    assert resumed["test"]["predictions"] == whole["test"]["predictions"]
+    assert resumed["training_seconds_this_session"] < 1.0, "nothing was trained again"
+
+
+def test_the_cli_names_the_checkpoint_and_the_resume_command_after_ctrl_c(tmp_path):
+    from sdsnn_bio.cli import interrupted_message
+    from sdsnn_bio.interrupt import RunInterrupted
+
+    argv = ["run", "examples/configs/embedded.toml", "--output", str(tmp_path / "my run")]
+    message = interrupted_message(RunInterrupted("sdsnn: interrupted", tmp_path / "c.npz"), tmp_path, argv)
+    assert str(tmp_path / "c.npz") in message
+    assert f"sdsnn-bio run examples/configs/embedded.toml --output '{tmp_path / 'my run'}' --resume" in message
+    assert "no checkpoint was written yet" in interrupted_message(KeyboardInterrupt(), tmp_path, argv)
+
+
+def test_brian2_compiling_is_announced(caplog):
+    import logging
+
+    import brian2
+
+    from sdsnn_bio.experiment import _brian2_notice
+
+    config = ExperimentConfig.from_dict({})
+    previous = brian2.prefs.codegen.target
+    try:
+        brian2.prefs.codegen.target = "cython"
+        with caplog.at_level(logging.INFO, logger="sdsnn_bio.experiment"), _brian2_notice(config):
+            pass
+    finally:
+        brian2.prefs.codegen.target = previous
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("compiling the network's code (cython target)" in m for m in messages)
+    assert any(m.startswith("Brian2: done in") for m in messages)

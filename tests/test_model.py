@@ -142,3 +142,23 @@ def test_present_rejects_out_of_range_input(rng):
         network.present([(np.array([12]), np.array([0]))])
     with pytest.raises(ValueError, match=r"time steps outside \[0, 10\)"):
         network.present([(np.array([0]), np.array([10]))])
+
+
+def test_a_brian2_run_stopped_early_is_an_interrupt_not_a_reshape_error(monkeypatch):
+    """Brian2 stops a run() on Ctrl-C (its own SIGINT handler); present must not use half a batch."""
+    import brian2
+    import numpy as np
+
+    from sdsnn_bio.model import NetworkParameters, SpikingNetwork, initial_structure
+
+    params = NetworkParameters(n_input=20, hidden_sizes=(5,), n_output=3, n_steps=10)
+    network = SpikingNetwork(initial_structure(params, np.random.default_rng(0)), params)
+    original = brian2.Network.run
+
+    def stopped_half_way(self, duration, *args, **kwargs):
+        return original(self, duration / 2, *args, **kwargs)
+
+    monkeypatch.setattr(brian2.Network, "run", stopped_half_way)
+    sample = (np.array([1, 2]), np.array([0, 3]))
+    with pytest.raises(KeyboardInterrupt, match="stopped the run after 10 of 20 time steps"):
+        network.present([sample, sample])

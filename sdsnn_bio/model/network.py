@@ -382,7 +382,14 @@ class SpikingNetwork:
 
         self._clear_monitors()
         duration_steps = n_samples * steps_per_sample
+        t_before = float(self.network.t / second)
         self.network.run(duration_steps * self._dt, namespace={})
+        completed = int(round((float(self.network.t / second) - t_before) / float(self._dt / second)))
+        if completed < duration_steps:  # Brian2 stopped early (Network.stop, a time limit, Ctrl-C)
+            raise KeyboardInterrupt(
+                f"Brian2 stopped the run after {completed} of {duration_steps} time steps; "
+                "nothing of this batch is used"
+            )
         self._steps_done += duration_steps
 
         dt_seconds = float(self._dt / second)
