@@ -53,6 +53,12 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     seed = 0
     output_dir = "runs/default"
     baseline = true          # with development: also train the dense baseline (same seed)
+
+    [[monitor]]              # optional, repeatable: a development monitor of the SD-SNN model
+    source = "input_to_hidden_1"          # a projection (synaptic variables) or a population
+    variables = ["w", "spine_range_upper"]
+    condition = "i < 10"                  # optional Brian2-style condition (default: all)
+    name = "first_inputs"                 # optional (default "<source>_monitor")
 """
 
 from __future__ import annotations

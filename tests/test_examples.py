@@ -172,6 +172,17 @@ EXPECTED = {
         ],
         "check": _printed_numbers_are_those_of_results_json,
     },
+    "05_development_monitors": {
+        "figures": ["monitored_spines.png", "monitored_neurons.png"],
+        "printed": [
+            # 8 ON channels of the centre row x 4 hidden neurons, 24 bytes (+1 for exists) each.
+            r"centre_row: 32 recorded over (\d+) steps, 808 bytes per step, \d+ bytes in all",
+            r"hidden_1_monitor: 32 recorded over \d+ steps, 552 bytes per step",
+            r"synapses recorded: input\[1736\] → hidden_1\[0\], ",
+            r"among the recorded synapses: \d+ prunings and \d+ regrowths between steps",
+            rf"hidden neurons alive: 32 at step 1, fewest \d+ at step \d+, \d+ at step \d+",
+        ],
+    },
 }
 
 
