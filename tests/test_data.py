@@ -893,3 +893,22 @@ def test_complete_split_gives_no_warning(fake_root, recwarn):
     root, _, _ = fake_root
     load_dataset(root, "train")
     assert not [w for w in recwarn if issubclass(w.category, data.DataWarning)]
+
+
+@pytest.mark.parametrize("n_events", [0, 1, 50, 20_000])
+def test_fast_deduplication_equals_numpy_unique(n_events, monkeypatch):
+    from brian2 import ms
+
+    from sdsnn_bio.data import encoding
+
+    rng = np.random.default_rng(n_events)
+    events = make_events(rng.integers(0, 34, n_events), rng.integers(0, 34, n_events),
+                         np.sort(rng.integers(0, 320_000, n_events)), rng.integers(0, 2, n_events))
+    keys = rng.integers(0, 1000, n_events)
+    np.testing.assert_array_equal(encoding._sorted_unique(keys, 1000), np.unique(keys))
+    fast = events_to_spikes(events, 1 * ms, 300)
+    monkeypatch.setattr(encoding, "_MASK_LIMIT", 0)  # force np.unique
+    reference = events_to_spikes(events, 1 * ms, 300)
+    for got, want in zip(fast, reference):
+        assert got.dtype == want.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
