@@ -314,13 +314,20 @@ def configuration_changes(before: dict, after: dict) -> list[str]:
     """``section.key`` of every setting that differs between two configuration echoes.
 
     Keys that only place files (:data:`PLACEMENT_KEYS`: caches, the output folder) are ignored.
+    A section that is a list (``[[monitor]]`` tables) is compared whole and named alone.
     """
-    return sorted(
-        f"{section}.{key}" for section in set(before) | set(after)
-        for key in set(before.get(section) or {}) | set(after.get(section) or {})
-        if (section, key) not in PLACEMENT_KEYS
-        and (before.get(section) or {}).get(key) != (after.get(section) or {}).get(key)
-    )
+    changes = []
+    for section in set(before) | set(after):
+        old, new = before.get(section), after.get(section)
+        if not isinstance(old or {}, dict) or not isinstance(new or {}, dict):
+            if old != new:
+                changes.append(section)
+            continue
+        changes += [
+            f"{section}.{key}" for key in set(old or {}) | set(new or {})
+            if (section, key) not in PLACEMENT_KEYS and (old or {}).get(key) != (new or {}).get(key)
+        ]
+    return sorted(changes)
 
 
 def same_configuration(before: dict, after: dict) -> bool:

@@ -244,3 +244,13 @@ def test_monitor_tables_in_the_config_are_checked():
         ExperimentConfig.from_dict({"monitor": [{"source": "hidden_1", "variables": ["alive"], "record": 1}]})
     with pytest.raises(ConfigError, match=r"monitor\[0\].variables: expected a list of variable names"):
         ExperimentConfig.from_dict({"monitor": [{"source": "hidden_1", "variables": [1]}]})
+
+
+def test_a_changed_monitor_table_is_a_configuration_change():
+    from sdsnn_bio.experiment import configuration_changes
+
+    before = {"run": {"seed": 0}, "monitor": [{"source": "hidden_1", "variables": ["alive"]}]}
+    assert configuration_changes(before, before) == []
+    after = {"run": {"seed": 0}, "monitor": [{"source": "hidden_1", "variables": ["importance"]}]}
+    assert configuration_changes(before, after) == ["monitor"]
+    assert configuration_changes({"run": {"seed": 0}}, after) == ["monitor"], "monitors added"
