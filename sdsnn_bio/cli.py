@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("results", nargs="+", help="folder(s) holding results.json")
     plot.add_argument("--figures", help="output folder for PNG files (default: RUN/figures of the first folder)")
+    plot.add_argument("--spine-projection", metavar="NAME",
+                      help="projection of the spine-dynamics figure, e.g. input_to_hidden_1 (default: "
+                           "figures.spine_projection, else the first whose tracked spine ranges changed)")
+    plot.add_argument("--spine-synapses", metavar="K,K,...", type=_positions,
+                      help="positions among that projection's tracked synapses, e.g. 0,3,5 (default: "
+                           "figures.spine_synapses, else those whose spine range changed)")
+    plot.add_argument("--spine-monitor", metavar="NAME",
+                      help="draw the synapses recorded by this development monitor instead "
+                           "(a [[monitor]] recording w, spine_range_lower and spine_range_upper)")
 
     sweep = sub.add_parser("sweep", help="parameter and seed sweep on Dask")
     sweep.add_argument("config", nargs="?")
@@ -62,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", help="address of a Dask scheduler (default: a LocalCluster)")
     sweep.add_argument("--workers", type=int, default=0, help="LocalCluster workers (0: cores)")
     return parser
+
+
+def _positions(text: str) -> list[int]:
+    """``"0,3,5"`` -> ``[0, 3, 5]`` (argparse type of ``--spine-synapses``)."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,3,5, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0 such as 0,3,5, got {text!r}")
+    return values
 
 
 def _load(args):
@@ -136,7 +156,11 @@ def _command_info(args) -> int:
     config = _load(args)
     print(f"sdsnn_bio {__version__}; brian2 {brian2.__version__}, numpy {numpy.__version__}, "
           f"tonic {tonic.__version__}")
-    print(config.to_json())
+    in_force, derived = config.in_force()
+    print("configuration in force (every key, defaults included):")
+    print(json.dumps(in_force, indent=2, sort_keys=True, default=str))
+    if derived:
+        print(f"derived from development.consecutive_steps (K): {', '.join(derived)}")
     data = prepare_data(config)
     print(json.dumps(data.description, indent=2))
     return 0
@@ -147,7 +171,8 @@ def _command_plot(args) -> int:
     from .runfolder import FIGURES
 
     figures = args.figures or Path(args.results[0]) / FIGURES  # never the repository's figures/
-    written = plot_results(args.results[0], figures)
+    written = plot_results(args.results[0], figures, spine_projection=args.spine_projection,
+                           spine_synapses=args.spine_synapses, spine_monitor=args.spine_monitor)
     if len(args.results) > 1:
         from .plotting import plot_seed_results
 
@@ -198,7 +223,7 @@ def main(argv=None) -> int:
                 "plot": _command_plot, "sweep": _command_sweep}
     try:
         return commands[args.command](args)
-    except (ConfigError, FileNotFoundError, TrainingDiverged, ValueError) as err:
+    except (ConfigError, FileNotFoundError, TrainingDiverged, ValueError, KeyError, IndexError) as err:
         print(f"sdsnn-bio: error: {err}", file=sys.stderr)
         return 2
 

@@ -54,6 +54,12 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     output_dir = "runs/default"
     baseline = true          # with development: also train the dense baseline (same seed)
 
+    [figures]                # what `sdsnn-bio plot` draws (its options override these)
+    spine_projection = ""    # projection of the spine-dynamics figure ("" = the first whose
+                             # tracked spine ranges changed, input -> hidden first)
+    spine_synapses = []      # positions among its tracked synapses ([] = those whose range changed)
+    spine_monitor = ""       # or draw the synapses of this [[monitor]] (any you choose by condition)
+
     [[monitor]]              # optional, repeatable: a development monitor of the SD-SNN model
     source = "input_to_hidden_1"          # a projection (synaptic variables) or a population
     variables = ["w", "spine_range_upper"]
@@ -190,6 +196,13 @@ class RunConfig:
     checkpoint_every_batches: int = 0  # 0: at the end of every epoch only
 
 
+@dataclass(frozen=True)
+class FiguresConfig:
+    spine_projection: str = ""  # "": the first projection whose tracked spine ranges changed
+    spine_synapses: tuple = ()  # positions among the tracked synapses; (): those whose range changed
+    spine_monitor: str = ""  # name of a [[monitor]] recording w and the spine range, drawn instead
+
+
 #: Configuration keys holding a time, written as a string with a unit ("20 ms").
 _TIME_FIELDS = {
     ("network", "dt"), ("network", "tau_membrane"), ("network", "output_tau_membrane"),
@@ -202,6 +215,7 @@ _SECTIONS = {
     "learning": LearningConfig,
     "simulation": SimulationConfig,
     "run": RunConfig,
+    "figures": FiguresConfig,
 }
 
 
@@ -328,6 +342,7 @@ class ExperimentConfig:
     development: dict = field(default_factory=dict)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    figures: FiguresConfig = field(default_factory=FiguresConfig)
     monitors: tuple = ()
 
     # ------------------------------------------------------------------ construction
@@ -442,6 +457,54 @@ class ExperimentConfig:
                 f"run.checkpoint_every_batches: expected an integer >= 0, got {self.run.checkpoint_every_batches}"
             )
         self._check_memory()
+        self._check_development_timeline()
+        for k in self.figures.spine_synapses:
+            if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                raise ConfigError(
+                    f"figures.spine_synapses: expected positions (integers >= 0) among the tracked "
+                    f"synapses, got {list(self.figures.spine_synapses)!r}"
+                )
+        monitors = [m.get("name") or f"{m['source']}_monitor" for m in self.monitors]  # DevelopmentMonitor's
+        if self.figures.spine_monitor and self.figures.spine_monitor not in monitors:
+            raise ConfigError(
+                f"figures.spine_monitor: expected the name of a [[monitor]] of this configuration "
+                f"({monitors or 'none defined'}), got {self.figures.spine_monitor!r}"
+            )
+
+    def _check_development_timeline(self) -> None:
+        """Refuse an SD-SNN run whose neuron pruning would start after its last development step.
+
+        The run has ``floor(learning.epochs * development.steps_per_epoch)`` development steps
+        (whatever the dataset size, see :class:`~sdsnn_bio.development.Schedule`); pruning starts at
+        step ``pruning_warmup_steps`` (0-based; default 2K). A run that never reaches it would be
+        reported as "SD-SNN" with nothing removed.
+        """
+        if not self.development_enabled:
+            return
+        development = self.development_parameters()
+        schedule = self.schedule().resolve(development.consecutive_steps, development.initialisation_steps)
+        if not schedule.pruning:
+            return
+        batches = max(1, math.ceil(schedule.steps_per_epoch))  # any count >= steps_per_epoch gives
+        total = schedule.development_steps(self.learning.epochs * batches, batches)  # the same steps
+        start = schedule.pruning_warmup_steps
+        if start < total:
+            return
+        epochs_needed = max(1, math.floor((start + 1) / schedule.steps_per_epoch))
+        while schedule.development_steps(epochs_needed * batches, batches) <= start:
+            epochs_needed += 1
+        derived = "" if "pruning_warmup_steps" in self.development else (
+            f" (2K with development.consecutive_steps = {development.consecutive_steps}"
+            + (f", after {development.initialisation_steps} initialisation steps"
+               if development.initialisation_steps else "") + ")")
+        raise ConfigError(
+            f"development.pruning_warmup_steps: neuron pruning would start at development step {start}"
+            f"{derived}, but {self.learning.epochs} epochs x {schedule.steps_per_epoch:g} steps per "
+            f"epoch give only {total} steps (0 to {total - 1}): the SD-SNN model would prune nothing. "
+            f"Train for at least {epochs_needed} epochs (learning.epochs), or lower "
+            "development.consecutive_steps or development.pruning_warmup_steps, or raise "
+            "development.steps_per_epoch (or set development.pruning = false on purpose)"
+        )
 
     # ------------------------------------------------------------------ memory
     def memory_estimate(self) -> dict[str, int]:
@@ -580,12 +643,40 @@ class ExperimentConfig:
         out["network"]["hidden_sizes"] = list(self.network.hidden_sizes)
         out["data"]["input_size"] = list(self.data.input_size)
         out["development"] = dict(self.development)
+        out["figures"]["spine_synapses"] = list(self.figures.spine_synapses)
         if self.monitors:  # absent when empty: echoes of configurations without monitors are unchanged
             out["monitor"] = [dict(m) for m in self.monitors]
         return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def in_force(self) -> tuple[dict, list[str]]:
+        """The full configuration in force: every key with its default, warm-ups resolved.
+
+        :meth:`to_dict` echoes ``[development]`` as written; here every field of the
+        :class:`~sdsnn_bio.development.Schedule` and of the
+        :class:`~sdsnn_bio.development.DevelopmentParameters` appears, and the warm-ups left
+        unset are replaced by the values derived from K (``consecutive_steps``).
+
+        Returns
+        -------
+        config : dict
+            Nested mapping like :meth:`to_dict`.
+        derived : list of str
+            ``development.<key>`` of each value derived rather than written or defaulted.
+        """
+        out = self.to_dict()
+        development = {**_development_fields(), **self.development}
+        parameters = self.development_parameters()
+        schedule = self.schedule().resolve(parameters.consecutive_steps, parameters.initialisation_steps)
+        derived = []
+        for name in ("constraint_warmup_steps", "pruning_warmup_steps", "regeneration_warmup_steps"):
+            if development.get(name) is None:
+                development[name] = getattr(schedule, name)
+                derived.append(f"development.{name}")
+        out["development"] = {key: list(v) if isinstance(v, tuple) else v for key, v in development.items()}
+        return out, derived
 
     def with_overrides(self, assignments) -> "ExperimentConfig":
         """Apply ``"section.key=value"`` assignments (values parsed as TOML scalars/lists)."""

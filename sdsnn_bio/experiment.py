@@ -313,11 +313,12 @@ PLACEMENT_KEYS = frozenset({("simulation", "cache_dir"), ("data", "cache_dir"), 
 def configuration_changes(before: dict, after: dict) -> list[str]:
     """``section.key`` of every setting that differs between two configuration echoes.
 
-    Keys that only place files (:data:`PLACEMENT_KEYS`: caches, the output folder) are ignored.
+    Keys that only place files (:data:`PLACEMENT_KEYS`: caches, the output folder) and the
+    ``[figures]`` section (what plots draw) are ignored.
     A section that is a list (``[[monitor]]`` tables) is compared whole and named alone.
     """
     changes = []
-    for section in set(before) | set(after):
+    for section in (set(before) | set(after)) - {"figures"}:
         old, new = before.get(section), after.get(section)
         if not isinstance(old or {}, dict) or not isinstance(new or {}, dict):
             if old != new:

@@ -71,6 +71,7 @@ __all__ = [
     "plot_results",
     "plot_seed_results",
     "plot_spine_dynamics",
+    "changed_spine_synapses",
     "receptive_field",
     "save_figure",
 ]
@@ -208,6 +209,51 @@ def _polarity_label(p: int, polarities: int) -> str:
 
 
 # ------------------------------------------------------------------------------- (a) spine dynamics
+def changed_spine_synapses(development_log: Sequence[dict], projection: str | None = None,
+                           tolerance: float = 1e-9) -> tuple[str, list[int]]:
+    """The projection and tracked synapses whose spine range changed over development.
+
+    Parameters
+    ----------
+    development_log : list of dict
+        ``result["development_log"]`` (records with ``tracked_synapses``).
+    projection : str, optional
+        Look only at this projection; default: the first logged projection (input → hidden
+        first) with a tracked synapse whose range changed, else the first logged one.
+    tolerance : float
+        A range "changed" when ``r_lower`` or ``r_upper`` moved by more than this (weight units).
+
+    Returns
+    -------
+    projection : str
+    synapses : list of int
+        Positions among the projection's tracked synapses whose range changed; all of them when
+        none did (a run too short for the spine rules to act).
+    """
+    log = [rec for rec in _check_log(development_log) if rec.get("tracked_synapses")]
+    if not log:
+        raise ValueError("development_log: no record has 'tracked_synapses' (nothing to draw)")
+    names = _keys_in_order(log, "tracked_synapses")
+    if projection is not None and projection not in names:
+        raise KeyError(f"projection {projection!r} has no tracked synapses; logged: {names}")
+
+    def changed(name: str) -> list[int]:
+        records = [rec["tracked_synapses"][name] for rec in log if name in rec["tracked_synapses"]]
+        lower = np.array([r["lower"] for r in records], dtype=np.float64)
+        upper = np.array([r["upper"] for r in records], dtype=np.float64)
+        moved = (np.ptp(lower, axis=0) > tolerance) | (np.ptp(upper, axis=0) > tolerance)
+        return [int(k) for k in np.flatnonzero(moved)]
+
+    candidates = [projection] if projection is not None else names
+    for name in candidates:
+        synapses = changed(name)
+        if synapses:
+            return name, synapses
+    name = candidates[0]
+    n_tracked = len(next(rec["tracked_synapses"][name]["w"] for rec in log if name in rec["tracked_synapses"]))
+    return name, list(range(n_tracked))
+
+
 def plot_spine_dynamics(
     development_log: Sequence[dict],
     projection: str | None = None,
@@ -975,14 +1021,28 @@ def _load_structure(model_dir: Path) -> Structure | None:
     return runfolder.load_structure(path) if path.is_file() else None
 
 
+def _load_monitors(model_dir: Path) -> dict:
+    from .development.monitor import load_monitors
+
+    path = model_dir / runfolder.MONITORS
+    return load_monitors(path) if path.is_file() else {}
+
+
 def _load_rasters(model_dir: Path) -> dict | None:
     path = model_dir / runfolder.RASTERS
     return runfolder.load_rasters(path) if path.is_file() else None
 
 
 def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike, *,
-                 dpi: int = 120) -> list[Path]:
+                 dpi: int = 120, spine_projection: str | None = None,
+                 spine_synapses: Sequence[int] | None = None, spine_monitor: str | None = None) -> list[Path]:
     """Write every figure the results folder has the data for; returns the paths written.
+
+    The spine-dynamics figure draws ``spine_projection`` and ``spine_synapses`` (positions among
+    its tracked synapses), or the synapses of the development monitor ``spine_monitor``; each
+    left at None comes from the run's ``[figures]`` configuration, and failing that the default is
+    the first projection whose tracked spine ranges changed, with those synapses
+    (:func:`changed_spine_synapses`).
 
     Reads the run folder (:mod:`sdsnn_bio.runfolder`): ``results.json`` and, per model,
     ``<model>/structure.npz``, ``<model>/rasters.npz`` and ``<model>/monitors.npz`` (every
@@ -1015,10 +1075,22 @@ def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike,
         for key in ("spine_dynamics", "pruning", "regeneration", "energy"):
             skip(key, "no SD-SNN development log")
     else:
-        if any(rec.get("tracked_synapses") for rec in log):
-            projection = _keys_in_order(log, "tracked_synapses")[0]
+        chosen = (results.get("config") or {}).get("figures") or {}
+        monitor_name = spine_monitor if spine_monitor is not None else chosen.get("spine_monitor") or None
+        if monitor_name:
+            monitors = _load_monitors(results_dir / "sdsnn")
+            if monitor_name not in monitors:
+                raise KeyError(f"spine monitor {monitor_name!r}: not recorded in "
+                               f"{results_dir / 'sdsnn' / runfolder.MONITORS}; recorded: {sorted(monitors)}")
+            picked = spine_synapses if spine_synapses is not None else chosen.get("spine_synapses") or None
+            write("spine_dynamics", plot_spine_dynamics(monitors[monitor_name], synapses=picked))
+        elif any(rec.get("tracked_synapses") for rec in log):
+            projection = spine_projection or chosen.get("spine_projection") or None
+            picked = spine_synapses if spine_synapses is not None else chosen.get("spine_synapses") or None
+            projection, default = changed_spine_synapses(log, projection)
             labels = _tracked_labels(results_dir / "sdsnn", projection, developed)
-            write("spine_dynamics", plot_spine_dynamics(log, projection, labels=labels))
+            write("spine_dynamics", plot_spine_dynamics(log, projection, labels=labels,
+                                                        synapses=default if picked is None else picked))
         else:
             skip("spine_dynamics", "no tracked synapses in the development log")
         if _hidden_populations(log):

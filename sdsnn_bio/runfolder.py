@@ -311,28 +311,56 @@ def remove_orphaned_temporaries(folder: str | os.PathLike) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------- structure
-def save_structure(path: str | os.PathLike, structure) -> Path:
-    """Write the final structure for analysis: float32 weights and spines, compact integers, compressed.
+#: Spine arrays a final structure file keeps: the anatomy (the range each weight is bound to).
+#: The development counters (streaks, excess sums, previous ``|w|``) only matter to continue
+#: development, which resumes from the checkpoint; a loaded structure gets them fresh.
+STRUCTURE_SPINE_FIELDS = ("lower", "upper")
 
-    The exact float64 state lives in the checkpoint (kept with ``--keep-checkpoints``);
-    :func:`load_structure` returns float64 arrays again.
+
+def save_structure(path: str | os.PathLike, structure) -> Path:
+    """Write the final structure for analysis and figures: its anatomy, float32, compressed.
+
+    Kept: every population's ``alive`` mask, every projection's weight (float32), existence mask
+    and spine range ``[lower, upper]`` (float32). Not kept: the development counters (see
+    :data:`STRUCTURE_SPINE_FIELDS`). The exact float64 state, counters included, lives in the
+    checkpoint (kept with ``--keep-checkpoints``); :func:`load_structure` returns float64 arrays.
     """
+    from .structure import SPINE_FIELDS
+
+    dropped = tuple(f"/spine/{name}" for name in SPINE_FIELDS if name not in STRUCTURE_SPINE_FIELDS)
     arrays = {}
     for key, values in structure.to_arrays().items():
+        if key.endswith(dropped):
+            continue
         values = np.asarray(values)
         if values.dtype.kind == "f":
             values = values.astype(np.float32)
-        elif values.dtype.kind in "iu":
-            values = _compact_integers(values)
         arrays[key] = values
     return _save_npz(path, arrays, compressed=True)
 
 
 def load_structure(path: str | os.PathLike):
-    """Read a structure file (``structure.npz`` or a checkpoint) as a :class:`Structure`."""
-    from .structure import Structure
+    """Read a structure file (``structure.npz``, an older full one, or a checkpoint) as a :class:`Structure`.
+
+    Development counters missing from the file start fresh (zero streaks and excess sums,
+    previous ``|w|`` = ``|w|``), as after :meth:`SpineState.from_weights`.
+    """
+    from .structure import SPINE_FIELDS, Structure
 
     arrays = _read_npz(path, "structure")
+    try:
+        projections = arrays["structure/projections"]
+        for name, _, _ in projections:
+            base = f"structure/projection/{name}"
+            weight = np.asarray(arrays[f"{base}/weight"], dtype=np.float64)
+            fresh = {"upper_excess": np.zeros(weight.shape), "lower_excess": np.zeros(weight.shape),
+                     "previous_abs_weight": np.abs(weight)}
+            for field_name in SPINE_FIELDS:
+                key = f"{base}/spine/{field_name}"
+                if key not in arrays:
+                    arrays[key] = fresh.get(field_name, np.zeros(weight.shape, np.int32))
+    except KeyError as err:
+        raise RunFolderError(f"{path}: not a sdsnn_bio structure (missing array {err.args[0]!r})") from None
     structure = Structure.from_arrays(arrays, source=str(path))
     for projection in structure.projections:
         for name in ("upper_streak", "lower_streak", "shrink_streak", "regrowth_streak"):

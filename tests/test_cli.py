@@ -76,3 +76,25 @@ def test_log_lines_are_printed_through_the_progress_bars(monkeypatch):
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     handler.emit(logging.LogRecord("sdsnn_bio", logging.INFO, __file__, 1, "epoch %d", (3,), None))
     assert written == ["INFO: epoch 3"], "tqdm.write clears and redraws the bars around the line"
+
+
+def test_info_prints_the_full_configuration_in_force_with_defaults(tmp_path, capsys, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from sdsnn_bio import experiment
+
+    class NoData:  # the dataset summary is not under test here
+        description = {"source": "not loaded"}
+
+    monkeypatch.setattr(experiment, "prepare_data", lambda config: NoData())
+    config = Path(__file__).resolve().parents[1] / "examples" / "configs" / "embedded.toml"
+    assert main(["info", str(config)]) == 0
+    out = capsys.readouterr().out
+    start = out.index("{")
+    shown, _ = json.JSONDecoder().raw_decode(out[start:])
+    development = shown["development"]
+    assert development["consecutive_steps"] == 18, "K is shown though the file does not set it"
+    assert development["pruning_warmup_steps"] == 36 and development["constraint_warmup_steps"] == 18
+    assert shown["learning"]["augment_max_shift"] == 0 and shown["figures"]["spine_projection"] == ""
+    assert "derived from development.consecutive_steps (K): development.constraint_warmup_steps" in out

@@ -149,3 +149,32 @@ def test_the_main_job_fits_in_memory_estimate():
 
     config = load_config(Path(__file__).resolve().parents[1] / "examples" / "configs" / "embedded.toml")
     assert 0.5 * 2**30 < sum(config.memory_estimate().values()) < 4 * 2**30
+
+
+def test_an_sdsnn_run_whose_pruning_would_never_start_is_refused_before_training():
+    from pathlib import Path
+
+    config = load_config(Path(__file__).resolve().parents[1] / "examples" / "configs" / "embedded.toml")
+    with pytest.raises(ConfigError, match=r"neuron pruning would start at development step 36 \(2K with "
+                                          r"development.consecutive_steps = 18\), but 8 epochs x 4.5 steps "
+                                          r"per epoch give only 36 steps.*at least 9 epochs"):
+        config.with_overrides(["learning.epochs=8"])
+    assert config.with_overrides(["learning.epochs=9"]).learning.epochs == 9, "9 epochs reach step 36"
+    assert config.with_overrides(["learning.epochs=8", "development.pruning=false"]), "off on purpose"
+    assert config.with_overrides(["learning.epochs=8", "development.enabled=false"]), "dense: no check"
+
+
+def test_figures_section_is_validated_and_not_part_of_a_runs_identity():
+    from sdsnn_bio.experiment import configuration_changes
+
+    with pytest.raises(ConfigError, match=r"figures.spine_synapses: expected positions"):
+        ExperimentConfig.from_dict({"figures": {"spine_synapses": [-1]}})
+    with pytest.raises(ConfigError, match=r"figures.spine_monitor: expected the name of a \[\[monitor\]\]"):
+        ExperimentConfig.from_dict({"figures": {"spine_monitor": "nope"}})
+    named = ExperimentConfig.from_dict({"monitor": [{"source": "input_to_hidden_1", "variables": ["w"]}],
+                                        "figures": {"spine_monitor": "input_to_hidden_1_monitor"}})
+    assert named.figures.spine_monitor == "input_to_hidden_1_monitor"
+    plain = ExperimentConfig.from_dict({})
+    other = plain.with_overrides(["figures.spine_projection=hidden_1_to_output", "figures.spine_synapses=[1]"])
+    assert configuration_changes(plain.to_dict(), other.to_dict()) == [], "a figure choice never blocks --resume"
+    assert json.loads(json.dumps(other.to_dict())) == other.to_dict(), "the echo survives JSON"

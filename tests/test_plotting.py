@@ -550,3 +550,57 @@ def test_plotting_leaves_global_matplotlib_state_alone(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert (tmp_path / "f.png").is_file()
+
+
+def _flat_except(log: list[dict], projection: str, moving: list[int]) -> list[dict]:
+    """A copy of ``log`` where only ``moving`` tracked synapses of ``projection`` change range."""
+    import copy
+
+    log = copy.deepcopy(log)
+    first = {name: copy.deepcopy(values) for name, values in log[0]["tracked_synapses"].items()}
+    for rec in log:
+        for name, values in rec["tracked_synapses"].items():
+            for key in ("lower", "upper"):
+                values[key] = [v if (name == projection and k in moving) else first[name][key][k]
+                               for k, v in enumerate(values[key])]
+    return log
+
+
+def test_spine_figure_defaults_to_the_synapses_whose_range_changed(log):
+    flat_output = _flat_except(log, "input_to_hidden_1", [1, 4])
+    # the hidden -> output synapses are logged first and stay flat: they are not the default
+    for rec in flat_output:
+        rec["tracked_synapses"] = dict(reversed(list(rec["tracked_synapses"].items())))
+    assert plotting.changed_spine_synapses(flat_output) == ("input_to_hidden_1", [1, 4])
+    assert plotting.changed_spine_synapses(flat_output, "hidden_1_to_output") == (
+        "hidden_1_to_output", list(range(N_TRACKED))), "nothing changed there: every tracked synapse"
+    with pytest.raises(KeyError, match="'hidden_9_to_output' has no tracked synapses"):
+        plotting.changed_spine_synapses(flat_output, "hidden_9_to_output")
+
+
+def test_plot_results_draws_the_chosen_projection_and_synapses(tmp_path, monkeypatch):
+    from sdsnn_bio.cli import main
+
+    results = write_fake_results(tmp_path / "run")
+    developed = results["models"]["sdsnn"]
+    developed["development_log"] = _flat_except(developed["development_log"], "input_to_hidden_1", [2, 6])
+    results["config"]["figures"] = {"spine_projection": "", "spine_synapses": [], "spine_monitor": ""}
+    (tmp_path / "run" / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    drawn = []
+
+    def spy(log, projection=None, *, synapses=None, labels=None, fig=None):
+        drawn.append((projection, list(synapses)))
+        return Figure()
+
+    monkeypatch.setattr(plotting, "plot_spine_dynamics", spy)
+    monkeypatch.setattr(plotting, "save_figure", quick_save)
+    plotting.plot_results(tmp_path / "run", tmp_path / "figures")
+    assert drawn[-1] == ("input_to_hidden_1", [2, 6]), "default: the synapses whose range changed"
+    results["config"]["figures"] = {"spine_projection": "hidden_1_to_output", "spine_synapses": [0, 7],
+                                    "spine_monitor": ""}
+    (tmp_path / "run" / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    plotting.plot_results(tmp_path / "run", tmp_path / "figures")
+    assert drawn[-1] == ("hidden_1_to_output", [0, 7]), "the run's [figures] configuration"
+    assert main(["plot", str(tmp_path / "run"), "--spine-projection", "input_to_hidden_1",
+                 "--spine-synapses", "3,5"]) == 0
+    assert drawn[-1] == ("input_to_hidden_1", [3, 5]), "the command line wins"
