@@ -424,7 +424,7 @@ def test_orphaned_temporary_files_of_killed_writes_are_removed(tmp_path, tiny_da
 def test_one_info_line_per_epoch_names_model_epoch_speed_and_eta(tmp_path, tiny_data, caplog):
     import logging
 
-    config = tiny_config(tmp_path, enabled=True, steps_per_epoch=2, consecutive_steps=2).with_overrides(
+    config = tiny_config(tmp_path, enabled=True, steps_per_epoch=3, consecutive_steps=2).with_overrides(
         ["data.validation_fraction=0.25"])
     with caplog.at_level(logging.DEBUG, logger="sdsnn_bio.experiment"):
         run_experiment(config, data=tiny_data, progress=False)
@@ -439,10 +439,10 @@ def test_one_info_line_per_epoch_names_model_epoch_speed_and_eta(tmp_path, tiny_
     assert epochs[-1].endswith("run done")
     assert not [m for m in info if m.startswith("development step")], "steps are DEBUG, not INFO"
     debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
-    assert sum(m.startswith("development step") for m in debug) == 4, "2 steps per epoch, 2 epochs"
+    assert sum(m.startswith("development step") for m in debug) == 6, "3 steps per epoch, 2 epochs"
     summaries = [m for m in info if " development: " in m]
     assert [m.split(" development:")[0] for m in summaries] == ["sdsnn: epoch 1/2", "sdsnn: epoch 2/2"]
-    assert all(re.search(r"2 steps, neurons pruned \d+, revived \d+ \(alive: hidden_1 \d+/12\)", m)
+    assert all(re.search(r"3 steps, neurons pruned \d+, revived \d+ \(alive: hidden_1 \d+/12\)", m)
                for m in summaries)
 
 
@@ -462,7 +462,7 @@ def test_ctrl_c_stops_after_the_batch_with_a_checkpoint_and_resume_ends_like_an_
     from sdsnn_bio.interrupt import RunInterrupted
     from sdsnn_bio.learning.learner import Learner
 
-    config = tiny_config(tmp_path, enabled=True, steps_per_epoch=2, consecutive_steps=2)
+    config = tiny_config(tmp_path, enabled=True, steps_per_epoch=3, consecutive_steps=2)
     whole = run_experiment(config, output_dir=tmp_path / "whole", data=tiny_data, progress=False)
     original = Learner.train_step
     calls = {"n": 0}
