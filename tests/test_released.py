@@ -247,6 +247,34 @@ def test_regrowth_follows_the_released_scripts(rng):
     assert regrown_total >= 3, "synapses must regrow to test anything"
 
 
+def test_trophic_ratio_counts_neurons_with_enough_incoming_synapses(rng):
+    """Released: p += gain exp(-x) * (neurons with at least 20 incoming synapses) / n_out, so a
+    pruned neuron with a few regrown synapses (alive here) still counts as pruned."""
+    _, structure = network(rng, n_input=30, n_hidden=10, n_output=4)
+    params = DevelopmentParameters(semantics="released", consecutive_steps=K, initial_pruning_rate=0.0,
+                                   output_trophic_gain=0.01, trophic_min_synapses=20)
+    schedule = Schedule(spine_plasticity=False, constraint=False, regeneration=False).resolve(K, 1)
+    state = replace(DevelopmentState.initial(structure, params), step=2 * K + 1)
+    first = structure.projections[0]
+    first.exists[:, :4] = False
+    first.exists[:5, 1] = True  # neuron 1: 5 regrown synapses, revived (alive) but below 20
+    first.exists[:25, 2] = True  # neuron 2: 25, counts again
+    structure.population("hidden_1").alive[[0, 3]] = False
+    structure, record, state = run_step(structure, schedule, params, state)
+    counted = int(np.count_nonzero(structure.projections[0].exists.sum(axis=0) >= 20))
+    assert counted == 7 and structure.population("hidden_1").n_alive == 8
+    assert state.pruning_rates["hidden_1"] == pytest.approx(0.01 * counted / 4, rel=1e-12)
+    package = replace(params, trophic_min_synapses=None)
+    _, structure2 = network(np.random.default_rng(0), n_input=30, n_hidden=10, n_output=4)
+    structure2.population("hidden_1").alive[[0, 3]] = False
+    structure2.projections[0].exists[:, [0, 3]] = False
+    state2 = replace(DevelopmentState.initial(structure2, package), step=2 * K + 1)
+    _, _, state2 = run_step(structure2, schedule, package, state2)
+    assert state2.pruning_rates["hidden_1"] == pytest.approx(0.01 * 8 / 4, rel=1e-12), "None: the alive flag"
+    with pytest.raises(ValueError, match="DevelopmentParameters.trophic_min_synapses: expected an integer >= 1"):
+        DevelopmentParameters(trophic_min_synapses=0)
+
+
 def test_pruned_synapses_and_neurons_train_densely_between_steps(rng):
     """masked_forward = False: the forward and backward passes are those of the network in which
     every synapse exists with its current weight and every neuron may fire."""
@@ -303,6 +331,7 @@ def test_released_presets_are_valid_and_carry_each_scripts_constants(
     assert (development.output_trophic_gain, development.output_trophic_decay_steps,
             development.output_trophic_floor, development.output_trophic_floor_after_steps) == (gain, 1.0, floor, 23)
     assert learning.loss == "rate_mse" and not learning.masked_forward and learning.optimizer_reset == "keep"
+    assert development.trophic_min_synapses == (50 if name == "released_cifar10" else 20)
     assert config.network.v_threshold == 0.5
     lines = (PRESETS / f"{name}.toml").read_text(encoding="utf-8").splitlines()
     comments = " ".join(line.lstrip("# ") for line in lines if line.startswith("#"))

@@ -146,6 +146,12 @@ class DevelopmentParameters:
         (released code: pruned weights are zeroed), so that regrowing them (and reviving the neuron)
         needs evidence gathered after the pruning. Without it, a pruned neuron's large incoming
         weights beat the regeneration percentile at once and the neuron is revived N + 1 steps later.
+    trophic_min_synapses : int or None
+        Who counts as alive in the neurotrophic ratio ``alive_l / alive_{l+1}`` (hidden layers):
+        None (default), the neurons with ``alive = True``; an integer n, the neurons holding at
+        least n existing incoming synapses (released scripts: 20 for the N-MNIST, MNIST and
+        DVS-Gesture fully-connected layer, 50 for CIFAR-10's, so that a pruned neuron with a few
+        regrown synapses still counts as pruned).
     semantics : {"package", "released"}
         ``"package"``: the rules as described in this module. ``"released"``: the released SD-SNN
         scripts' reading of the same rules (:func:`develop_structure`; every difference is listed
@@ -175,6 +181,7 @@ class DevelopmentParameters:
     revive_neurons: bool = True
     revival_min_synapses: int = 50
     reset_pruned_input_weights: bool = True
+    trophic_min_synapses: int | None = None
     semantics: str = "package"
 
     def __post_init__(self) -> None:
@@ -218,6 +225,10 @@ class DevelopmentParameters:
         for name in ("revive_neurons", "reset_pruned_input_weights"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "true or false")
+        if self.trophic_min_synapses is not None and (
+            not _is_integer(self.trophic_min_synapses) or self.trophic_min_synapses < 1
+        ):
+            fail("trophic_min_synapses", "an integer >= 1 or None (count the alive neurons)")
         if self.semantics not in SEMANTICS:
             fail("semantics", f"one of {list(SEMANTICS)}")
 
@@ -734,6 +745,14 @@ def _shallow_copy(structure: Structure) -> Structure:
     return Structure(populations, projections)
 
 
+def _trophic_count(structure: Structure, name: str, params: DevelopmentParameters) -> int:
+    """Neurons of hidden population ``name`` that count as alive in the neurotrophic ratio."""
+    if params.trophic_min_synapses is None:
+        return structure.population(name).n_alive
+    incoming = structure.projection_into(name).exists
+    return int(np.count_nonzero(np.count_nonzero(incoming, axis=0) >= params.trophic_min_synapses))
+
+
 def _incoming_strength(projection: Projection) -> np.ndarray:
     """Summed ``|w|`` of each target neuron's existing incoming synapses (the pruning tie-breaker).
 
@@ -942,9 +961,11 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
         for name in hidden:
             outgoing = new.projection_from(name)
             target = new.population(outgoing.target)
+            target_is_output = target is new.populations[-1]
             rates[name] = adapt_pruning_rate(
-                rates[name], s - pruning_started, new.population(name).n_alive, target.n_alive,
-                target is new.populations[-1], params,
+                rates[name], s - pruning_started, _trophic_count(new, name, params),
+                target.n_alive if target_is_output else _trophic_count(new, target.name, params),
+                target_is_output, params,
             )
 
     if actions.constrain and actions.regenerate and not released:  # clip the synapses regrown now
