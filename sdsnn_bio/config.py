@@ -686,6 +686,9 @@ class ExperimentConfig:
                 raise ConfigError(f"--set: expected section.key=value, got {assignment!r}")
             key, text = assignment.split("=", 1)
             section, name = key.strip().split(".", 1)
+            if section == "monitor":
+                raise ConfigError(f"--set {assignment!r}: [[monitor]] tables cannot be set from the "
+                                  "command line; write them in the configuration file")
             raw.setdefault(section, {})[name] = parse_value(text)
         return ExperimentConfig.from_dict(raw, source="--set")
 

@@ -244,6 +244,9 @@ def test_monitor_tables_in_the_config_are_checked():
         ExperimentConfig.from_dict({"monitor": [{"source": "hidden_1", "variables": ["alive"], "record": 1}]})
     with pytest.raises(ConfigError, match=r"monitor\[0\].variables: expected a list of variable names"):
         ExperimentConfig.from_dict({"monitor": [{"source": "hidden_1", "variables": [1]}]})
+    with pytest.raises(ConfigError, match=r"\[\[monitor\]\] tables cannot be set from the command line"):
+        config.with_overrides(["monitor.source=output"])
+    assert config.with_overrides(["run.seed=4"]).monitors == config.monitors, "--set keeps the monitors"
 
 
 def test_a_changed_monitor_table_is_a_configuration_change():
