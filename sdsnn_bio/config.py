@@ -32,8 +32,11 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     surrogate = "fast_sigmoid"
     loss = "rate_cross_entropy"
     learning_rate = 1e-3
-    lr_schedule = "constant"  # or "cosine": from learning_rate down to min_learning_rate
+    lr_schedule = "constant"  # or "cosine": from learning_rate down to min_learning_rate,
+                              # or "step": x lr_decay_factor every lr_decay_epochs epochs
     min_learning_rate = 0.0
+    lr_decay_factor = 0.1
+    lr_decay_epochs = 40
     batch_size = 32
     epochs = 10
     augment_max_shift = 0    # random translation of training samples by up to N pixels (0 = off)
@@ -173,6 +176,8 @@ class LearningConfig:
     learning_rate: float = 1e-3
     lr_schedule: str = "constant"  # "constant" or "cosine" (over all training batches)
     min_learning_rate: float = 0.0  # where the cosine schedule ends
+    lr_decay_factor: float = 0.1  # "step": the rate is multiplied by it ...
+    lr_decay_epochs: int = 40  # ... every lr_decay_epochs epochs (released: x0.1 every 40)
     batch_size: int = 32
     epochs: int = 10
     threads: int = 0  # 0: the cores available
@@ -603,16 +608,19 @@ class ExperimentConfig:
             raise ConfigError(str(err)) from None
 
     def learning_rate_schedule(self, total_batches: int):
-        """The :class:`~sdsnn_bio.learning.optim.LearningRateSchedule` of a run of ``total_batches``."""
+        """The :class:`~sdsnn_bio.learning.optim.LearningRateSchedule` of a run of ``total_batches``
+        (``learning.epochs`` times the batches per epoch)."""
         from .learning.optim import LearningRateSchedule
 
         learn = self.learning
         try:
             return LearningRateSchedule(kind=learn.lr_schedule, base=learn.learning_rate,
-                                        minimum=learn.min_learning_rate, total_batches=total_batches)
+                                        minimum=learn.min_learning_rate, total_batches=total_batches,
+                                        decay_factor=learn.lr_decay_factor, decay_epochs=learn.lr_decay_epochs,
+                                        batches_per_epoch=max(total_batches // max(learn.epochs, 1), 1))
         except ValueError as err:
             message = str(err)
-            if message.startswith(("lr_schedule", "learning_rate", "min_learning_rate")):
+            if message.startswith(("lr_schedule", "learning_rate", "min_learning_rate", "lr_decay")):
                 message = "learning." + message
             raise ConfigError(message) from None
 

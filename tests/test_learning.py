@@ -567,7 +567,9 @@ def test_learning_rate_schedule_literals():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"kind": "linear"}, "lr_schedule: expected one of ['constant', 'cosine'], got 'linear'"),
+        ({"kind": "linear"}, "lr_schedule: expected one of ['constant', 'cosine', 'step'], got 'linear'"),
+        ({"kind": "step", "decay_factor": 0.0}, "lr_decay_factor: expected a number in (0, 1], got 0.0"),
+        ({"kind": "step", "decay_epochs": 0}, "lr_decay_epochs: expected an integer >= 1, got 0"),
         ({"base": 0.0}, "learning_rate: expected a finite number > 0, got 0.0"),
         ({"minimum": 0.5}, "min_learning_rate: expected a number in [0, learning_rate = 0.001], got 0.5"),
         ({"total_batches": 0}, "total_batches: expected an integer >= 1, got 0"),
@@ -579,6 +581,21 @@ def test_learning_rate_schedule_rejects_bad_values(kwargs, message):
     assert str(err.value) == message
     with pytest.raises(ValueError, match="expected an integer >= 0, got -1"):
         LearningRateSchedule().at(-1)
+
+
+def test_step_learning_rate_schedule_decays_every_n_epochs():
+    """The released MNIST/N-MNIST/DVS scripts' x0.1 every 40 epochs, in batches of 3 per epoch."""
+    step = LearningRateSchedule("step", base=1e-3, total_batches=300, decay_factor=0.1, decay_epochs=40,
+                                batches_per_epoch=3)
+    assert step.at(0) == step.at(119) == 1e-3, "epochs 0-39"
+    assert step.at(120) == pytest.approx(1e-4) and step.at(239) == pytest.approx(1e-4), "epochs 40-79"
+    assert step.at(240) == pytest.approx(1e-5), "epoch 80"
+    from sdsnn_bio.config import ExperimentConfig
+
+    config = ExperimentConfig.from_dict({"learning": {"lr_schedule": "step", "epochs": 100, "lr_decay_epochs": 10,
+                                                      "lr_decay_factor": 0.5}})
+    schedule = config.learning_rate_schedule(100 * 7)  # 7 batches per epoch
+    assert schedule.at(69) == 1e-3 and schedule.at(70) == 5e-4, "epoch 10 starts at batch 70"
 
 
 def test_rate_mse_is_the_released_mse_of_rates_against_one_hot():

@@ -29,9 +29,10 @@ filled by the large gradients of its active life would shrink its latent updates
 the time since it last appeared or vanished. Keeping the state is available for the released
 code's semantics.
 
-:class:`LearningRateSchedule` gives the learning rate of each training batch: constant, or a cosine
-decay from the base rate to a minimum over the whole run (the released SD-SNN code trains with a
-cosine schedule). It is a pure function of the batch index, so a resumed run follows the same
+:class:`LearningRateSchedule` gives the learning rate of each training batch: constant, a cosine
+decay from the base rate to a minimum over the whole run (the released CIFAR-10 SD-SNN script), or
+a step decay by a factor every so many epochs (the released MNIST, N-MNIST and DVS-Gesture
+scripts: x0.1 every 40 epochs). It is a pure function of the batch index, so a resumed run follows the same
 schedule as an uninterrupted one.
 """
 
@@ -44,7 +45,7 @@ import numpy as np
 
 __all__ = ["Adam", "LearningRateSchedule", "LR_SCHEDULES"]
 
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "step")
 
 
 @dataclass
@@ -235,7 +236,13 @@ class LearningRateSchedule:
         lr(b) = minimum + (base - minimum) * (1 + cos(pi * b / total_batches)) / 2
 
     for ``b = 0 .. total_batches - 1`` (the batches already done), from ``base`` at the first batch
-    down towards ``minimum`` at the last.
+    down towards ``minimum`` at the last. ``step``::
+
+        lr(b) = base * decay_factor ** floor(e / decay_epochs),   e = floor(b / batches_per_epoch)
+
+    (the epoch of batch ``b``, 0-based). The released scripts call their decay after epoch
+    ``e = 40, 80, ...`` (0-based) has trained, so their first decayed epoch is 41, one later than
+    here.
 
     Parameters
     ----------
@@ -246,12 +253,21 @@ class LearningRateSchedule:
         Learning rate the cosine decays to (0 <= minimum <= base; ignored by ``constant``).
     total_batches : int
         Training batches of the whole run (>= 1).
+    decay_factor : float
+        ``step``: the rate is multiplied by it every ``decay_epochs`` epochs, in (0, 1].
+    decay_epochs : int
+        ``step``: epochs between two decays (>= 1).
+    batches_per_epoch : int
+        ``step``: training batches per epoch (>= 1).
     """
 
     kind: str = "constant"
     base: float = 1e-3
     minimum: float = 0.0
     total_batches: int = 1
+    decay_factor: float = 0.1
+    decay_epochs: int = 40
+    batches_per_epoch: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in LR_SCHEDULES:
@@ -266,6 +282,12 @@ class LearningRateSchedule:
         if isinstance(self.total_batches, bool) or not isinstance(self.total_batches, int) \
                 or self.total_batches < 1:
             raise ValueError(f"total_batches: expected an integer >= 1, got {self.total_batches!r}")
+        if not (isinstance(self.decay_factor, (int, float)) and not isinstance(self.decay_factor, bool)
+                and 0.0 < self.decay_factor <= 1.0):
+            raise ValueError(f"lr_decay_factor: expected a number in (0, 1], got {self.decay_factor!r}")
+        for name, value in (("lr_decay_epochs", self.decay_epochs), ("batches_per_epoch", self.batches_per_epoch)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
 
     def at(self, batch: int) -> float:
         """Learning rate of training batch ``batch`` (0-based: the number of batches already done)."""
@@ -273,5 +295,8 @@ class LearningRateSchedule:
             raise ValueError(f"LearningRateSchedule.at: expected an integer >= 0, got {batch!r}")
         if self.kind == "constant":
             return float(self.base)
+        if self.kind == "step":
+            epoch = int(batch) // self.batches_per_epoch
+            return float(self.base * self.decay_factor ** (epoch // self.decay_epochs))
         progress = min(int(batch), self.total_batches) / self.total_batches
         return float(self.minimum + (self.base - self.minimum) * 0.5 * (1.0 + math.cos(math.pi * progress)))
