@@ -13,7 +13,8 @@ A run folder (``sdsnn-bio run --output RUN``)::
         result.json       the model's result; written last, its presence marks the model finished
         checkpoint.npz    everything ``--resume`` needs, exact (float64, RNG states); removed after
                           the model finished unless ``--keep-checkpoints``
-        structure.npz     the final structure (float32, compressed), for analysis and figures
+        structure.npz     the final structure's anatomy (weights, masks, spine ranges; float32,
+                          compressed), for analysis and figures; counters are in the checkpoint
         rasters.npz       Brian2 spikes of a few test samples before and after (compressed)
         monitors.npz      the development monitors' recordings ([[monitor]] tables; exact values,
                           compressed), written before every checkpoint and at the end
@@ -28,7 +29,12 @@ A sweep folder (``sdsnn-bio sweep --output SWEEP``)::
 Sizes: the checkpoint stays float64 and uncompressed (resume must be bit-exact, and it is written
 every epoch, where compression would cost seconds each time); the files kept after a run are
 float32 where they are only read by people and figures, with the smallest integer type that holds
-the values, and compressed.
+the values, and compressed. For the main job's two 2312-800-10 models the structures take about
+7 MB (dense) + 20 MB (SD-SNN): measured with random weights and spine ranges of those shapes, half
+the synapses absent (random values compress worst).
+
+A run holds an ``flock`` on its folder (:func:`hold_run_folder`); a second run into it is refused,
+as is a rerun into an unfinished run without ``--resume`` or ``--overwrite`` (:func:`check_rerun`).
 
 Checkpoint schema (``checkpoint.npz``, format :data:`CHECKPOINT_FORMAT`): the arrays of
 :meth:`sdsnn_bio.structure.Structure.to_arrays` (prefix ``structure/``), the optimiser state
@@ -59,7 +65,7 @@ __all__ = [
     "write_checkpoint", "read_checkpoint", "save_structure", "load_structure", "save_rasters",
     "load_rasters", "load_results", "load_model_result", "remove_checkpoint",
     "remove_orphaned_temporaries", "RunFolderBusy", "hold_run_folder", "unfinished_checkpoints",
-    "check_rerun", "clear_run", "prepare_output_folder",
+    "check_rerun", "clear_run", "prepare_output_folder", "remove_if_empty", "STRUCTURE_SPINE_FIELDS",
 ]
 
 RESULTS = "results.json"
