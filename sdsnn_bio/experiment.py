@@ -582,6 +582,7 @@ def train_model(
         save(epoch_totals)
 
     training_seconds = time.perf_counter() - started
+    logger.info("%s: evaluating the final network on %d test recordings in Brian2", model, len(data.test))
     with _brian2_notice(config):
         evaluation = evaluate(network, structure, learner, data.test, data.test_labels,
                               config.simulation.evaluation_batch, progress, stop, checkpoint_path)
@@ -807,8 +808,12 @@ def run_experiment(
 def _run_models(config: ExperimentConfig, output_dir: Path, *, resume: bool, progress: bool,
                 data: PreparedData | None, keep_checkpoints: bool, brian_cache_dir, stop=None) -> dict:
     """The models of the run, one after the other, and ``results.json`` (the folder is held)."""
+    from .interrupt import RunInterrupted
+
     if data is None:
         data = prepare_data(config)
+        if stop is not None and stop.requested:
+            raise RunInterrupted("interrupted while loading the data; nothing was trained yet")
     logger.info("data: %s", data.description)
     models = []
     if config.development_enabled:

@@ -543,3 +543,19 @@ def test_brian2_compiling_is_announced(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert any("compiling the network's code (cython target)" in m for m in messages)
     assert any(m.startswith("Brian2: done in") for m in messages)
+
+
+def test_ctrl_c_while_loading_data_stops_before_training(tmp_path, tiny_data, monkeypatch):
+    import signal
+
+    from sdsnn_bio import experiment
+    from sdsnn_bio.interrupt import RunInterrupted
+
+    def loading(config):
+        os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C only requests a stop
+        return tiny_data
+
+    monkeypatch.setattr(experiment, "prepare_data", loading)
+    with pytest.raises(RunInterrupted, match="while loading the data; nothing was trained"):
+        run_experiment(tiny_config(tmp_path), progress=False)
+    assert not (tmp_path / "out").exists(), "nothing was written, no folder is left"
