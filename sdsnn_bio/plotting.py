@@ -41,6 +41,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -209,6 +210,15 @@ def _polarity_label(p: int, polarities: int) -> str:
 
 
 # ------------------------------------------------------------------------------- (a) spine dynamics
+def _feedforward_position(projection: str) -> tuple:
+    """Sort key putting projections in network order: input -> hidden_1 -> ... -> output."""
+    source = projection.partition("_to_")[0]
+    if source == "input":
+        return (0, 0, projection)
+    match = re.fullmatch(r"hidden_(\d+)", source)
+    return (1, int(match.group(1)), projection) if match else (2, 0, projection)
+
+
 def changed_spine_synapses(development_log: Sequence[dict], projection: str | None = None,
                            tolerance: float = 1e-9) -> tuple[str, list[int]]:
     """The projection and tracked synapses whose spine range changed over development.
@@ -233,7 +243,7 @@ def changed_spine_synapses(development_log: Sequence[dict], projection: str | No
     log = [rec for rec in _check_log(development_log) if rec.get("tracked_synapses")]
     if not log:
         raise ValueError("development_log: no record has 'tracked_synapses' (nothing to draw)")
-    names = _keys_in_order(log, "tracked_synapses")
+    names = sorted(_keys_in_order(log, "tracked_synapses"), key=_feedforward_position)
     if projection is not None and projection not in names:
         raise KeyError(f"projection {projection!r} has no tracked synapses; logged: {names}")
 

@@ -572,6 +572,10 @@ def test_spine_figure_defaults_to_the_synapses_whose_range_changed(log):
     for rec in flat_output:
         rec["tracked_synapses"] = dict(reversed(list(rec["tracked_synapses"].items())))
     assert plotting.changed_spine_synapses(flat_output) == ("input_to_hidden_1", [1, 4])
+    both = [dict(reversed(list(rec["tracked_synapses"].items()))) for rec in log]
+    both = [{**rec, "tracked_synapses": tracked} for rec, tracked in zip(log, both)]
+    assert plotting.changed_spine_synapses(both)[0] == "input_to_hidden_1", (
+        "both changed: network order (input -> hidden first), not the log's or alphabetical order")
     assert plotting.changed_spine_synapses(flat_output, "hidden_1_to_output") == (
         "hidden_1_to_output", list(range(N_TRACKED))), "nothing changed there: every tracked synapse"
     with pytest.raises(KeyError, match="'hidden_9_to_output' has no tracked synapses"):
