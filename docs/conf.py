@@ -53,3 +53,5 @@ sdsnn_gallery_execute = True
 html_theme = "alabaster"
 html_title = f"sdsnn_bio {release}"
 html_static_path: list[str] = []
+# The package's code is 100-110 columns wide: a wider page shows the examples' cells unwrapped.
+html_theme_options = {"page_width": "1280px", "body_max_width": "none", "sidebar_width": "230px"}

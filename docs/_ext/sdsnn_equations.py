@@ -45,7 +45,7 @@ def _unit(single) -> str:
     from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
 
     if single.var_type != "float":
-        return "-"
+        return "–"
     if single.dim is DIMENSIONLESS:
         return "1 (dimensionless)"
     return repr(get_unit(single.dim))
@@ -100,7 +100,7 @@ def _table(group) -> list[str]:
     rows = [("variable", "kind", "unit", "type", "flags")]
     for single in _equations(group).ordered:
         rows.append((f"``{single.varname}``", single.type, _unit(single), single.var_type,
-                     ", ".join(single.flags) or "-"))
+                     ", ".join(single.flags) or "–"))
     out = [".. list-table::", "   :header-rows: 1", ""]
     for row in rows:
         out.append(f"   * - {row[0]}")
