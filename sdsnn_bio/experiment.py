@@ -224,7 +224,7 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
             batch = InputBatch.from_samples(chunk, params.n_steps, params.n_input)
             kernel_predictions.append(learner.evaluate(batch))
             bar.update(len(chunk))
-            if stop is not None and stop.requested:
+            if stop is not None and stop.requested and start + len(chunk) < len(samples):
                 raise RunInterrupted(
                     f"interrupted during the Brian2 evaluation ({start + len(chunk)} of {len(samples)} "
                     "samples); training is finished and checkpointed, --resume only evaluates",
