@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 N_SACCADES = 3
 SACCADE_US = 100_000
 #: Defaults of the selection grids.
-LOGISTIC_C = (0.001, 0.003, 0.01, 0.03, 0.1)
+LOGISTIC_C = (0.001, 0.01, 0.1, 0.3, 1.0, 3.0)
 MLP_ALPHA = (1e-4, 1e-3, 1e-2)
 MLP_EPOCHS = 20
 MLP_HIDDEN = 800
@@ -122,7 +122,8 @@ def select_logistic(train, train_labels, validation, validation_labels, grid=LOG
     model : sklearn.linear_model.LogisticRegression
         The model with the highest validation accuracy (the smaller ``C`` on a tie).
     record : dict
-        ``validation_accuracy`` per ``C``, the chosen ``C`` and the fitting seconds.
+        ``validation_accuracy`` per ``C``, the chosen ``C``, whether it lies at an end of the grid
+        (then the grid should be widened), and the fitting seconds.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -135,6 +136,7 @@ def select_logistic(train, train_labels, validation, validation_labels, grid=LOG
         if best is None or scores[str(c)] > scores[str(best[0])]:
             best = (c, model)
     return best[1], {"validation_accuracy": scores, "chosen_C": best[0],
+                     "chosen_at_grid_edge": len(grid) > 1 and best[0] in (min(grid), max(grid)),
                      "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -147,7 +149,8 @@ def select_mlp(train, train_labels, validation, validation_labels, grid=MLP_ALPH
     model : sklearn.neural_network.MLPClassifier
         Weights of the best epoch of the best alpha (the earlier one on a tie).
     record : dict
-        Validation accuracy after every epoch for every alpha, the chosen alpha and epoch, seconds.
+        Validation accuracy after every epoch for every alpha, the chosen alpha and epoch, whether
+        either lies at the end of its range (widen the grid, or train longer), seconds.
     """
     import copy
     import warnings
@@ -171,6 +174,8 @@ def select_mlp(train, train_labels, validation, validation_labels, grid=MLP_ALPH
         curves[str(alpha)] = curve
         logger.info("MLP alpha=%g: validation accuracy by epoch %s", alpha, [round(a, 4) for a in curve])
     return best[3], {"validation_accuracy_by_epoch": curves, "chosen_alpha": best[1], "chosen_epoch": best[2],
+                     "chosen_at_grid_edge": len(grid) > 1 and best[1] in (min(grid), max(grid)),
+                     "chosen_at_last_epoch": best[2] == epochs,
                      "hidden_units": hidden, "seconds": round(time.perf_counter() - started, 1)}
 
 

@@ -69,10 +69,13 @@ def test_selection_on_validation_and_one_test(folder):
     scores = logistic["validation_accuracy"]
     assert set(scores) == {"0.01", "1.0"}
     assert scores[str(logistic["chosen_C"])] == max(scores.values())  # chosen on validation
+    assert logistic["chosen_at_grid_edge"] is True  # a two-value grid: any choice is at an end
     mlp = report["models"]["mlp"]
     curve = mlp["validation_accuracy_by_epoch"]["0.001"]
     assert len(curve) == 40 and mlp["validation_accuracy_chosen"] == max(curve)
     assert curve[mlp["chosen_epoch"] - 1] == max(curve)
+    assert mlp["chosen_at_grid_edge"] is False  # one alpha: no grid to widen
+    assert mlp["chosen_at_last_epoch"] == (mlp["chosen_epoch"] == 40)
     for record in (logistic, mlp):
         assert record["test_accuracy"] > 0.8  # the stroke row is learnable (chance: 0.1)
 
