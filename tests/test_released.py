@@ -247,6 +247,25 @@ def test_regrowth_follows_the_released_scripts(rng):
     assert regrown_total >= 3, "synapses must regrow to test anything"
 
 
+@pytest.mark.parametrize("semantics", ["package", "released"])
+def test_the_last_projection_is_clipped_unless_switched_off(rng, semantics):
+    """CIFAR-10 (constrain_last_projection = false) never clips fc2; the other scripts do."""
+    _, structure = network(rng)
+    for projection in structure.projections:
+        projection.weight[...] = 3.0 * projection.spine.upper  # every weight above its range
+    schedule = Schedule(constraint_warmup_steps=0, pruning=False, regeneration=False,
+                        spine_plasticity=False).resolve(K, 0)
+    for last_too in (True, False):
+        params = DevelopmentParameters(semantics=semantics, consecutive_steps=K,
+                                       constrain_last_projection=last_too)
+        state = replace(DevelopmentState.initial(structure, params), step=1)
+        new, record, _ = develop_structure(structure, schedule.actions(1), params, state)
+        first, last = new.projections
+        assert np.array_equal(first.weight, first.spine.upper), "the first projection is clipped"
+        clipped = np.array_equal(last.weight, last.spine.upper)
+        assert clipped == last_too and (last_too or np.array_equal(last.weight, 3.0 * last.spine.upper))
+
+
 def test_trophic_ratio_counts_neurons_with_enough_incoming_synapses(rng):
     """Released: p += gain exp(-x) * (neurons with at least 20 incoming synapses) / n_out, so a
     pruned neuron with a few regrown synapses (alive here) still counts as pruned."""
@@ -332,6 +351,7 @@ def test_released_presets_are_valid_and_carry_each_scripts_constants(
             development.output_trophic_floor, development.output_trophic_floor_after_steps) == (gain, 1.0, floor, 23)
     assert learning.loss == "rate_mse" and not learning.masked_forward and learning.optimizer_reset == "keep"
     assert development.trophic_min_synapses == (50 if name == "released_cifar10" else 20)
+    assert development.constrain_last_projection == (name != "released_cifar10"), "CIFAR-10 never clips fc2"
     assert config.network.v_threshold == 0.5
     lines = (PRESETS / f"{name}.toml").read_text(encoding="utf-8").splitlines()
     comments = " ".join(line.lstrip("# ") for line in lines if line.startswith("#"))

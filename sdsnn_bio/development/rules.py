@@ -146,6 +146,10 @@ class DevelopmentParameters:
         (released code: pruned weights are zeroed), so that regrowing them (and reviving the neuron)
         needs evidence gathered after the pruning. Without it, a pruned neuron's large incoming
         weights beat the regeneration percentile at once and the neuron is revived N + 1 steps later.
+    constrain_last_projection : bool
+        Whether the synaptic constraint clips the weights of the projection into the output layer
+        too (default; released MNIST, N-MNIST and DVS-Gesture scripts). The released CIFAR-10
+        script never clips it.
     trophic_min_synapses : int or None
         Who counts as alive in the neurotrophic ratio ``alive_l / alive_{l+1}`` (hidden layers):
         None (default), the neurons with ``alive = True``; an integer n, the neurons holding at
@@ -181,6 +185,7 @@ class DevelopmentParameters:
     revive_neurons: bool = True
     revival_min_synapses: int = 50
     reset_pruned_input_weights: bool = True
+    constrain_last_projection: bool = True
     trophic_min_synapses: int | None = None
     semantics: str = "package"
 
@@ -222,7 +227,7 @@ class DevelopmentParameters:
             not _is_integer(self.regrowth_consecutive_steps) or self.regrowth_consecutive_steps < 0
         ):
             fail("regrowth_consecutive_steps", "an integer >= 0 or None (= consecutive_steps)")
-        for name in ("revive_neurons", "reset_pruned_input_weights"):
+        for name in ("revive_neurons", "reset_pruned_input_weights", "constrain_last_projection"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "true or false")
         if self.trophic_min_synapses is not None and (
@@ -862,15 +867,16 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
             counts[projection.name]["spines_shrunk"] = int(events.shrunk.size)
             candidates[projection.name] = events.clip_candidates
     on_bound, has_nan = {}, {}
+    constrained = new.projections if params.constrain_last_projection else new.projections[:-1]
     if actions.constrain and released:  # the whole weight tensor, latent weights included
-        for projection in new.projections:
+        for projection in constrained:
             clipped = np.clip(projection.weight, projection.spine.lower, projection.spine.upper)
             changed = clipped != projection.weight
             counts[projection.name]["weights_clipped"] = int(np.count_nonzero(changed))
             if changed.any():
                 np.copyto(cow.own(projection, "weight"), clipped, where=changed)
     elif actions.constrain:
-        for projection in new.projections:
+        for projection in constrained:
             index = candidates[projection.name]
             has_nan[projection.name] = _any_nan(projection.weight)
             if index is None or has_nan[projection.name]:  # a NaN sits at no edge: test every synapse
@@ -969,7 +975,7 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
             )
 
     if actions.constrain and actions.regenerate and not released:  # clip the synapses regrown now
-        for projection in new.projections:
+        for projection in constrained:
             grown = projection.exists & ~before[projection.name]
             if not grown.any():
                 continue
