@@ -96,5 +96,7 @@ def test_info_prints_the_full_configuration_in_force_with_defaults(tmp_path, cap
     development = shown["development"]
     assert development["consecutive_steps"] == 18, "K is shown though the file does not set it"
     assert development["pruning_warmup_steps"] == 36 and development["constraint_warmup_steps"] == 18
-    assert shown["learning"]["augment_max_shift"] == 0 and shown["figures"]["spine_projection"] == ""
+    assert shown["learning"]["surrogate"] == "fast_sigmoid" and shown["figures"]["spine_projection"] == "", (
+        "defaults the file does not set are shown")
+    assert shown["learning"]["augment_max_shift"] == 2, "the file's own setting"
     assert "derived from development.consecutive_steps (K): development.constraint_warmup_steps" in out
