@@ -8,7 +8,7 @@ before ``sdsnn_bio.data.binned``), for comparison. Run each storage in its own p
 per process.
 
     python benchmarks/data_memory.py /work/data/mnist-emulated
-    python benchmarks/data_memory.py /work/data/mnist-emulated --storage lists
+    python benchmarks/data_memory.py /work/data/mnist-emulated --storage lists --set "network.dt=1 ms" --set network.n_steps=300
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ def main() -> None:
     parser.add_argument("root", help="N-MNIST folder (Train/ and Test/)")
     parser.add_argument("--config", default="examples/configs/embedded.toml")
     parser.add_argument("--storage", choices=("compact", "lists"), default="compact")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help='configuration override, e.g. --set "network.dt=1 ms" --set network.n_steps=300')
     args = parser.parse_args()
 
     from sdsnn_bio.config import load_config
 
-    config = load_config(args.config).replace("data", root=args.root)
+    config = load_config(args.config).with_overrides(args.overrides).replace("data", root=args.root)
     params = config.network_parameters()
     started = time.perf_counter()
     baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -54,6 +56,8 @@ def main() -> None:
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
         "root": str(Path(args.root)),
+        "dt": str(params.dt),
+        "n_steps": params.n_steps,
         "storage": args.storage,
         "recordings": n_recordings,
         "spikes": n_spikes,
