@@ -124,15 +124,21 @@ def _dt_microseconds(dt) -> float:
     return microseconds
 
 
-def _bin(events, dt, n_steps: int, sensor_size):
+def _check_events_and_steps(events, sensor_size, n_steps) -> tuple[int, int, int]:
+    """Validate the sensor size, ``n_steps`` and the events (ValueError naming what is wrong)."""
     sensor_size = _check_sensor_size(sensor_size)
-    dt_us = _dt_microseconds(dt)
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"n_steps: expected a positive integer, got {n_steps!r}")
     try:
         check_events(events, sensor_size, name="events")
     except DataError as error:
         raise ValueError(str(error)) from None
+    return sensor_size
+
+
+def _bin(events, dt, n_steps: int, sensor_size):
+    sensor_size = _check_events_and_steps(events, sensor_size, n_steps)
+    dt_us = _dt_microseconds(dt)
     t = np.asarray(events["t"])
     if not (np.issubdtype(t.dtype, np.integer) or np.issubdtype(t.dtype, np.floating)):
         raise ValueError(f"events: expected numeric timestamps t (microseconds), got dtype {t.dtype}")
@@ -226,13 +232,7 @@ def encode_frames(events, *, shape, dt, n_steps: int, rng=None) -> tuple[np.ndar
     """
     from tonic.transforms import ToFrame
 
-    sensor_size = _check_sensor_size(shape)
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps: expected a positive integer, got {n_steps!r}")
-    try:
-        check_events(events, sensor_size, name="events")
-    except DataError as error:
-        raise ValueError(str(error)) from None
+    sensor_size = _check_events_and_steps(events, shape, n_steps)
     if len(events) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     frames = ToFrame(sensor_size=sensor_size, n_time_bins=int(n_steps))(events.copy())  # (T, P, H, W)
