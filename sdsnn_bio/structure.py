@@ -14,6 +14,14 @@ from. Every projection holds *all potential synapses* between its two population
 
 A population carries an ``alive`` mask (section 2: pruned neurons stop spiking). Structures are
 saved to and loaded from ``.npz`` files written atomically (temporary file + rename).
+
+Convolutional networks (:mod:`sdsnn_bio.geometry`): a projection with a ``geometry`` holds its
+*parameters* (kernel elements, or the weights of a fully-connected layer fed by channels) in the
+same 2-D arrays, each shared by many synapses; its spine state is per kernel weight. A population
+with a ``shape`` ``(channels, height, width)`` is pruned per channel: its ``alive`` mask has one
+entry per channel, and a pruned channel silences all its positions (:attr:`Population.neuron_alive`).
+The development rules address *units* (a neuron, or a channel) and parameter rows
+(:meth:`Structure.row_units`).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import atomic_open
+from .geometry import Geometry
 
 __all__ = [
     "SpineState",
@@ -132,6 +141,11 @@ class Projection:
         Which synapses are present.
     spine : SpineState
         Dendritic-spine state of every potential synapse.
+    geometry : Geometry or None
+        None: one weight per synapse (fully connected, ``weight[i, j]`` is the synapse ``i -> j``).
+        Otherwise the arrays hold shared parameters of shape ``geometry.parameter_shape`` (a
+        convolution's kernel elements, or a dense layer fed by channels, with average pooling
+        folded in), and ``geometry.synapses()`` lists the synapses.
     """
 
     name: str
@@ -140,6 +154,7 @@ class Projection:
     weight: np.ndarray
     exists: np.ndarray
     spine: SpineState
+    geometry: Geometry | None = None
 
     def __post_init__(self) -> None:
         self.weight = np.asarray(self.weight, dtype=np.float64)
@@ -160,10 +175,27 @@ class Projection:
                     f"Projection {self.name!r}: spine.{name} has shape "
                     f"{getattr(self.spine, name).shape}, expected {self.weight.shape}"
                 )
+        if self.geometry is not None:
+            if not isinstance(self.geometry, Geometry):
+                raise ValueError(
+                    f"Projection {self.name!r}: geometry must be a sdsnn_bio.geometry.Geometry or "
+                    f"None, got {type(self.geometry).__name__}"
+                )
+            if self.weight.shape != self.geometry.parameter_shape:
+                raise ValueError(
+                    f"Projection {self.name!r}: a {self.geometry.kind} geometry has parameters of shape "
+                    f"{self.geometry.parameter_shape}, got weight of shape {self.weight.shape}"
+                )
 
     @property
     def shape(self) -> tuple[int, int]:
+        """Shape of the parameter arrays: ``(n_source, n_target)`` without geometry."""
         return self.weight.shape  # type: ignore[return-value]
+
+    @property
+    def shared(self) -> bool:
+        """True if parameters are shared by synapses (the projection has a geometry)."""
+        return self.geometry is not None
 
     @property
     def n_synapses(self) -> int:
@@ -192,7 +224,7 @@ class Projection:
     def copy(self) -> "Projection":
         return Projection(
             self.name, self.source, self.target, self.weight.copy(), self.exists.copy(),
-            self.spine.copy(),
+            self.spine.copy(), self.geometry,
         )
 
 
@@ -206,27 +238,59 @@ class Population:
         Unique name, also the name of the Brian2 group (``"input"``, ``"hidden_1"``, ``"output"``).
     size : int
         Number of neurons.
-    alive : ndarray of bool, shape (size,)
-        False for pruned neurons (they emit no spike and have no synapses).
+    alive : ndarray of bool, shape (n_units,)
+        False for pruned units (they emit no spike and have no synapses). A unit is a neuron, or a
+        channel when the population has a ``shape``.
+    shape : tuple of int or None
+        ``(channels, height, width)`` of a convolutional population (neurons numbered
+        channel-major), None for a layer of independent neurons.
     """
 
     name: str
     size: int
     alive: np.ndarray = field(default=None)  # type: ignore[assignment]
+    shape: tuple | None = None
 
     def __post_init__(self) -> None:
+        if self.shape is not None:
+            self.shape = tuple(int(v) for v in self.shape)
+            if len(self.shape) != 3 or min(self.shape) < 1 or int(np.prod(self.shape)) != self.size:
+                raise ValueError(
+                    f"Population {self.name!r}: shape must be (channels, height, width) with "
+                    f"{self.size} neurons in all, got {self.shape}"
+                )
         if self.alive is None:
-            self.alive = np.ones(self.size, dtype=bool)
+            self.alive = np.ones(self.n_units, dtype=bool)
         self.alive = np.asarray(self.alive, dtype=bool)
-        if self.alive.shape != (self.size,):
+        if self.alive.shape != (self.n_units,):
             raise ValueError(
                 f"Population {self.name!r}: alive has shape {self.alive.shape}, "
-                f"expected ({self.size},)"
+                f"expected ({self.n_units},) ({'channels' if self.shape else 'neurons'})"
             )
 
     @property
+    def n_units(self) -> int:
+        """Units that development ranks and prunes: channels, or neurons."""
+        return self.shape[0] if self.shape is not None else self.size
+
+    @property
     def n_alive(self) -> int:
+        """Alive units (neurons, or channels of a convolutional population)."""
         return int(np.count_nonzero(self.alive))
+
+    @property
+    def neuron_alive(self) -> np.ndarray:
+        """``alive`` of every neuron, shape (size,): a channel's value repeated over its positions."""
+        if self.shape is None:
+            return self.alive
+        return np.repeat(self.alive, self.size // self.n_units)
+
+    @property
+    def n_neurons_alive(self) -> int:
+        return self.n_alive * (self.size // self.n_units)
+
+    def copy(self) -> "Population":
+        return Population(self.name, self.size, self.alive.copy(), self.shape)
 
 
 @dataclass
@@ -247,7 +311,17 @@ class Structure:
         if len(set(names)) != len(names):
             raise ValueError(f"Structure: names must be unique, got {names}")
         sizes = {p.name: p.size for p in self.populations}
+        by_name = {p.name: p for p in self.populations}
         for proj in self.projections:
+            if proj.geometry is not None:
+                self._check_geometry(proj, by_name)
+                continue
+            for end in (proj.source, proj.target):
+                if end in by_name and by_name[end].shape is not None:
+                    raise ValueError(
+                        f"Projection {proj.name!r}: population {end!r} has channels "
+                        f"{by_name[end].shape}; a projection from or into it needs a geometry"
+                    )
             for end, expected in ((proj.source, proj.shape[0]), (proj.target, proj.shape[1])):
                 if end not in sizes:
                     raise ValueError(
@@ -259,6 +333,35 @@ class Structure:
                         f"Projection {proj.name!r}: population {end!r} has {sizes[end]} neurons "
                         f"but the weight matrix has {expected} along that axis"
                     )
+
+    @staticmethod
+    def _check_geometry(proj: Projection, by_name: dict) -> None:
+        geometry = proj.geometry
+        for end in (proj.source, proj.target):
+            if end not in by_name:
+                raise ValueError(
+                    f"Projection {proj.name!r} refers to unknown population {end!r}; "
+                    f"known: {sorted(by_name)}"
+                )
+        source, target = by_name[proj.source], by_name[proj.target]
+        if source.shape != geometry.source_shape:
+            raise ValueError(
+                f"Projection {proj.name!r}: its geometry reads a source of shape "
+                f"{geometry.source_shape}, population {source.name!r} has shape {source.shape}"
+            )
+        expected = geometry.target_shape if geometry.kind == "convolution" else None
+        if target.shape != expected or target.size != geometry.n_target:
+            raise ValueError(
+                f"Projection {proj.name!r}: its {geometry.kind} geometry produces "
+                f"{geometry.n_target} neurons of shape {geometry.target_shape}, population "
+                f"{target.name!r} has {target.size} neurons of shape {target.shape}"
+            )
+
+    def row_units(self, projection: Projection) -> np.ndarray:
+        """Unit of the source population (neuron or channel) read by each parameter row."""
+        if projection.geometry is not None:
+            return projection.geometry.row_channel()
+        return np.arange(projection.shape[0])
 
     # ------------------------------------------------------------------ lookup
     def population(self, name: str) -> Population:
@@ -294,7 +397,7 @@ class Structure:
 
     def copy(self) -> "Structure":
         return Structure(
-            tuple(Population(p.name, p.size, p.alive.copy()) for p in self.populations),
+            tuple(p.copy() for p in self.populations),
             tuple(p.copy() for p in self.projections),
         )
 
@@ -310,8 +413,10 @@ class Structure:
                 }
                 for p in self.projections
             },
-            "neurons_alive": {p.name: p.n_alive for p in self.populations},
+            "neurons_alive": {p.name: p.n_neurons_alive for p in self.populations},
             "neurons": {p.name: p.size for p in self.populations},
+            **({"channels_alive": {p.name: p.n_alive for p in self.populations if p.shape}}
+               if any(p.shape for p in self.populations) else {}),
         }
 
     # ------------------------------------------------------------------ persistence
@@ -325,10 +430,14 @@ class Structure:
         }
         for pop in self.populations:
             arrays[f"{prefix}/population/{pop.name}/alive"] = pop.alive
+            if pop.shape is not None:
+                arrays[f"{prefix}/population/{pop.name}/shape"] = np.array(pop.shape, dtype=np.int64)
         for proj in self.projections:
             base = f"{prefix}/projection/{proj.name}"
             arrays[f"{base}/weight"] = proj.weight
             arrays[f"{base}/exists"] = proj.exists
+            if proj.geometry is not None:
+                arrays[f"{base}/geometry"] = proj.geometry.to_array()
             for name in SPINE_FIELDS:
                 arrays[f"{base}/spine/{name}"] = getattr(proj.spine, name)
         return arrays
@@ -336,12 +445,20 @@ class Structure:
     @classmethod
     def from_arrays(cls, arrays, prefix: str = "structure", source: str = "arrays") -> "Structure":
         """Inverse of :meth:`to_arrays`; ``source`` names the file in error messages."""
+        keys = set(arrays.keys()) if hasattr(arrays, "keys") else set(arrays.files)
+
+        def optional(key: str):
+            return np.array(arrays[key]) if key in keys else None
+
         try:
-            populations = tuple(
-                Population(str(name), int(arrays[f"{prefix}/population/{name}/alive"].size),
-                           arrays[f"{prefix}/population/{name}/alive"])
-                for name in arrays[f"{prefix}/populations"]
-            )
+            populations = []
+            for name in arrays[f"{prefix}/populations"]:
+                alive = np.array(arrays[f"{prefix}/population/{name}/alive"])
+                shape = optional(f"{prefix}/population/{name}/shape")
+                size = alive.size if shape is None else int(np.prod(shape))
+                populations.append(Population(str(name), int(size), alive,
+                                              None if shape is None else tuple(shape.tolist())))
+            populations = tuple(populations)
             projections = []
             for name, src, tgt in arrays[f"{prefix}/projections"]:
                 base = f"{prefix}/projection/{name}"
@@ -349,9 +466,11 @@ class Structure:
                     field_name: np.array(arrays[f"{base}/spine/{field_name}"])
                     for field_name in SPINE_FIELDS
                 })
+                geometry = optional(f"{base}/geometry")
                 projections.append(Projection(
                     str(name), str(src), str(tgt), np.array(arrays[f"{base}/weight"]),
                     np.array(arrays[f"{base}/exists"]), spine,
+                    None if geometry is None else Geometry.from_array(geometry),
                 ))
         except KeyError as err:
             raise ValueError(

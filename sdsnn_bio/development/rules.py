@@ -650,7 +650,7 @@ class DevelopmentState:
         return cls(
             step=0,
             pruning_rates={p.name: float(params.initial_pruning_rate) for p in hidden},
-            protected={p.name: np.zeros(p.size, dtype=bool) for p in hidden},
+            protected={p.name: np.zeros(p.n_units, dtype=bool) for p in hidden},
         )
 
     def to_dict(self) -> dict:
@@ -741,10 +741,10 @@ class _CopyOnWrite:
 
 def _shallow_copy(structure: Structure) -> Structure:
     """New records around the same arrays (alive and exists masks copied: they are small)."""
-    populations = tuple(Population(p.name, p.size, p.alive.copy()) for p in structure.populations)
+    populations = tuple(p.copy() for p in structure.populations)
     projections = tuple(
         Projection(p.name, p.source, p.target, p.weight, p.exists.copy(),
-                   SpineState(**{n: getattr(p.spine, n) for n in SPINE_FIELDS}))
+                   SpineState(**{n: getattr(p.spine, n) for n in SPINE_FIELDS}), p.geometry)
         for p in structure.projections
     )
     return Structure(populations, projections)
@@ -831,7 +831,7 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
     before = {p.name: p.exists for p in structure.projections}
     alive_before = {p.name: p.alive for p in structure.populations}
     hidden = [p.name for p in new.hidden_populations]
-    protected = {name: np.asarray(state.protected.get(name, np.zeros(new.population(name).size, bool)),
+    protected = {name: np.asarray(state.protected.get(name, np.zeros(new.population(name).n_units, bool)),
                                   dtype=bool).copy() for name in hidden}
     rates = dict(state.pruning_rates)
     for name in hidden:
@@ -890,7 +890,8 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
         regeneration_started = s if regeneration_started is None else regeneration_started
         q = regeneration_percentile(s - regeneration_started, params)
         for projection in new.projections:
-            source_alive = new.population(projection.source).alive
+            # A parameter row is alive with the source unit (neuron or channel) it reads.
+            source_alive = new.population(projection.source).alive[new.row_units(projection)]
             target_alive = new.population(projection.target).alive
             eligible = source_alive[:, None]
             if not params.revive_neurons:
@@ -928,7 +929,8 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
                 protected[name] |= revived
                 outgoing = new.projection_from(name)
                 target_alive = new.population(outgoing.target).alive
-                restored = np.ix_(np.flatnonzero(revived), np.flatnonzero(target_alive))
+                rows = np.flatnonzero(revived[new.row_units(outgoing)])
+                restored = np.ix_(rows, np.flatnonzero(target_alive))
                 outgoing.exists[restored] = True
                 cow.forget_streaks(outgoing.spine, restored)
 
@@ -939,8 +941,9 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
         pruning_started = s if pruning_started is None else pruning_started
         for name in hidden:
             population = new.population(name)
-            wanted = min(int(math.floor(rates[name] * population.size + 1e-9)), population.size - 1)
-            if population.size - population.n_alive >= wanted:
+            units = population.n_units  # neurons, or channels (all positions pruned together)
+            wanted = min(int(math.floor(rates[name] * units + 1e-9)), units - 1)
+            if units - population.n_alive >= wanted:
                 continue  # the pruned neurons fill the pruning set: no need to rank the layer
             incoming = new.projection_into(name)
             importance[name] = neuron_importance(incoming.spine, incoming.exists, over_all=released)
@@ -956,8 +959,9 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
             cow.forget_streaks(incoming.spine, np.s_[:, chosen])
             if not released:  # released: a pruned neuron loses its input only
                 outgoing = new.projection_from(name)
-                outgoing.exists[chosen, :] = False
-                cow.forget_streaks(outgoing.spine, np.s_[chosen, :])
+                rows = np.flatnonzero(np.isin(new.row_units(outgoing), chosen))
+                outgoing.exists[rows, :] = False
+                cow.forget_streaks(outgoing.spine, np.s_[rows, :])
         if released:  # every pruning step re-zeroes the weights of all absent synapses
             for projection in new.projections:
                 if not projection.exists.all():

@@ -148,9 +148,9 @@ class StructuralScheduler:
         """
         for projection in self.structure.projections:
             state = self.network.read_synapse_state(projection.name)
-            i, j = state["i"], state["j"]
+            index = state["parameter_index"]  # synapses sharing a kernel element agree
             for name in SPINE_FIELDS:
-                getattr(projection.spine, name)[i, j] = state[name]
+                np.put(getattr(projection.spine, name), index, state[name])
 
     def _write_to_network(self, changed: dict[str, bool]) -> list[str]:
         """Bring the Brian2 network in line with the structure; returns the rebuilt projections.

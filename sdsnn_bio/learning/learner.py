@@ -27,6 +27,13 @@ weight gradients during BPTT and runs Adam in one pass, so no ``(T, B, N)`` curr
 temporary is built for the first layer. Both give the same spikes and potentials bit for bit; the
 gradients agree to rounding (BLAS sums in another order) and Adam bit for bit (tested). ``"auto"``
 picks Numba when it is installed.
+
+Shared parameters (convolution, or a dense layer fed by channels, average pooling folded in;
+:mod:`sdsnn_bio.geometry`): the currents of such a projection are ``geometry.forward`` of the
+presynaptic spikes and its gradient, ``geometry.backward``, is the sum over the synapses that
+share each parameter (tested against finite differences and against the gradient of the unrolled
+one-weight-per-synapse network). A structure with such a projection runs on the NumPy backend
+(``"auto"`` picks it; ``"numba"`` is refused: the fused kernels are fully connected).
 """
 
 from __future__ import annotations
@@ -240,7 +247,13 @@ class Learner:
             raise ValueError(f"learning.backend: expected one of {list(BACKENDS)}, got {backend!r}")
         if backend == "numba" and not numba_available():
             raise ValueError("learning.backend: 'numba' requested but Numba is not installed")
-        self.backend = "numba" if backend == "auto" and numba_available() else (
+        shared = [p.name for p in structure.projections if p.geometry is not None]
+        if shared and backend == "numba":
+            raise ValueError(
+                f"learning.backend: 'numba' has no kernels for shared (convolutional) projections "
+                f"{shared}; use 'numpy' or 'auto'"
+            )
+        self.backend = "numba" if backend == "auto" and numba_available() and not shared else (
             "numpy" if backend == "auto" else backend
         )
         self.structure = structure
@@ -266,8 +279,9 @@ class Learner:
         return projection.effective_weight()
 
     def _alive(self, name: str) -> np.ndarray:
-        """Neurons that may fire: the population's ``alive`` (all with ``masked_forward = False``)."""
-        alive = self.structure.population(name).alive
+        """Neurons that may fire: the population's ``alive`` per neuron (all with
+        ``masked_forward = False``)."""
+        alive = self.structure.population(name).neuron_alive
         return alive if self.params.masked_forward else np.ones(alive.shape, dtype=bool)
 
     def _currents(self, presynaptic, weight: np.ndarray, n_steps: int, n_samples: int) -> np.ndarray:
@@ -318,13 +332,25 @@ class Learner:
         self.workers.map(block, n_samples, _FORWARD_BLOCKS_PER_THREAD)
         return LayerTrace(potential, spikes, not_refractory if refractory else None, counts)
 
+    @staticmethod
+    def _dense_spikes(batch: InputBatch, presynaptic) -> np.ndarray:
+        """Presynaptic spikes as a float (T*B, n_source) array."""
+        if presynaptic is None:
+            return batch.matrix.toarray()
+        return presynaptic.reshape(batch.n_steps * batch.n_samples, -1).astype(np.float64)
+
     def _run(self, batch: InputBatch, recorded: dict | None) -> ForwardPass:
         traces = {}
         presynaptic = None  # the input layer: batch.matrix
         for name in self.order:
-            weight = self._effective_weight(self.structure.projection_into(name))
+            projection = self.structure.projection_into(name)
+            weight = self._effective_weight(projection)
             given = None if recorded is None else recorded[name]
-            if self.backend == "numba":
+            if projection.geometry is not None:
+                currents = projection.geometry.forward(self._dense_spikes(batch, presynaptic), weight)
+                trace = integrate_layer(currents.reshape(batch.n_steps, batch.n_samples, -1),
+                                        self.dynamics[name], self._alive(name), given)
+            elif self.backend == "numba":
                 trace = self._integrate_fused(batch, presynaptic, weight, name, given)
             else:
                 currents = self._currents(
@@ -376,7 +402,8 @@ class Learner:
         if not self.params.masked_forward or not source_dead.any():
             return self._effective_weight(projection)
         weight = projection.effective_weight()
-        weight[source_dead] = projection.weight[source_dead]
+        rows = source_dead[self.structure.row_units(projection)]  # parameter rows of dead units
+        weight[rows] = projection.weight[rows]
         return weight
 
     def gradients(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray):
@@ -394,6 +421,17 @@ class Learner:
             )
             projection = self.structure.projection_into(name)
             flat_grad = grad_currents.reshape(n_steps * n_samples, -1)
+            if projection.geometry is not None:
+                source = None if index == 0 else forward.traces[self.order[index - 1]].spikes
+                grads[projection.name], grad_source = projection.geometry.backward(
+                    self._dense_spikes(batch, source), flat_grad, self._backprop_weight(projection),
+                    need_input=index > 0,
+                )
+                if index == 0:
+                    break
+                grad_spikes = grad_source.reshape(n_steps, n_samples, -1)
+                grad_potential = None
+                continue
             if index == 0:
                 grads[projection.name] = self.workers.sparse_matmul(batch.transposed, flat_grad)
                 break

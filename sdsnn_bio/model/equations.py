@@ -23,6 +23,7 @@ from brian2 import Equations
 __all__ = [
     "lif_equations",
     "synapse_equations",
+    "shared_synapse_equations",
     "ON_PRE",
     "THRESHOLD",
     "RESET",
@@ -85,5 +86,20 @@ def synapse_equations() -> Equations:
         shrink_streak : integer  # consecutive development steps with |w| decreasing
         previous_abs_weight : 1  # |w| at the previous development step
         regrowth_streak : integer  # steps a pruned synapse's latent weight beat the regrowth percentile
+        """
+    )
+
+
+def shared_synapse_equations() -> Equations:
+    """Synapse of a projection with shared parameters (convolution, pooling folded in).
+
+    :func:`synapse_equations` plus the kernel element the synapse shares with others; ``w``,
+    the spine range and the streaks are gathered from that element (``w`` times the pooling
+    factor), so every synapse of a kernel element holds the same values.
+    """
+    return synapse_equations() + Equations(
+        """
+        kernel_index : integer (constant)  # flat index of the shared kernel element (parameter row * columns + column)
+        pooling_factor : 1 (constant)  # 1 / pool**2: average pooling of the presynaptic spikes, folded in
         """
     )

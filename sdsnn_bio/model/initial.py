@@ -1,4 +1,4 @@
-"""Initial structure of a dense network: every potential synapse exists, all neurons alive."""
+"""Initial structure: every potential synapse (or kernel element) exists, all neurons alive."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def initial_structure(params: NetworkParameters, rng: np.random.Generator) -> St
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+    if params.layers:
+        return _layered_structure(params, rng)
     names = params.population_names
     sizes = params.population_sizes
     populations = tuple(Population(name, size) for name, size in zip(names, sizes))
@@ -40,3 +42,26 @@ def initial_structure(params: NetworkParameters, rng: np.random.Generator) -> St
             np.ones((n_source, n_target), dtype=bool), SpineState.from_weights(weight),
         ))
     return Structure(populations, tuple(projections))
+
+
+def _layered_structure(params: NetworkParameters, rng: np.random.Generator) -> Structure:
+    """Structure of a network described by ``params.layers`` (convolutions, pooling folded in).
+
+    A shared projection's parameters have fan-in ``rows`` (``C_in * k * k`` kernel elements, or the
+    pooled inputs of a dense layer): ``N(0, (gain / sqrt(rows))**2)``.
+    """
+    architecture = params.architecture()
+    populations = [Population("input", architecture.n_input, shape=architecture.input_shape)]
+    projections = []
+    source = "input"
+    for spec in architecture.specs:
+        populations.append(Population(spec.name, spec.size, shape=spec.shape))
+        shape = spec.geometry.parameter_shape if spec.geometry is not None else (
+            populations[-2].size, spec.size)
+        weight = rng.normal(0.0, params.weight_init_gain / np.sqrt(shape[0]), size=shape)
+        projections.append(Projection(
+            f"{source}_to_{spec.name}", source, spec.name, weight, np.ones(shape, dtype=bool),
+            SpineState.from_weights(weight), spec.geometry,
+        ))
+        source = spec.name
+    return Structure(tuple(populations), tuple(projections))

@@ -6,6 +6,13 @@
 * ``hidden_1`` ... ``hidden_L`` and ``output``: LIF ``NeuronGroup`` objects (:func:`lif_equations`);
 * one ``Synapses`` object per projection, named like the projection (``input_to_hidden_1``), built
   from the projection's existing ``(i, j)`` pairs and carrying weight and spine state;
+* a projection with a geometry (convolution, or a dense layer fed by channels, average pooling
+  folded in: :mod:`sdsnn_bio.geometry`) is built with explicit ``i``/``j`` arrays from
+  ``geometry.synapses()``; each synapse carries ``kernel_index``, the flat index of its kernel
+  element in the projection's parameter arrays, and ``pooling_factor``. The shared weight is stored
+  once per kernel element in the structure and gathered to the synapses
+  (``w = pooling_factor * kernel_weight[kernel_index]``), spine state likewise. A kernel element
+  that does not exist removes all the synapses that share it;
 * a ``SpikeMonitor`` per neuron group (``<group>_spikes``) and, optionally, ``StateMonitor``s of the
   potential (``<group>_potential``) recorded after the state update and before the threshold, i.e.
   the potential the threshold is tested on.
@@ -49,6 +56,7 @@ from .equations import (
     SPINE_VARIABLES,
     THRESHOLD,
     lif_equations,
+    shared_synapse_equations,
     synapse_equations,
 )
 from .parameters import NetworkParameters
@@ -156,6 +164,8 @@ class SpikingNetwork:
         self._synapses: dict[str, Synapses] = {}
         self._synapse_pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._flat_index: dict[str, np.ndarray] = {}
+        self._factor: dict[str, float] = {}
+        self._positions = {p.name: p.size // p.n_units for p in structure.populations}
         self._built_exists: dict[str, np.ndarray] = {}
         self._spike_monitors: dict[str, SpikeMonitor] = {}
         self._potential_monitors: dict[str, StateMonitor] = {}
@@ -205,7 +215,7 @@ class SpikingNetwork:
             dt=self._dt,
             name=population.name,
         )
-        group.alive = population.alive
+        group.alive = population.neuron_alive
         group.run_regularly(
             SAMPLE_RESET, dt=self.params.window, when="start", name=f"{population.name}_sample_reset"
         )
@@ -213,34 +223,57 @@ class SpikingNetwork:
         return group
 
     def _make_synapses(self, projection: Projection) -> Synapses:
+        shared = projection.geometry is not None
         synapses = Synapses(
             self._groups[projection.source],
             self._groups[projection.target],
-            model=synapse_equations(),
+            model=shared_synapse_equations() if shared else synapse_equations(),
             on_pre=ON_PRE,
             dt=self._dt,
             namespace={},
             name=projection.name,
         )
-        i, j = projection.i, projection.j
-        synapses.connect(i=i, j=j)
+        if shared:
+            listed = projection.geometry.synapses()
+            present = projection.exists.ravel()[listed.parameter_index]
+            pre, post = listed.pre[present], listed.post[present]
+            synapses.connect(i=pre, j=post)
+            if not (np.array_equal(synapses.i[:], pre) and np.array_equal(synapses.j[:], post)):
+                raise RuntimeError(  # kernel_index is written in the order the pairs were given
+                    f"{projection.name}: Brian2 stored the synapses in another order than given"
+                )
+            synapses.kernel_index[:] = listed.parameter_index[present]
+            synapses.pooling_factor[:] = listed.factor
+            self._factor[projection.name] = listed.factor
+        else:
+            synapses.connect(i=projection.i, j=projection.j)
+            self._factor[projection.name] = 1.0
         self._synapses[projection.name] = synapses
         # Brian2 may store synapses in its own order: remember it to address variables.
         pre = np.asarray(synapses.i[:], dtype=np.int64)
         post = np.asarray(synapses.j[:], dtype=np.int64)
         self._synapse_pairs[projection.name] = (pre, post)
-        # Flat positions in the (n_source, n_target) arrays: one gather per variable, no 2-D indexing.
-        self._flat_index[projection.name] = pre * projection.shape[1] + post
+        # Flat positions in the parameter arrays: one gather per variable, no 2-D indexing.
+        if shared:
+            self._flat_index[projection.name] = np.asarray(synapses.kernel_index[:], dtype=np.int64)
+        else:
+            self._flat_index[projection.name] = pre * projection.shape[1] + post
         self._built_exists[projection.name] = projection.exists.copy()
         self._write_synapse_state(projection)
         return synapses
+
+    def _gathered_weights(self, projection: Projection) -> np.ndarray:
+        """Each synapse's weight: its parameter, times the pooling factor of shared projections."""
+        values = projection.weight.ravel()[self._flat_index[projection.name]]
+        factor = self._factor[projection.name]
+        return values if factor == 1.0 else values * factor
 
     def _write_synapse_state(self, projection: Projection) -> None:
         synapses = self._synapses[projection.name]
         flat = self._flat_index[projection.name]
         if flat.size == 0:
             return
-        synapses.w[:] = projection.weight.ravel()[flat]
+        synapses.w[:] = self._gathered_weights(projection)
         for field_name in SPINE_FIELDS:
             values = getattr(projection.spine, field_name).ravel()[flat]
             synapses.state(SPINE_VARIABLES[field_name])[:] = values
@@ -261,11 +294,15 @@ class SpikingNetwork:
     def read_synapse_state(self, projection: str) -> dict[str, np.ndarray]:
         """Current synaptic variables of ``projection``: ``i``, ``j``, ``w`` and the spine state.
 
-        Keys of the spine state follow :data:`sdsnn_bio.structure.SPINE_FIELDS`.
+        Keys of the spine state follow :data:`sdsnn_bio.structure.SPINE_FIELDS`; ``parameter_index``
+        is the flat index of each synapse's entry in the projection's parameter arrays
+        (``i * n_target + j`` for a fully-connected projection, ``kernel_index`` for a shared one,
+        whose ``w`` includes the pooling factor).
         """
         synapses = self._synapses[projection]
         i, j = self._synapse_pairs[projection]
-        state = {"i": i.copy(), "j": j.copy(), "w": np.array(synapses.w[:], dtype=np.float64)}
+        state = {"i": i.copy(), "j": j.copy(), "w": np.array(synapses.w[:], dtype=np.float64),
+                 "parameter_index": self._flat_index[projection].copy()}
         for field_name in SPINE_FIELDS:
             values = np.asarray(synapses.state(SPINE_VARIABLES[field_name])[:])
             state[field_name] = values.astype(np.int32 if field_name in _INTEGER_SPINE else np.float64)
@@ -307,11 +344,19 @@ class SpikingNetwork:
         """Write the weights of ``projection`` into its ``Synapses`` (connectivity as built)."""
         flat = self._flat_index[projection.name]
         if flat.size:
-            self._synapses[projection.name].w[:] = projection.weight.ravel()[flat]
+            self._synapses[projection.name].w[:] = self._gathered_weights(projection)
+
+    def _per_neuron(self, population: str, values: np.ndarray) -> np.ndarray:
+        """Per-unit values (one per channel of a convolutional population) spread to its neurons."""
+        values = np.asarray(values)
+        positions = self._positions[population]
+        if positions > 1 and values.shape == (self._sizes[population] // positions,):
+            return np.repeat(values, positions)
+        return values
 
     def set_alive(self, population: str, alive: np.ndarray) -> None:
-        """Silence (False) or keep (True) the neurons of ``population``."""
-        self._groups[population].alive[:] = np.asarray(alive, dtype=bool)
+        """Silence (False) or keep (True) the neurons (or channels) of ``population``."""
+        self._groups[population].alive[:] = self._per_neuron(population, np.asarray(alive, dtype=bool))
 
     def set_shared(self, population: str, **values: float) -> None:
         """Set shared per-layer variables (e.g. ``pruning_rate``, ``trophic_pressure``)."""
@@ -320,7 +365,8 @@ class SpikingNetwork:
             setattr(group, name, value)
 
     def set_importance(self, population: str, importance: np.ndarray) -> None:
-        self._groups[population].importance[:] = importance
+        """Importance per neuron (or per channel, copied to its neurons)."""
+        self._groups[population].importance[:] = self._per_neuron(population, importance)
 
     def load_structure(self, structure: Structure) -> list[str]:
         """Bring weights, spine state and alive masks in line with ``structure``.

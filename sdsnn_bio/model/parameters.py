@@ -114,6 +114,14 @@ class NetworkParameters:
         Neuron models of the hidden and output layers.
     weight_init_gain : float
         Initial weights are drawn from N(0, (gain / sqrt(fan_in))^2).
+    layers : tuple of str
+        Optional layer description of a convolutional network, e.g. ``("15C3", "AP2", "40C3",
+        "AP2", "300FC")`` (:mod:`sdsnn_bio.model.architecture`); empty (default): fully-connected
+        layers of ``hidden_sizes``. With layers, ``hidden_sizes`` must be the neurons of each LIF
+        layer: build with :meth:`from_layers`, which computes them.
+    input_shape : tuple of int or None
+        ``(channels, height, width)`` of the input, required with ``layers`` (``n_input`` is its
+        product).
     """
 
     n_input: int = 2312
@@ -124,9 +132,42 @@ class NetworkParameters:
     hidden: NeuronParameters = field(default_factory=NeuronParameters)
     output: NeuronParameters = field(default_factory=NeuronParameters)
     weight_init_gain: float = 4.0
+    layers: tuple = ()
+    input_shape: tuple | None = None
+
+    @classmethod
+    def from_layers(cls, layers, input_shape, n_output: int = 10, **kwargs) -> "NetworkParameters":
+        """Parameters of a network described by ``layers`` (sizes computed from the shapes).
+
+        Parameters
+        ----------
+        layers : sequence of str
+            Hidden layers, e.g. ``["15C3", "AP2", "40C3", "AP2", "300FC"]``.
+        input_shape : tuple of int
+            ``(channels, height, width)`` of the input.
+        n_output : int
+        **kwargs
+            The other fields (``dt``, ``n_steps``, ``hidden``, ...).
+        """
+        from .architecture import parse_layers
+
+        architecture = parse_layers(layers, input_shape, n_output)
+        return cls(n_input=architecture.n_input, hidden_sizes=architecture.hidden_sizes,
+                   n_output=n_output, layers=tuple(layers), input_shape=tuple(input_shape), **kwargs)
+
+    def architecture(self):
+        """The parsed :class:`~sdsnn_bio.model.architecture.Architecture` (None without layers)."""
+        if not self.layers:
+            return None
+        from .architecture import parse_layers
+
+        return parse_layers(self.layers, self.input_shape, self.n_output)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if self.input_shape is not None:
+            object.__setattr__(self, "input_shape", tuple(self.input_shape))
         for name in ("n_input", "n_output", "n_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -140,6 +181,15 @@ class NetworkParameters:
                 )
         check_time("NetworkParameters", "dt", self.dt)
         _check_number("NetworkParameters", "weight_init_gain", self.weight_init_gain, low=0.0)
+        if self.layers:
+            architecture = self.architecture()
+            if architecture.n_input != self.n_input or architecture.hidden_sizes != self.hidden_sizes:
+                raise ValueError(
+                    f"NetworkParameters: layers {list(self.layers)} on an input of shape "
+                    f"{self.input_shape} give n_input={architecture.n_input} and hidden_sizes="
+                    f"{architecture.hidden_sizes}, got n_input={self.n_input} and hidden_sizes="
+                    f"{self.hidden_sizes} (build with NetworkParameters.from_layers)"
+                )
 
     # ------------------------------------------------------------------ derived names
     @property

@@ -1,0 +1,342 @@
+"""Projection geometries: how a projection's shared weights map onto synapses (NumPy only).
+
+A fully-connected projection stores one weight per synapse: ``weight[i, j]`` is the synapse from
+neuron ``i`` to neuron ``j`` (no geometry, :class:`~sdsnn_bio.structure.Projection` with
+``geometry=None``). A projection with a :class:`Geometry` stores its *parameters* in the same 2-D
+arrays (weight, existence mask, spine state), but one parameter serves many synapses:
+
+``"convolution"``
+    Parameter array of shape ``(C_in * k * k, C_out)``: row ``(c_in * k + dy) * k + dx`` and column
+    ``c_out`` hold the kernel element ``K[c_out, c_in, dy, dx]`` (PyTorch's ``Conv2d`` weight,
+    transposed and flattened). With input ``x`` of shape ``(C_in, H, W)`` zero-padded by ``p`` and
+    stride 1, the postsynaptic current of neuron ``(c_out, y, x)`` is::
+
+        I[c_out, y, x] = sum over c_in, dy, dx of K[c_out, c_in, dy, dx] * x[c_in, y + dy - p, x + dx - p]
+
+``"dense"``
+    Parameter array of shape ``(C * H * W, n_target)``: a fully-connected layer fed by a population
+    of channels (flattened channel-major, as ``torch.flatten``), e.g. the first fully-connected layer
+    of an SCNN.
+
+**Average pooling is folded into the projection that follows it** (``pool = s``: windows of
+``s x s`` positions with stride ``s``, trailing rows and columns dropped as ``avg_pool2d`` does).
+The released SCNNs pool the *spikes* of a convolutional layer (``F.avg_pool2d(spikes, 2)``) and
+feed the pooled values, 0, 1/4, ..., 1, straight into the next layer: there is no pooling neuron.
+So the next layer's input is ``x = pool(s)`` and a synapse from spiking neuron ``(c, y, x)`` to a
+target neuron carries ``w = K / s**2``: each kernel element (or dense weight) is shared by the
+``s**2`` synapses of its pooling window. Pooling as a population of neurons would add a spiking
+layer that the released networks do not have.
+
+Each synapse therefore knows its parameter (``parameter_index``, the flat index into the
+``(rows, cols)`` arrays, the Brian2 variable ``kernel_index``) and its factor ``1 / s**2``
+(:meth:`Geometry.synapses`); the learner sums the gradients of all synapses that share a parameter
+(:meth:`Geometry.backward`), and development acts on parameters: spine ranges per kernel weight,
+regeneration per kernel element, neuron importance and pruning per **channel** (a pruned channel
+silences all its positions; :meth:`Geometry.row_channel` maps parameter rows to the source channel
+they read).
+
+Adding a projection type: a new ``kind`` in :data:`KINDS`, its branch in every method of
+:class:`Geometry` (``target_shape``, ``parameter_shape``, ``row_channel``, ``synapses``,
+``forward``, ``backward``) and a Brian2 vs kernel spike-for-spike test plus a finite-difference
+test in ``tests/test_geometry.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = ["Geometry", "KINDS", "SharedSynapses"]
+
+#: Projection kinds with shared parameters (see the module docstring).
+KINDS = ("convolution", "dense")
+
+
+def _positive_int(owner: str, name: str, value, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{owner}.{name}: expected an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class SharedSynapses:
+    """The synapses of a geometry, one entry per (presynaptic, postsynaptic) neuron pair.
+
+    Attributes
+    ----------
+    pre, post : ndarray of int64
+        Presynaptic and postsynaptic neuron indices (channel-major flat positions).
+    parameter_index : ndarray of int64
+        Flat index of each synapse's parameter in the ``(rows, cols)`` arrays (row-major).
+    factor : float
+        Every synapse's weight is ``factor * parameter`` (``1 / pool**2``).
+    """
+
+    pre: np.ndarray
+    post: np.ndarray
+    parameter_index: np.ndarray
+    factor: float
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Shared-parameter connectivity of one projection (see the module docstring).
+
+    Parameters
+    ----------
+    kind : {"convolution", "dense"}
+    source_shape : tuple of int
+        ``(channels, height, width)`` of the presynaptic population.
+    out_channels : int
+        Convolution: output channels; dense: target neurons.
+    kernel_size : int
+        Convolution: side ``k`` of the square kernel (dense: 1).
+    padding : int
+        Convolution: zeros added on every side of the (pooled) input (dense: 0).
+    pool : int
+        Average pooling window and stride applied to the presynaptic spikes first (1: none).
+    """
+
+    kind: str
+    source_shape: tuple
+    out_channels: int
+    kernel_size: int = 1
+    padding: int = 0
+    pool: int = 1
+
+    def __post_init__(self) -> None:
+        owner = "Geometry"
+        if self.kind not in KINDS:
+            raise ValueError(f"{owner}.kind: expected one of {list(KINDS)}, got {self.kind!r}")
+        shape = tuple(self.source_shape)
+        if len(shape) != 3:
+            raise ValueError(
+                f"{owner}.source_shape: expected (channels, height, width), got {self.source_shape!r}"
+            )
+        object.__setattr__(
+            self, "source_shape", tuple(_positive_int(owner, "source_shape", v) for v in shape)
+        )
+        _positive_int(owner, "out_channels", self.out_channels)
+        _positive_int(owner, "kernel_size", self.kernel_size)
+        _positive_int(owner, "padding", self.padding, low=0)
+        _positive_int(owner, "pool", self.pool)
+        if self.kind == "dense" and (self.kernel_size != 1 or self.padding != 0):
+            raise ValueError(
+                f"{owner}: a dense geometry has kernel_size 1 and padding 0, got "
+                f"kernel_size={self.kernel_size}, padding={self.padding}"
+            )
+        _, height, width = self.pooled_shape
+        if height < 1 or width < 1:
+            raise ValueError(
+                f"{owner}.pool: a {self.pool}x{self.pool} pooling of a {shape[1]}x{shape[2]} input "
+                "leaves no position"
+            )
+        if self.kind == "convolution":
+            out_h, out_w = self.target_shape[1:]
+            if out_h < 1 or out_w < 1:
+                raise ValueError(
+                    f"{owner}.kernel_size: a {self.kernel_size}x{self.kernel_size} kernel with padding "
+                    f"{self.padding} does not fit a {height}x{width} input"
+                )
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def pooled_shape(self) -> tuple[int, int, int]:
+        """``(C, H // pool, W // pool)``: the input the parameters see."""
+        c, h, w = self.source_shape
+        return c, h // self.pool, w // self.pool
+
+    @property
+    def n_source(self) -> int:
+        return int(np.prod(self.source_shape))
+
+    @property
+    def target_shape(self) -> tuple[int, ...]:
+        """``(C_out, H_out, W_out)`` (convolution) or ``(n_target,)`` (dense)."""
+        if self.kind == "dense":
+            return (self.out_channels,)
+        _, h, w = self.pooled_shape
+        side = 2 * self.padding - self.kernel_size + 1
+        return self.out_channels, h + side, w + side
+
+    @property
+    def n_target(self) -> int:
+        return int(np.prod(self.target_shape))
+
+    @property
+    def parameter_shape(self) -> tuple[int, int]:
+        """``(rows, cols)`` of the weight, existence and spine arrays."""
+        c, h, w = self.pooled_shape
+        if self.kind == "dense":
+            return c * h * w, self.out_channels
+        return c * self.kernel_size ** 2, self.out_channels
+
+    @property
+    def factor(self) -> float:
+        """Weight of a synapse per unit parameter: ``1 / pool**2``."""
+        return 1.0 / self.pool ** 2
+
+    def row_channel(self) -> np.ndarray:
+        """Source channel read by each parameter row, shape (rows,)."""
+        rows = self.parameter_shape[0]
+        c = self.source_shape[0]
+        return np.repeat(np.arange(c), rows // c)
+
+    def to_array(self) -> np.ndarray:
+        """``[kind, C, H, W, out_channels, kernel_size, padding, pool]`` as int64 (for ``.npz``)."""
+        return np.array([KINDS.index(self.kind), *self.source_shape, self.out_channels,
+                         self.kernel_size, self.padding, self.pool], dtype=np.int64)
+
+    @classmethod
+    def from_array(cls, values) -> "Geometry":
+        values = [int(v) for v in np.asarray(values).ravel()]
+        if len(values) != 8 or not 0 <= values[0] < len(KINDS):
+            raise ValueError(f"Geometry.from_array: expected 8 integers [kind, C, H, W, ...], got {values}")
+        return cls(KINDS[values[0]], tuple(values[1:4]), *values[4:])
+
+    # ------------------------------------------------------------------ synapses
+    def synapses(self) -> SharedSynapses:
+        """Every potential synapse, sorted by (pre, post)."""
+        c_in, h, w = self.source_shape
+        _, hp, wp = self.pooled_shape
+        s = self.pool
+        # Spiking neurons that a pooling window reads: (c, py*s + a, px*s + b).
+        pooled = np.arange(c_in * hp * wp)
+        pc, rem = np.divmod(pooled, hp * wp)
+        py, px = np.divmod(rem, wp)
+        offsets = np.arange(s)
+        window_y = py[:, None, None] * s + offsets[None, :, None]  # (pooled, s, 1)
+        window_x = px[:, None, None] * s + offsets[None, None, :]  # (pooled, 1, s)
+        window = (pc[:, None, None] * h + window_y) * w + window_x  # (pooled, s, s)
+        window = window.reshape(pooled.size, s * s)
+        cols = self.parameter_shape[1]
+        if self.kind == "dense":
+            # Pooled position q feeds every target neuron t through parameter (q, t).
+            pairs_q = np.repeat(pooled, cols)
+            pairs_t = np.tile(np.arange(cols), pooled.size)
+            parameter = pairs_q * cols + pairs_t
+        else:
+            k, p = self.kernel_size, self.padding
+            c_out, out_h, out_w = self.target_shape
+            qs, ts, ps = [], [], []
+            y, x = np.meshgrid(np.arange(out_h), np.arange(out_w), indexing="ij")
+            y, x = y.ravel(), x.ravel()
+            for ci in range(c_in):
+                for dy in range(k):
+                    for dx in range(k):
+                        iy, ix = y + dy - p, x + dx - p
+                        inside = (iy >= 0) & (iy < hp) & (ix >= 0) & (ix < wp)
+                        q = (ci * hp + iy[inside]) * wp + ix[inside]
+                        position = y[inside] * out_w + x[inside]
+                        row = (ci * k + dy) * k + dx
+                        for co in range(c_out):
+                            qs.append(q)
+                            ts.append(co * out_h * out_w + position)
+                            ps.append(np.full(q.size, row * cols + co))
+            pairs_q = np.concatenate(qs)
+            pairs_t = np.concatenate(ts)
+            parameter = np.concatenate(ps)
+        pre = window[pairs_q].ravel()
+        post = np.repeat(pairs_t, s * s)
+        parameter = np.repeat(parameter, s * s)
+        order = np.lexsort((post, pre))
+        return SharedSynapses(pre[order].astype(np.int64), post[order].astype(np.int64),
+                              parameter[order].astype(np.int64), self.factor)
+
+    # ------------------------------------------------------------------ linear operator
+    def _pool(self, spikes: np.ndarray) -> np.ndarray:
+        """Average pooling of ``(B, C*H*W)`` spikes into ``(B, C, Hp, Wp)``."""
+        c, h, w = self.source_shape
+        _, hp, wp = self.pooled_shape
+        s = self.pool
+        x = spikes.reshape(-1, c, h, w)
+        if s == 1:
+            return x
+        x = x[:, :, : hp * s, : wp * s].reshape(-1, c, hp, s, wp, s)
+        return x.sum(axis=(3, 5)) * self.factor
+
+    def _unpool(self, grad: np.ndarray) -> np.ndarray:
+        """Adjoint of :meth:`_pool`: ``(B, C, Hp, Wp)`` to ``(B, C*H*W)``."""
+        c, h, w = self.source_shape
+        _, hp, wp = self.pooled_shape
+        s = self.pool
+        if s == 1:
+            return grad.reshape(grad.shape[0], -1)
+        out = np.zeros((grad.shape[0], c, h, w))
+        spread = np.broadcast_to((grad * self.factor)[:, :, :, None, :, None],
+                                 (grad.shape[0], c, hp, s, wp, s))
+        out[:, :, : hp * s, : wp * s] = spread.reshape(grad.shape[0], c, hp * s, wp * s)
+        return out.reshape(grad.shape[0], -1)
+
+    def _patches(self, pooled: np.ndarray) -> np.ndarray:
+        """``(B, C_in, H_out, W_out, k, k)`` windows of the padded input."""
+        p = self.padding
+        padded = np.pad(pooled, ((0, 0), (0, 0), (p, p), (p, p))) if p else pooled
+        return sliding_window_view(padded, (self.kernel_size, self.kernel_size), axis=(2, 3))
+
+    def _kernel(self, weight: np.ndarray) -> np.ndarray:
+        """The parameters as ``(C_in, k, k, C_out)``."""
+        k = self.kernel_size
+        return weight.reshape(self.source_shape[0], k, k, self.out_channels)
+
+    def forward(self, spikes: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """Postsynaptic currents ``(B, n_target)`` of presynaptic spikes ``(B, n_source)``.
+
+        ``weight``: the ``(rows, cols)`` parameters (absent ones already 0).
+        """
+        spikes = np.asarray(spikes, dtype=np.float64)
+        pooled = self._pool(spikes)
+        if self.kind == "dense":
+            return pooled.reshape(pooled.shape[0], -1) @ weight
+        currents = np.tensordot(self._patches(pooled), self._kernel(weight), axes=([1, 4, 5], [0, 1, 2]))
+        return np.ascontiguousarray(currents.transpose(0, 3, 1, 2)).reshape(spikes.shape[0], -1)
+
+    def backward(self, spikes: np.ndarray, grad_currents: np.ndarray, weight: np.ndarray,
+                 need_input: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Gradients of :meth:`forward`.
+
+        Parameters
+        ----------
+        spikes : ndarray, shape (B, n_source)
+        grad_currents : ndarray, shape (B, n_target)
+            ``dL/dI``.
+        weight : ndarray, shape (rows, cols)
+            Parameters through which the error reaches the source.
+        need_input : bool
+            Whether to compute ``dL/ds`` (not needed for the input layer).
+
+        Returns
+        -------
+        grad_weight : ndarray, shape (rows, cols)
+            ``dL/dW``: the gradients of all synapses that share a parameter, summed (times the
+            pooling factor, which the synapses' weights carry).
+        grad_spikes : ndarray, shape (B, n_source), or None
+        """
+        spikes = np.asarray(spikes, dtype=np.float64)
+        grad_currents = np.asarray(grad_currents, dtype=np.float64)
+        pooled = self._pool(spikes)
+        n = spikes.shape[0]
+        if self.kind == "dense":
+            flat = pooled.reshape(n, -1)
+            grad_weight = flat.T @ grad_currents
+            if not need_input:
+                return grad_weight, None
+            return grad_weight, self._unpool((grad_currents @ weight.T).reshape(pooled.shape))
+        c_out, out_h, out_w = self.target_shape
+        grad = grad_currents.reshape(n, c_out, out_h, out_w)
+        grad_kernel = np.tensordot(self._patches(pooled), grad, axes=([0, 2, 3], [0, 2, 3]))
+        grad_weight = grad_kernel.reshape(self.parameter_shape)
+        if not need_input:
+            return grad_weight, None
+        k, p = self.kernel_size, self.padding
+        kernel = self._kernel(weight)
+        c_in, hp, wp = self.pooled_shape
+        grad_padded = np.zeros((n, c_in, hp + 2 * p, wp + 2 * p))
+        for dy in range(k):
+            for dx in range(k):
+                part = np.tensordot(grad, kernel[:, dy, dx, :], axes=([1], [1]))  # (n, y, x, c_in)
+                grad_padded[:, :, dy:dy + out_h, dx:dx + out_w] += part.transpose(0, 3, 1, 2)
+        grad_pooled = grad_padded[:, :, p:p + hp, p:p + wp]
+        return grad_weight, self._unpool(grad_pooled)

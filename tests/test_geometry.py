@@ -1,0 +1,369 @@
+"""Convolutional and pooled projections: shared parameters in Brian2, the learner and development.
+
+Tiny networks (8x8 inputs, 2-4 channels) keep every test at a few seconds on Brian2's numpy target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from brian2 import ms
+
+from sdsnn_bio.development.rules import (
+    DevelopmentParameters,
+    DevelopmentState,
+    develop_structure,
+    neuron_importance,
+)
+from sdsnn_bio.development.schedule import DevelopmentActions
+from sdsnn_bio.geometry import Geometry
+from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
+from sdsnn_bio.model import NetworkParameters, NeuronParameters, SpikingNetwork, initial_structure
+from sdsnn_bio.model.architecture import parse_layers
+from sdsnn_bio.structure import Population, Projection, SpineState, Structure
+
+INPUT_SHAPE = (2, 8, 8)
+N_INPUT = 128
+N_STEPS = 20
+LAYERS = ["3C3", "AP2", "4C3", "AP2", "12FC"]
+
+GEOMETRIES = [
+    Geometry("convolution", (2, 8, 8), 3, kernel_size=3, padding=1),
+    Geometry("convolution", (3, 9, 9), 2, kernel_size=3, padding=0, pool=2),
+    Geometry("convolution", (2, 7, 6), 2, kernel_size=2, padding=1, pool=3),
+    Geometry("dense", (3, 9, 9), 5, pool=2),
+    Geometry("dense", (2, 4, 4), 5),
+]
+
+
+def unrolled(geometry: Geometry, weight: np.ndarray) -> np.ndarray:
+    """One weight per synapse, ``(n_source, n_target)``, from the listed synapses."""
+    listed = geometry.synapses()
+    matrix = np.zeros((geometry.n_source, geometry.n_target))
+    np.add.at(matrix, (listed.pre, listed.post), weight.ravel()[listed.parameter_index] * listed.factor)
+    return matrix
+
+
+def random_samples(rng, n_samples, n_events=220, n_input=N_INPUT, n_steps=N_STEPS):
+    samples = []
+    for _ in range(n_samples):
+        key = np.unique(rng.integers(0, n_steps, n_events) * n_input + rng.integers(0, n_input, n_events))
+        samples.append((key % n_input, key // n_input))
+    return samples
+
+
+def conv_case(rng, refractory=1 * ms, prune=True):
+    params = NetworkParameters.from_layers(
+        LAYERS, INPUT_SHAPE, 4, n_steps=N_STEPS, weight_init_gain=5.0,
+        hidden=NeuronParameters(refractory=refractory),
+        output=NeuronParameters(tau_membrane=10 * ms),
+    )
+    structure = initial_structure(params, rng)
+    if prune:
+        structure.population("hidden_2").alive[1] = False  # a pruned channel: 16 silent neurons
+        second = structure.projection("hidden_1_to_hidden_2")
+        second.exists[rng.random(second.shape) < 0.2] = False  # absent kernel elements
+    return params, structure
+
+
+# ---------------------------------------------------------------------------------------- geometry
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"{g.kind}-pool{g.pool}-k{g.kernel_size}")
+def test_forward_and_backward_are_those_of_the_listed_synapses(rng, geometry):
+    """The operator the learner uses equals the synapses Brian2 is built from: currents are the
+    unrolled matrix product, the parameter gradient is the sum over the synapses sharing it."""
+    listed = geometry.synapses()
+    assert len(set(zip(listed.pre.tolist(), listed.post.tolist()))) == listed.pre.size, "duplicate pairs"
+    assert np.all(np.diff(listed.pre) >= 0), "sorted by presynaptic neuron"
+    weight = rng.normal(size=geometry.parameter_shape)
+    spikes = (rng.random((5, geometry.n_source)) < 0.3).astype(float)
+    matrix = unrolled(geometry, weight)
+    np.testing.assert_allclose(geometry.forward(spikes, weight), spikes @ matrix, rtol=0, atol=1e-12)
+    grad_currents = rng.normal(size=(5, geometry.n_target))
+    grad_weight, grad_spikes = geometry.backward(spikes, grad_currents, weight)
+    per_synapse = (spikes.T @ grad_currents)[listed.pre, listed.post] * listed.factor
+    summed = np.bincount(listed.parameter_index, per_synapse, minlength=weight.size)
+    np.testing.assert_allclose(grad_weight.ravel(), summed, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_spikes, grad_currents @ matrix.T, rtol=1e-12, atol=1e-12)
+    assert geometry.row_channel().shape == (geometry.parameter_shape[0],)
+
+
+def test_released_nmnist_shapes():
+    """2-15C3-AP2-40C3-AP2-300FC-10 on 34x34 N-MNIST with the released padding 1."""
+    architecture = parse_layers(["15C3", "AP2", "40C3", "AP2", "300FC"], (2, 34, 34), 10)
+    shapes = [spec.shape for spec in architecture.specs]
+    assert shapes == [(15, 34, 34), (40, 17, 17), None, None]
+    assert architecture.hidden_sizes == (15 * 34 * 34, 40 * 17 * 17, 300)
+    fc = architecture.specs[2].geometry
+    assert fc.parameter_shape == (40 * 8 * 8, 300) and fc.pool == 2
+    assert architecture.specs[1].geometry.parameter_shape == (15 * 9, 40)
+
+
+@pytest.mark.parametrize("layers, message", [
+    ("15C3", "expected a list of layer strings"),
+    (["15X3"], "network.layers[0] = '15X3': expected \"<channels>C<kernel>\""),
+    (["AP2", "AP2", "5C3"], "network.layers[1] = 'AP2': two pooling layers in a row"),
+    (["10FC", "5C3"], "network.layers[1] = '5C3': a convolution cannot follow a fully-connected layer"),
+    (["10FC", "AP2"], "pooling needs channels"),
+    (["5C9P0"], "network.layers[0] = '5C9P0': Geometry.kernel_size: a 9x9 kernel"),
+    (["AP16", "5C3"], "leaves no position"),
+    ([], "expected at least one hidden LIF layer"),
+])
+def test_layer_description_errors(layers, message):
+    with pytest.raises(ValueError) as info:
+        parse_layers(layers, INPUT_SHAPE, 4)
+    assert message in str(info.value)
+
+
+def test_network_parameters_check_layers_against_sizes():
+    params = NetworkParameters.from_layers(LAYERS, INPUT_SHAPE, 4)
+    assert params.n_input == N_INPUT and params.hidden_sizes == (192, 64, 12)
+    with pytest.raises(ValueError, match="build with NetworkParameters.from_layers"):
+        NetworkParameters(n_input=N_INPUT, hidden_sizes=(10,), n_output=4, layers=tuple(LAYERS),
+                          input_shape=INPUT_SHAPE)
+
+
+# ---------------------------------------------------------------------------------------- Brian2
+@pytest.mark.parametrize("refractory", [0 * ms, 2 * ms], ids=["no_refractory", "refractory"])
+def test_kernel_gives_the_same_spikes_as_brian2_for_a_conv_net(rng, refractory):
+    params, structure = conv_case(rng, refractory)
+    names = params.population_names[1:]
+    network = SpikingNetwork(structure, params, record_potentials=names)
+    network.present(random_samples(rng, 1))  # earlier samples must not leak into later runs
+    samples = random_samples(rng, 3)
+    recording = network.present(samples)
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1)
+    forward = learner.simulate(InputBatch.from_samples(samples, N_STEPS, N_INPUT))
+    for name in names:
+        brian_spikes = recording.dense_spikes(name)
+        assert brian_spikes.sum() > 10, f"{name} must spike to test anything"
+        assert np.array_equal(brian_spikes, forward.traces[name].spikes), f"{name}: spikes differ"
+        np.testing.assert_allclose(forward.traces[name].potential, recording.potentials[name],
+                                   rtol=0, atol=1e-12, err_msg=name)
+    # The pruned channel of hidden_2 is silent at every position.
+    silent = recording.dense_spikes("hidden_2").reshape(N_STEPS, 3, 4, 16)[:, :, 1]
+    assert not silent.any()
+
+
+def test_conv_synapses_carry_their_kernel_element(rng):
+    params, structure = conv_case(rng)
+    network = SpikingNetwork(structure, params)
+    projection = structure.projection("hidden_1_to_hidden_2")
+    synapses = network["hidden_1_to_hidden_2"]
+    kernel_index = np.asarray(synapses.kernel_index[:])
+    listed = projection.geometry.synapses()
+    present = projection.exists.ravel()[listed.parameter_index]
+    assert len(synapses) == int(present.sum()), "absent kernel elements remove their synapses"
+    np.testing.assert_array_equal(synapses.i[:], listed.pre[present])
+    np.testing.assert_array_equal(synapses.j[:], listed.post[present])
+    np.testing.assert_array_equal(kernel_index, listed.parameter_index[present])
+    np.testing.assert_allclose(synapses.w[:], projection.weight.ravel()[kernel_index] / 4, rtol=0)
+    np.testing.assert_allclose(synapses.spine_range_upper[:], projection.spine.upper.ravel()[kernel_index])
+    assert np.all(synapses.pooling_factor[:] == 0.25)
+    assert "kernel_index" in str(synapses.equations)
+    state = network.read_synapse_state("hidden_1_to_hidden_2")
+    np.testing.assert_array_equal(state["parameter_index"], kernel_index)
+    # A write of the shared weights reaches every synapse of each kernel element.
+    projection.weight *= 2.0
+    network.write_weights(projection)
+    np.testing.assert_allclose(synapses.w[:], projection.weight.ravel()[kernel_index] / 4, rtol=0)
+    # Alive masks are per channel in the structure, per neuron in Brian2.
+    alive = np.asarray(network["hidden_2"].alive[:])
+    np.testing.assert_array_equal(alive, np.repeat([True, False, True, True], 16))
+
+
+# ---------------------------------------------------------------------------------------- gradients
+def shared_output_case(rng):
+    """input (2,6,6) -> conv 3C3 -> [AP2] conv 2C3 as output (18 neurons): the output projection
+    shares each kernel element among 9 positions x 4 pooled neurons."""
+    geometry_1 = Geometry("convolution", (2, 6, 6), 3, kernel_size=3, padding=1)
+    geometry_2 = Geometry("convolution", (3, 6, 6), 2, kernel_size=3, padding=1, pool=2)
+    populations = (Population("input", 72, shape=(2, 6, 6)), Population("hidden_1", 108, shape=(3, 6, 6)),
+                   Population("output", 18, shape=(2, 3, 3)))
+    projections = []
+    for name, source, target, geometry, gain in (
+        ("input_to_hidden_1", "input", "hidden_1", geometry_1, 1.6),
+        ("hidden_1_to_output", "hidden_1", "output", geometry_2, 2.0),
+    ):
+        weight = rng.normal(0.0, gain / np.sqrt(geometry.parameter_shape[0]) * 3, geometry.parameter_shape)
+        projections.append(Projection(name, source, target, weight, np.ones(weight.shape, bool),
+                                      SpineState.from_weights(weight), geometry))
+    structure = Structure(populations, tuple(projections))
+    params = NetworkParameters(n_input=72, hidden_sizes=(108,), n_output=18, n_steps=N_STEPS)
+    return params, structure
+
+
+def test_finite_difference_gradient_of_shared_kernel_elements(rng):
+    """Membrane loss with the spike pattern fixed: dL/dK of each shared output kernel element (a
+    sum over 36 synapses) is the exact derivative."""
+    params, structure = shared_output_case(rng)
+    learner = Learner(structure, params.layer_dynamics(),
+                      LearningParameters(loss="membrane_cross_entropy", logit_scale=3.0), n_threads=1)
+    batch = InputBatch.from_samples(random_samples(rng, 3, n_events=150, n_input=72), N_STEPS, 72)
+    labels = np.array([0, 7, 17])
+    forward = learner.simulate(batch)
+    assert forward.traces["hidden_1"].spikes.any() and forward.output().spikes.any()
+    _, grads = learner.gradients(batch, forward, labels)
+    weight = structure.projection("hidden_1_to_output").weight
+    eps = 1e-6
+    for (row, col) in [(0, 0), (4, 1), (13, 0), (26, 1), (20, 0)]:
+        original = weight[row, col]
+        values = []
+        for sign in (+1, -1):
+            weight[row, col] = original + sign * eps
+            perturbed = learner.simulate(batch)
+            for name in forward.order:
+                assert np.array_equal(perturbed.traces[name].spikes, forward.traces[name].spikes)
+            values.append(learner.loss(perturbed, labels)[0])
+        weight[row, col] = original
+        numeric = (values[0] - values[1]) / (2 * eps)
+        assert abs(numeric) > 1e-8, "a zero derivative would test nothing"
+        assert grads["hidden_1_to_output"][row, col] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("loss", ["rate_cross_entropy", "membrane_cross_entropy"])
+def test_shared_gradients_are_the_summed_gradients_of_the_unrolled_network(rng, loss):
+    """Every layer: the conv net's gradient of a kernel element equals the sum, over its synapses,
+    of the gradients of the same network with one weight per synapse (fully connected learner,
+    already checked against forward-mode derivatives), times the pooling factor; a pruned channel
+    and absent kernel elements included."""
+    params, structure = conv_case(rng, prune=True)
+    settings = LearningParameters(loss=loss, logit_scale=5.0)
+    conv = Learner(structure, params.layer_dynamics(), settings, n_threads=1)
+    batch = InputBatch.from_samples(random_samples(rng, 3), N_STEPS, N_INPUT)
+    labels = np.array([0, 2, 3])
+    forward = conv.simulate(batch)
+    _, grads = conv.gradients(batch, forward, labels)
+
+    populations = tuple(Population(p.name, p.size, p.neuron_alive.copy()) for p in structure.populations)
+    flat = []
+    for projection in structure.projections:
+        if projection.geometry is None:
+            flat.append(projection.copy())
+            continue
+        geometry = projection.geometry
+        listed = geometry.synapses()
+        effective = projection.effective_weight()
+        source_dead = ~structure.population(projection.source).alive[geometry.row_channel()]
+        effective[source_dead] = projection.weight[source_dead]  # latent outputs of a pruned channel
+        matrix = unrolled(geometry, effective)
+        present = np.zeros(matrix.shape, bool)
+        present[listed.pre, listed.post] = True
+        flat.append(Projection(projection.name, projection.source, projection.target, matrix, present,
+                               SpineState.from_weights(matrix)))
+    reference = Learner(Structure(populations, tuple(flat)), params.layer_dynamics(), settings,
+                        n_threads=1, backend="numpy")
+    flat_forward = reference.simulate(batch)
+    for name in forward.order:
+        assert np.array_equal(flat_forward.traces[name].spikes, forward.traces[name].spikes), name
+    _, flat_grads = reference.gradients(batch, flat_forward, labels)
+    for projection in structure.projections:
+        if projection.geometry is None:
+            np.testing.assert_allclose(grads[projection.name], flat_grads[projection.name], rtol=1e-10)
+            continue
+        listed = projection.geometry.synapses()
+        per_synapse = flat_grads[projection.name][listed.pre, listed.post] * listed.factor
+        summed = np.bincount(listed.parameter_index, per_synapse, minlength=projection.weight.size)
+        assert np.abs(summed).max() > 1e-8, f"{projection.name}: a zero gradient tests nothing"
+        np.testing.assert_allclose(grads[projection.name].ravel(), summed, rtol=1e-9, atol=1e-13,
+                                   err_msg=projection.name)
+
+
+def test_numba_backend_is_refused_for_shared_projections(rng):
+    params, structure = conv_case(rng, prune=False)
+    with pytest.raises(ValueError, match="'numba' has no kernels for shared"):
+        Learner(structure, params.layer_dynamics(), LearningParameters(), backend="numba")
+    assert Learner(structure, params.layer_dynamics(), LearningParameters()).backend == "numpy"
+
+
+# ---------------------------------------------------------------------------------------- structure
+def test_structure_with_geometry_round_trips(tmp_path, rng):
+    _, structure = conv_case(rng)
+    path = structure.save(tmp_path / "conv.npz")
+    loaded = Structure.load(path)
+    for mine, theirs in zip(structure.populations, loaded.populations):
+        assert (mine.name, mine.size, mine.shape) == (theirs.name, theirs.size, theirs.shape)
+        np.testing.assert_array_equal(mine.alive, theirs.alive)
+    for mine, theirs in zip(structure.projections, loaded.projections):
+        assert mine.geometry == theirs.geometry
+        np.testing.assert_array_equal(mine.weight, theirs.weight)
+    summary = structure.summary()
+    assert summary["channels_alive"] == {"input": 2, "hidden_1": 3, "hidden_2": 3}
+    assert summary["neurons_alive"]["hidden_2"] == 48
+
+
+def test_structure_rejects_inconsistent_geometries(rng):
+    geometry = Geometry("convolution", (2, 8, 8), 3, kernel_size=3, padding=1)
+    weight = np.zeros(geometry.parameter_shape)
+    projection = Projection("a_to_b", "a", "b", weight, np.ones(weight.shape, bool),
+                            SpineState.from_weights(weight), geometry)
+    with pytest.raises(ValueError, match="its geometry reads a source of shape"):
+        Structure((Population("a", 128), Population("b", 192, shape=(3, 8, 8))), (projection,))
+    with pytest.raises(ValueError, match="produces 192 neurons of shape"):
+        Structure((Population("a", 128, shape=(2, 8, 8)), Population("b", 192)), (projection,))
+    with pytest.raises(ValueError, match="has parameters of shape"):
+        Projection("a_to_b", "a", "b", np.zeros((3, 3)), np.ones((3, 3), bool),
+                   SpineState.from_weights(np.zeros((3, 3))), geometry)
+    with pytest.raises(ValueError, match="alive has shape"):
+        Population("b", 192, np.ones(192, bool), shape=(3, 8, 8))
+
+
+# ---------------------------------------------------------------------------------------- development
+@pytest.mark.parametrize("semantics", ["package", "released"])
+def test_development_prunes_whole_channels_and_regrows_kernel_elements(rng, semantics):
+    params, structure = conv_case(rng, prune=False)
+    rules = DevelopmentParameters(initial_pruning_rate=0.5, consecutive_steps=2, regrowth_consecutive_steps=0,
+                                  revival_min_synapses=100, semantics=semantics)
+    state = DevelopmentState.initial(structure, rules)
+    assert state.protected["hidden_2"].shape == (4,), "one entry per channel"
+    if rules.released:  # the first released step only sets the ranges
+        structure, _, state = develop_structure(structure, DevelopmentActions(spines=False), rules, state)
+    incoming = structure.projection("hidden_1_to_hidden_2")
+    incoming.spine.upper[:, 2] *= 3.0  # channel 2 is the most important, channels 0 and 3 the least
+    incoming.spine.upper[:, 0] *= 0.5
+    incoming.spine.upper[:, 3] *= 0.7
+    new, record, state = develop_structure(
+        structure, DevelopmentActions(spines=False, constrain=False, prune=True, regenerate=False),
+        rules, state)
+    hidden_1 = new.population("hidden_1")
+    assert hidden_1.n_alive == 2, "floor(0.5 * 3) channels of hidden_1 pruned"
+    # hidden_2 is ranked after hidden_1's pruning, which (package semantics) removed the kernel
+    # rows that read the pruned channel: importance = summed normalised width per output channel.
+    exists = incoming.exists.copy()
+    if not rules.released:
+        exists[~hidden_1.alive[incoming.geometry.row_channel()]] = False
+    expected = neuron_importance(incoming.spine, exists, over_all=rules.released)
+    assert expected.shape == (4,)
+    np.testing.assert_allclose(record.importance["hidden_2"], expected)
+    hidden_2 = new.population("hidden_2")
+    np.testing.assert_array_equal(hidden_2.alive, [False, True, True, False])  # floor(0.5 * 4) channels
+    assert hidden_2.n_neurons_alive == 2 * 16
+    pruned_in = new.projection("hidden_1_to_hidden_2")
+    assert not pruned_in.exists[:, [0, 3]].any()
+    np.testing.assert_array_equal(pruned_in.exists[:, [1, 2]], exists[:, [1, 2]])
+    outgoing = new.projection("hidden_2_to_hidden_3")  # rows: pooled positions, channel-major
+    rows_of = outgoing.geometry.row_channel()
+    hidden_3_alive = new.population("hidden_3").alive  # pruned per neuron, 6 of 12
+    assert hidden_3_alive.sum() == 6
+    assert not outgoing.exists[:, ~hidden_3_alive].any()
+    if rules.released:
+        assert outgoing.exists[:, hidden_3_alive].all(), "released: a pruned unit loses its input only"
+    else:
+        assert not outgoing.exists[np.isin(rows_of, [0, 3])].any()
+        assert outgoing.exists[np.ix_(np.isin(rows_of, [1, 2]), hidden_3_alive)].all()
+    for population in new.hidden_populations:  # fully-connected hidden_3 is pruned per neuron
+        assert population.alive.shape == (population.n_units,)
+
+    # Regeneration acts per kernel element: one absent element of a living channel regrows alone.
+    grown = new.copy()
+    element = grown.projection("hidden_1_to_hidden_2")
+    row = int(np.flatnonzero(hidden_1.alive[element.geometry.row_channel()])[4])  # reads a live channel
+    element.exists[row, 1] = False
+    element.weight[row, 1] = 10.0 * np.abs(element.weight).max()
+    before = element.exists.copy()
+    after = grown
+    for _ in range(1 + int(rules.released)):  # released: N + 2 steps above the percentile
+        after, _, state = develop_structure(
+            after, DevelopmentActions(spines=False, constrain=False, prune=False, regenerate=True),
+            rules, state)
+    regrown = after.projection("hidden_1_to_hidden_2").exists & ~before
+    assert regrown[row, 1] and regrown.sum() == 1
