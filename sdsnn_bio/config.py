@@ -19,6 +19,8 @@ configuration (the embedded dataset, dense training). Times are strings with a u
 
     [network]
     hidden_sizes = [800]
+    layers = []              # or a convolutional network: ["15C3", "AP2", "40C3", "AP2", "300FC"]
+                             # (sdsnn_bio.model.architecture; hidden_sizes then unused)
     dt = "1 ms"              # simulation step = input time bin
     n_steps = 300            # steps per sample
     tau_membrane = "20 ms"
@@ -100,6 +102,9 @@ VALIDATION_SPLITS = ("fraction", "folder")
 MEMORY_BYTES_PER_SYNAPSE = 8 * 5 + 8 * 5 + 4 * 4 + 1
 #: Memory per training sample, time step and neuron kept for backpropagation through time (bytes).
 MEMORY_BYTES_PER_NEURON_STEP = 8 * 6
+#: Brian2 memory per synapse of a shared (convolutional) projection: w, kernel_index, i, j and
+#: Brian2's own per-synapse indices (bytes; the spine state is per kernel element, not per synapse).
+BRIAN2_BYTES_PER_SHARED_SYNAPSE = 8 + 4 + 4 * 4
 
 
 def physical_memory() -> int | None:
@@ -157,6 +162,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class NetworkConfig:
     hidden_sizes: tuple = (800,)
+    layers: tuple = ()  # a layer description (model.architecture); () = fully connected hidden_sizes
     dt: str = "1 ms"
     n_steps: int = 300
     tau_membrane: str = "20 ms"
@@ -367,6 +373,12 @@ class ExperimentConfig:
             values = raw.get(name, {})
             if not isinstance(values, dict):
                 raise ConfigError(f"{name}: expected a table, got {values!r}")
+            if name == "network" and values.get("layers") and "hidden_sizes" in values:
+                raise ConfigError(
+                    "network: write either layers (a convolutional network, whose layer sizes follow "
+                    "from the input shape) or hidden_sizes (fully-connected layers), not both; got "
+                    f"layers = {list(values['layers'])} and hidden_sizes = {values['hidden_sizes']}"
+                )
             defaults = {f.name: getattr(section_cls(), f.name) for f in dataclasses.fields(section_cls)}
             unknown = set(values) - set(defaults)
             if unknown:
@@ -525,10 +537,23 @@ class ExperimentConfig:
         """
         params = self.network_parameters()
         sizes = params.population_sizes
-        synapses = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+        architecture = params.architecture()
+        if architecture is None:
+            synapses = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+            brian2_synapses = 0
+        else:  # shared kernels: the arrays hold parameters; Brian2 holds every synapse's w and index
+            synapses, brian2_synapses, source = 0, 0, params.n_input
+            for spec in architecture.specs:
+                if spec.geometry is None:
+                    synapses += source * spec.size
+                else:
+                    rows, cols = spec.geometry.parameter_shape
+                    synapses += rows * cols
+                    brian2_synapses += spec.geometry.n_synapses
+                source = spec.size
         neurons = sum(sizes[1:])
         return {
-            "synapses": 2 * MEMORY_BYTES_PER_SYNAPSE * synapses,
+            "synapses": 2 * MEMORY_BYTES_PER_SYNAPSE * synapses + BRIAN2_BYTES_PER_SHARED_SYNAPSE * brian2_synapses,
             "training": MEMORY_BYTES_PER_NEURON_STEP * self.learning.batch_size * params.n_steps * neurons,
             "evaluation": 8 * self.simulation.evaluation_batch * params.n_steps * (neurons + params.n_input),
         }
@@ -544,7 +569,9 @@ class ExperimentConfig:
         gib = 2.0 ** 30
         detail = ", ".join(f"{name} {value / gib:.3g} GiB" for name, value in parts.items())
         raise ConfigError(
-            f"network.hidden_sizes={list(self.network.hidden_sizes)}, network.n_steps={self.network.n_steps} "
+            (f"network.layers={list(self.network.layers)}" if self.network.layers else
+             f"network.hidden_sizes={list(self.network.hidden_sizes)}")
+            + f", network.n_steps={self.network.n_steps} "
             f"(learning.batch_size={self.learning.batch_size}, simulation.evaluation_batch="
             f"{self.simulation.evaluation_batch}): the run would need about {needed / gib:.3g} GiB of "
             f"memory ({detail}), "
@@ -569,6 +596,20 @@ class ExperimentConfig:
         hidden, output = neuron("tau_membrane"), neuron("output_tau_membrane")
         descriptor = self.dataset()
         n_input = math.prod(self.input_shape())
+        if net.layers:
+            width, height, channels = self.input_shape()
+            try:
+                return NetworkParameters.from_layers(
+                    list(net.layers), (channels, height, width), descriptor.n_classes,
+                    dt=parse_time("network.dt", net.dt), n_steps=net.n_steps, hidden=hidden,
+                    output=output, weight_init_gain=net.weight_init_gain,
+                )
+            except ValueError as err:
+                message = str(err)
+                if not message.startswith("network."):
+                    message = f"network: {message}"
+                raise ConfigError(f"{message} (input {width}x{height}x{channels} of "
+                                  f"data.dataset = {descriptor.name!r})") from None
         with _config_field("network"):
             return NetworkParameters(
                 n_input=n_input, n_output=descriptor.n_classes,
@@ -649,6 +690,11 @@ class ExperimentConfig:
         """JSON/TOML-ready nested mapping (the echo written into every results file)."""
         out = {name: dataclasses.asdict(getattr(self, name)) for name in _SECTIONS}
         out["network"]["hidden_sizes"] = list(self.network.hidden_sizes)
+        if self.network.layers:
+            out["network"]["layers"] = list(self.network.layers)
+            del out["network"]["hidden_sizes"]  # follows from the layers
+        else:  # absent when unused: echoes of fully-connected configurations are unchanged
+            del out["network"]["layers"]
         out["data"]["input_size"] = list(self.data.input_size)
         out["development"] = dict(self.development)
         out["figures"]["spine_synapses"] = list(self.figures.spine_synapses)

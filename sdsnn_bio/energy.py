@@ -53,7 +53,7 @@ def synaptic_operations(spike_counts: dict, structure: Structure) -> dict[str, n
     """
     sops = {}
     for projection in structure.projections:
-        fan_out = projection.exists.sum(axis=1).astype(np.float64)
+        fan_out = projection.fan_out().astype(np.float64)
         counts = np.asarray(spike_counts[projection.source], dtype=np.float64)
         sops[projection.name] = counts @ fan_out
     return sops
@@ -64,7 +64,7 @@ def energy_summary(sops: dict[str, np.ndarray], structure: Structure, n_steps: i
     """Mean SOPs and energy per sample, beside a dense non-spiking network's MACs (JSON-ready)."""
     total = sum(np.asarray(v, dtype=np.float64) for v in sops.values())
     per_projection = {name: float(np.mean(v)) for name, v in sops.items()}
-    dense_macs = float(sum(p.exists.size for p in structure.projections) * n_steps)
+    dense_macs = float(sum(p.n_potential_synapses for p in structure.projections) * n_steps)
     mean_sops = float(np.mean(total)) if np.size(total) else 0.0
     return {
         "sops_per_sample": mean_sops,

@@ -262,13 +262,17 @@ def record_rasters(network, structure: Structure, samples, label: str) -> dict[s
 
 
 def structure_report(structure: Structure) -> dict:
-    """Connectivity per projection, neurons kept per layer, and totals removed."""
+    """Connectivity per projection, neurons kept per layer, and totals removed.
+
+    For a convolutional projection, ``synapses`` counts kernel elements (parameters, what
+    development removes); a pruned channel counts all its neurons as removed.
+    """
     summary = structure.summary()
     total = sum(p.exists.size for p in structure.projections)
     existing = sum(p.n_synapses for p in structure.projections)
     hidden = structure.hidden_populations
     hidden_total = sum(p.size for p in hidden)
-    hidden_alive = sum(p.n_alive for p in hidden)
+    hidden_alive = sum(p.n_neurons_alive for p in hidden)
     summary["synapses_removed_fraction"] = 1.0 - existing / total
     summary["hidden_neurons_removed_fraction"] = 1.0 - hidden_alive / hidden_total
     return summary
@@ -713,7 +717,8 @@ def development_summary(model: str, epoch: int, epochs: int, entries: list[dict]
         return int(sum(sum((e.get(key) or {}).values()) for e in entries))
 
     hidden = structure.hidden_populations
-    alive = ", ".join(f"{p.name} {p.n_alive}/{p.size}" for p in hidden)
+    alive = ", ".join(f"{p.name} {p.n_alive}/{p.n_units}" + (" channels" if p.shape else "")
+                      for p in hidden)
     text = (f"{model}: epoch {epoch}/{epochs} development: {len(entries)} steps, neurons pruned "
             f"{total('neurons_pruned')}, revived {total('neurons_revived')} (alive: {alive}), "
             f"synapses removed {total('synapses_removed')}, regrown {total('synapses_added')}")

@@ -43,6 +43,7 @@ test in ``tests/test_geometry.py``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,6 +175,21 @@ class Geometry:
         return c * self.kernel_size ** 2, self.out_channels
 
     @property
+    def n_synapses(self) -> int:
+        """Number of synapses :meth:`synapses` lists (computed without listing them)."""
+        c_in, hp, wp = self.pooled_shape
+        per_window = self.pool ** 2
+        if self.kind == "dense":
+            return c_in * hp * wp * per_window * self.out_channels
+        k, p = self.kernel_size, self.padding
+        _, out_h, out_w = self.target_shape
+
+        def pairs(out: int, size: int) -> int:  # (output position, kernel offset) inside the input
+            return sum(max(0, min(out, size + p - d) - max(0, p - d)) for d in range(k))
+
+        return c_in * self.out_channels * pairs(out_h, hp) * pairs(out_w, wp) * per_window
+
+    @property
     def factor(self) -> float:
         """Weight of a synapse per unit parameter: ``1 / pool**2``."""
         return 1.0 / self.pool ** 2
@@ -198,7 +214,11 @@ class Geometry:
 
     # ------------------------------------------------------------------ synapses
     def synapses(self) -> SharedSynapses:
-        """Every potential synapse, sorted by (pre, post)."""
+        """Every potential synapse, sorted by (pre, post) (read-only arrays, listed once per
+        geometry and cached)."""
+        return _listed_synapses(self)
+
+    def _list_synapses(self) -> SharedSynapses:
         c_in, h, w = self.source_shape
         _, hp, wp = self.pooled_shape
         s = self.pool
@@ -242,8 +262,11 @@ class Geometry:
         post = np.repeat(pairs_t, s * s)
         parameter = np.repeat(parameter, s * s)
         order = np.lexsort((post, pre))
-        return SharedSynapses(pre[order].astype(np.int64), post[order].astype(np.int64),
-                              parameter[order].astype(np.int64), self.factor)
+        arrays = [pre[order].astype(np.int64), post[order].astype(np.int64),
+                  parameter[order].astype(np.int64)]
+        for array in arrays:
+            array.setflags(write=False)
+        return SharedSynapses(*arrays, self.factor)
 
     # ------------------------------------------------------------------ linear operator
     def _pool(self, spikes: np.ndarray) -> np.ndarray:
@@ -340,3 +363,9 @@ class Geometry:
                 grad_padded[:, :, dy:dy + out_h, dx:dx + out_w] += part.transpose(0, 3, 1, 2)
         grad_pooled = grad_padded[:, :, p:p + hp, p:p + wp]
         return grad_weight, self._unpool(grad_pooled)
+
+
+@functools.lru_cache(maxsize=16)
+def _listed_synapses(geometry: Geometry) -> SharedSynapses:
+    """:meth:`Geometry.synapses`, listed once per geometry (geometries are frozen and hashable)."""
+    return geometry._list_synapses()

@@ -217,6 +217,20 @@ class Projection:
         """Postsynaptic indices of the existing synapses (row-major order)."""
         return np.nonzero(self.exists)[1].astype(np.int32)
 
+    @property
+    def n_potential_synapses(self) -> int:
+        """Synapses between the two populations if every parameter existed (a shared parameter
+        counts once per synapse that shares it)."""
+        return int(self.exists.size if self.geometry is None else self.geometry.n_synapses)
+
+    def fan_out(self) -> np.ndarray:
+        """Existing outgoing synapses of each presynaptic neuron, shape (n_source_neurons,)."""
+        if self.geometry is None:
+            return self.exists.sum(axis=1)
+        listed = self.geometry.synapses()
+        present = self.exists.ravel()[listed.parameter_index]
+        return np.bincount(listed.pre[present], minlength=self.geometry.n_source)
+
     def effective_weight(self) -> np.ndarray:
         """Weights as the network sees them: latent weights of absent synapses count 0."""
         return np.where(self.exists, self.weight, 0.0)

@@ -182,3 +182,30 @@ def test_figures_section_is_validated_and_not_part_of_a_runs_identity():
     other = plain.with_overrides(["figures.spine_projection=hidden_1_to_output", "figures.spine_synapses=[1]"])
     assert configuration_changes(plain.to_dict(), other.to_dict()) == [], "a figure choice never blocks --resume"
     assert json.loads(json.dumps(other.to_dict())) == other.to_dict(), "the echo survives JSON"
+
+
+def test_network_layers_build_a_convolutional_network_from_the_dataset_shape():
+    config = ExperimentConfig.from_dict({"network": {"layers": ["15C3", "AP2", "40C3", "AP2", "300FC"]}})
+    params = config.network_parameters()
+    assert params.input_shape == (2, 34, 34) and params.n_input == 2312
+    assert params.hidden_sizes == (15 * 34 * 34, 40 * 17 * 17, 300)
+    echo = config.to_dict()["network"]
+    assert echo["layers"] == ["15C3", "AP2", "40C3", "AP2", "300FC"] and "hidden_sizes" not in echo
+    assert ExperimentConfig.from_dict(config.to_dict()) == config, "the echo reads back"
+    assert "layers" not in ExperimentConfig.from_dict({}).to_dict()["network"], "unchanged echo"
+    mnist = ExperimentConfig.from_dict({"data": {"dataset": "mnist"}, "network": {"layers": ["4C5P0", "10FC"]}})
+    assert mnist.network_parameters().input_shape == (1, 28, 28)
+    assert mnist.network_parameters().hidden_sizes == (4 * 24 * 24, 10)
+
+
+@pytest.mark.parametrize("network, message", [
+    ({"layers": ["15C3"], "hidden_sizes": [800]}, "network: write either layers"),
+    ({"layers": ["15Q3"]}, "network.layers[0] = '15Q3': expected"),
+    ({"layers": ["300FC", "AP2"]}, "pooling needs channels"),
+    ({"layers": ["AP64", "3C3"]}, "(input 34x34x2 of data.dataset = 'nmnist')"),
+    ({"layers": "15C3"}, "network.layers: expected a list"),
+])
+def test_network_layers_errors_name_the_entry(network, message):
+    with pytest.raises(ConfigError) as info:
+        ExperimentConfig.from_dict({"network": network})
+    assert message in str(info.value)

@@ -559,3 +559,32 @@ def test_ctrl_c_while_loading_data_stops_before_training(tmp_path, tiny_data, mo
     with pytest.raises(RunInterrupted, match="while loading the data; nothing was trained"):
         run_experiment(tiny_config(tmp_path), progress=False)
     assert not (tmp_path / "out").exists(), "nothing was written, no folder is left"
+
+
+def test_a_convolutional_sd_snn_run_prunes_channels_and_brian2_agrees_with_the_kernel(tmp_path, tiny_data):
+    """network.layers end to end: dense and SD-SNN models of a 3C3-AP4-8FC network train, develop
+    per channel, and their Brian2 evaluation gives the kernel's predictions on every sample."""
+    from sdsnn_bio.development.monitor import MONITORS_FILE, load_monitors
+
+    raw = {
+        "network": {"layers": ["3C3", "AP4", "8FC"], "n_steps": N_STEPS, "dt": "5 ms", "weight_init_gain": 6.0},
+        "learning": {"batch_size": 6, "epochs": 2, "learning_rate": 0.01, "threads": 1},
+        "simulation": {"codegen_target": "numpy", "evaluation_batch": 6},
+        "run": {"seed": 3, "output_dir": str(tmp_path / "out")},
+        "development": {"enabled": True, "steps_per_epoch": 4, "consecutive_steps": 1,
+                        "initial_pruning_rate": 0.4},
+        "monitor": [{"source": "hidden_1", "variables": ["alive", "importance"], "name": "channels"}],
+    }
+    config = ExperimentConfig.from_dict(raw)
+    results = run_experiment(config, data=tiny_data, progress=False)
+    for name in ("dense", "sdsnn"):
+        assert results["models"][name]["test"]["kernel_brian2_agreement"] == 1.0, name
+    report = results["models"]["sdsnn"]["structure"]
+    assert report["channels_alive"]["hidden_1"] == 2, "floor(0.4 * 3) = 1 channel of 3 pruned"
+    assert report["neurons_alive"]["hidden_1"] == 2 * 34 * 34, "a pruned channel loses every position"
+    structure = load_structure(tmp_path / "out" / "sdsnn" / STRUCTURE)
+    assert structure.projection("input_to_hidden_1").geometry.kind == "convolution"
+    assert structure.population("hidden_1").shape == (3, 34, 34)
+    channels = load_monitors(tmp_path / "out" / "sdsnn" / MONITORS_FILE)["channels"]
+    assert channels.alive.shape[0] == 3, "a population monitor records one entry per channel"
+    assert channels.alive[:, -1].sum() == 2

@@ -20,6 +20,7 @@ from sdsnn_bio.geometry import Geometry
 from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
 from sdsnn_bio.model import NetworkParameters, NeuronParameters, SpikingNetwork, initial_structure
 from sdsnn_bio.model.architecture import parse_layers
+from sdsnn_bio.model.equations import shared_synapse_equations
 from sdsnn_bio.structure import Population, Projection, SpineState, Structure
 
 INPUT_SHAPE = (2, 8, 8)
@@ -85,6 +86,7 @@ def test_forward_and_backward_are_those_of_the_listed_synapses(rng, geometry):
     np.testing.assert_allclose(grad_weight.ravel(), summed, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grad_spikes, grad_currents @ matrix.T, rtol=1e-12, atol=1e-12)
     assert geometry.row_channel().shape == (geometry.parameter_shape[0],)
+    assert geometry.n_synapses == listed.pre.size
 
 
 def test_released_nmnist_shapes():
@@ -157,11 +159,13 @@ def test_conv_synapses_carry_their_kernel_element(rng):
     np.testing.assert_array_equal(synapses.j[:], listed.post[present])
     np.testing.assert_array_equal(kernel_index, listed.parameter_index[present])
     np.testing.assert_allclose(synapses.w[:], projection.weight.ravel()[kernel_index] / 4, rtol=0)
-    np.testing.assert_allclose(synapses.spine_range_upper[:], projection.spine.upper.ravel()[kernel_index])
-    assert np.all(synapses.pooling_factor[:] == 0.25)
-    assert "kernel_index" in str(synapses.equations)
+    assert float(synapses.pooling_factor[:]) == 0.25
+    printed = str(shared_synapse_equations())
+    assert "kernel_index" in printed and "pooling_factor" in printed
+    assert "spine_range_upper" not in str(synapses.equations), "spine state: per kernel element"
     state = network.read_synapse_state("hidden_1_to_hidden_2")
     np.testing.assert_array_equal(state["parameter_index"], kernel_index)
+    assert "upper" not in state
     # A write of the shared weights reaches every synapse of each kernel element.
     projection.weight *= 2.0
     network.write_weights(projection)

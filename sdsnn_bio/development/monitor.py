@@ -99,7 +99,7 @@ _SPINE_ATTRIBUTE = {"spine_range_lower": "lower", "spine_range_upper": "upper"}
 def _importance(structure: Structure, population: str) -> np.ndarray:
     from .rules import neuron_importance
 
-    size = structure.population(population).size
+    size = structure.population(population).n_units
     try:
         projection = structure.projection_into(population)
     except KeyError:  # the input population has no incoming synapses
@@ -201,16 +201,18 @@ class DevelopmentMonitor:
         self.kind = kind
         if kind == "projection":
             projection = structure.projection(self.source)
-            variables = condition_variables(projection, structure.population(projection.source).alive,
+            source_alive = structure.population(projection.source).alive[structure.row_units(projection)]
+            variables = condition_variables(projection, source_alive,
                                             structure.population(projection.target).alive)
             mask = self._select(variables, projection.shape)
             i, j = np.nonzero(mask)
             self.i, self.j = i.astype(np.int64), j.astype(np.int64)
         else:
             population = structure.population(self.source)
-            variables = {"i": np.arange(population.size), "alive": population.alive,
+            # One entry per unit: a neuron, or a channel of a convolutional population.
+            variables = {"i": np.arange(population.n_units), "alive": population.alive,
                          "importance": _importance(structure, self.source)}
-            mask = self._select(variables, (population.size,))
+            mask = self._select(variables, (population.n_units,))
             self.i, self.j = np.nonzero(mask)[0].astype(np.int64), None
 
     def _select(self, variables: dict, shape: tuple) -> np.ndarray:
@@ -262,7 +264,7 @@ class DevelopmentMonitor:
         elif variable == "spine_width":
             values = projection.spine.upper.ravel()[flat] + np.abs(projection.spine.lower.ravel()[flat])
         elif variable == "alive_pre":
-            values = structure.population(projection.source).alive[self.i]
+            values = structure.population(projection.source).alive[structure.row_units(projection)[self.i]]
         elif variable == "alive_post":
             values = structure.population(projection.target).alive[self.j]
         else:

@@ -147,8 +147,10 @@ class StructuralScheduler:
         write, so they are not read back.
         """
         for projection in self.structure.projections:
+            if projection.geometry is not None:
+                continue  # shared kernel elements keep their spine state in the structure only
             state = self.network.read_synapse_state(projection.name)
-            index = state["parameter_index"]  # synapses sharing a kernel element agree
+            index = state["parameter_index"]
             for name in SPINE_FIELDS:
                 np.put(getattr(projection.spine, name), index, state[name])
 

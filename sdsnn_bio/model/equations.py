@@ -93,13 +93,16 @@ def synapse_equations() -> Equations:
 def shared_synapse_equations() -> Equations:
     """Synapse of a projection with shared parameters (convolution, pooling folded in).
 
-    :func:`synapse_equations` plus the kernel element the synapse shares with others; ``w``,
-    the spine range and the streaks are gathered from that element (``w`` times the pooling
-    factor), so every synapse of a kernel element holds the same values.
+    The weight is gathered from the kernel element the synapse shares with others
+    (``w = pooling_factor * kernel_weight[kernel_index]``). The spine state of SD-SNN section 1 is
+    a property of the kernel element, not of each of its synapses: it lives once per element in the
+    structure record (:class:`~sdsnn_bio.structure.Projection`), not on the millions of synapses of
+    a convolution.
     """
-    return synapse_equations() + Equations(
+    return Equations(
         """
-        kernel_index : integer (constant)  # flat index of the shared kernel element (parameter row * columns + column)
-        pooling_factor : 1 (constant)  # 1 / pool**2: average pooling of the presynaptic spikes, folded in
+        w : 1  # synaptic weight: pooling_factor * the shared kernel element's weight
+        kernel_index : integer (constant)  # flat index of the shared kernel element (row * columns + column)
+        pooling_factor : 1 (constant, shared)  # 1 / pool**2: average pooling of the presynaptic spikes, folded in
         """
     )

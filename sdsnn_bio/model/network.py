@@ -11,8 +11,9 @@
   ``geometry.synapses()``; each synapse carries ``kernel_index``, the flat index of its kernel
   element in the projection's parameter arrays, and ``pooling_factor``. The shared weight is stored
   once per kernel element in the structure and gathered to the synapses
-  (``w = pooling_factor * kernel_weight[kernel_index]``), spine state likewise. A kernel element
-  that does not exist removes all the synapses that share it;
+  (``w = pooling_factor * kernel_weight[kernel_index]``); the spine state stays per kernel element
+  in the structure (not copied to every synapse). A kernel element that does not exist removes all
+  the synapses that share it;
 * a ``SpikeMonitor`` per neuron group (``<group>_spikes``) and, optionally, ``StateMonitor``s of the
   potential (``<group>_potential``) recorded after the state update and before the threshold, i.e.
   the potential the threshold is tested on.
@@ -243,7 +244,7 @@ class SpikingNetwork:
                     f"{projection.name}: Brian2 stored the synapses in another order than given"
                 )
             synapses.kernel_index[:] = listed.parameter_index[present]
-            synapses.pooling_factor[:] = listed.factor
+            synapses.pooling_factor = listed.factor
             self._factor[projection.name] = listed.factor
         else:
             synapses.connect(i=projection.i, j=projection.j)
@@ -274,6 +275,8 @@ class SpikingNetwork:
         if flat.size == 0:
             return
         synapses.w[:] = self._gathered_weights(projection)
+        if projection.geometry is not None:
+            return  # spine state is per kernel element, in the structure only
         for field_name in SPINE_FIELDS:
             values = getattr(projection.spine, field_name).ravel()[flat]
             synapses.state(SPINE_VARIABLES[field_name])[:] = values
@@ -297,12 +300,15 @@ class SpikingNetwork:
         Keys of the spine state follow :data:`sdsnn_bio.structure.SPINE_FIELDS`; ``parameter_index``
         is the flat index of each synapse's entry in the projection's parameter arrays
         (``i * n_target + j`` for a fully-connected projection, ``kernel_index`` for a shared one,
-        whose ``w`` includes the pooling factor).
+        whose ``w`` includes the pooling factor and whose spine state is not on the synapses: it
+        lives per kernel element in the structure, so no spine key is returned).
         """
         synapses = self._synapses[projection]
         i, j = self._synapse_pairs[projection]
         state = {"i": i.copy(), "j": j.copy(), "w": np.array(synapses.w[:], dtype=np.float64),
                  "parameter_index": self._flat_index[projection].copy()}
+        if "kernel_index" in synapses.variables:
+            return state
         for field_name in SPINE_FIELDS:
             values = np.asarray(synapses.state(SPINE_VARIABLES[field_name])[:])
             state[field_name] = values.astype(np.int32 if field_name in _INTEGER_SPINE else np.float64)
