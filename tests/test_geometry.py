@@ -371,3 +371,31 @@ def test_development_prunes_whole_channels_and_regrows_kernel_elements(rng, sema
             rules, state)
     regrown = after.projection("hidden_1_to_hidden_2").exists & ~before
     assert regrown[row, 1] and regrown.sum() == 1
+
+
+def test_undeveloped_layers_and_per_layer_initial_rates(rng):
+    """Released SCNNs: conv1 (hidden_1) is never pruned and its kernels get no spine rule,
+    constraint or regrowth; conv2's channels start at their own rate."""
+    _, structure = conv_case(rng, prune=False)
+    first = structure.projection("input_to_hidden_1")
+    first.weight[0, 0] = 50.0  # far outside its range: a constraint would clip it
+    first.exists[1, 1] = False
+    first.weight[1, 1] = 60.0  # far above any percentile: regeneration would regrow it
+    rules = DevelopmentParameters(consecutive_steps=1, regrowth_consecutive_steps=0, initial_pruning_rate=0.5,
+                                  layer_initial_pruning_rates={"hidden_2": 0.25},
+                                  undeveloped_layers=["hidden_1"])
+    state = DevelopmentState.initial(structure, rules)
+    assert state.pruning_rates == {"hidden_1": 0.5, "hidden_2": 0.25, "hidden_3": 0.5}
+    everything = DevelopmentActions(spines=True, constrain=True, prune=True, regenerate=True)
+    new, record, _ = develop_structure(structure, everything, rules, state)
+    assert new.population("hidden_1").alive.all(), "an undeveloped layer is never pruned"
+    assert new.population("hidden_2").n_alive == 3, "floor(0.25 * 4) channels"
+    assert new.population("hidden_3").n_alive == 6
+    untouched = new.projection("input_to_hidden_1")
+    assert untouched.weight[0, 0] == 50.0 and not untouched.exists[1, 1]
+    np.testing.assert_array_equal(untouched.spine.upper, first.spine.upper)
+    assert record.projections["input_to_hidden_1"]["weights_clipped"] == 0
+    with pytest.raises(ValueError, match=r"undeveloped_layers: \['conv1'\] are not hidden populations"):
+        develop_structure(structure, everything, DevelopmentParameters(undeveloped_layers=("conv1",)), state)
+    with pytest.raises(ValueError, match="layer_initial_pruning_rates: expected a table"):
+        DevelopmentParameters(layer_initial_pruning_rates={"hidden_2": 1.5})

@@ -156,6 +156,14 @@ class DevelopmentParameters:
         least n existing incoming synapses (released scripts: 20 for the N-MNIST, MNIST and
         DVS-Gesture fully-connected layer, 50 for CIFAR-10's, so that a pruned neuron with a few
         regrown synapses still counts as pruned).
+    layer_initial_pruning_rates : dict[str, float]
+        p_l of the named hidden populations when pruning begins, overriding
+        ``initial_pruning_rate`` for them (released SCNNs: conv2's channels start at 0.05, fc1's
+        neurons at 0.45).
+    undeveloped_layers : tuple of str
+        Hidden populations that development leaves alone: never pruned, and the projection into
+        them gets no spine rule, constraint or regeneration (released SCNNs: conv1, whose weights
+        the released scripts never mask or clip).
     semantics : {"package", "released"}
         ``"package"``: the rules as described in this module. ``"released"``: the released SD-SNN
         scripts' reading of the same rules (:func:`develop_structure`; every difference is listed
@@ -187,6 +195,8 @@ class DevelopmentParameters:
     reset_pruned_input_weights: bool = True
     constrain_last_projection: bool = True
     trophic_min_synapses: int | None = None
+    layer_initial_pruning_rates: dict = field(default_factory=dict)
+    undeveloped_layers: tuple = ()
     semantics: str = "package"
 
     def __post_init__(self) -> None:
@@ -236,6 +246,35 @@ class DevelopmentParameters:
             fail("trophic_min_synapses", "an integer >= 1 or None (count the alive neurons)")
         if self.semantics not in SEMANTICS:
             fail("semantics", f"one of {list(SEMANTICS)}")
+        if not isinstance(self.layer_initial_pruning_rates, dict) or not all(
+            isinstance(k, str) and _is_number(v) and 0.0 <= v <= self.max_pruning_rate
+            for k, v in self.layer_initial_pruning_rates.items()
+        ):
+            fail("layer_initial_pruning_rates",
+                 f"a table of population name -> rate in [0, max_pruning_rate = {self.max_pruning_rate}]")
+        if isinstance(self.undeveloped_layers, (list, tuple)):
+            object.__setattr__(self, "undeveloped_layers", tuple(self.undeveloped_layers))
+        if not isinstance(self.undeveloped_layers, tuple) or not all(
+            isinstance(v, str) for v in self.undeveloped_layers
+        ):
+            fail("undeveloped_layers", "a list of hidden population names")
+
+    def initial_rate(self, population: str) -> float:
+        """p_l of ``population`` when pruning begins."""
+        return float(self.layer_initial_pruning_rates.get(population, self.initial_pruning_rate))
+
+    def check_layers(self, structure: Structure) -> None:
+        """Refuse layer names (``layer_initial_pruning_rates``, ``undeveloped_layers``) that are not
+        hidden populations of ``structure``."""
+        hidden = [p.name for p in structure.hidden_populations]
+        for name, values in (("layer_initial_pruning_rates", self.layer_initial_pruning_rates),
+                             ("undeveloped_layers", self.undeveloped_layers)):
+            unknown = sorted(set(values) - set(hidden))
+            if unknown:
+                raise ValueError(
+                    f"DevelopmentParameters.{name}: {unknown} are not hidden populations of the "
+                    f"network; expected names among {hidden}"
+                )
 
     @property
     def released(self) -> bool:
@@ -256,6 +295,10 @@ class DevelopmentParameters:
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __hash__(self) -> int:  # a dict field: hash its items
+        return hash(tuple((f.name, tuple(sorted(v.items())) if isinstance(v, dict) else v)
+                          for f in fields(self) for v in [getattr(self, f.name)]))
 
 
 # ---------------------------------------------------------------------------------------- section 1
@@ -649,7 +692,7 @@ class DevelopmentState:
         hidden = structure.hidden_populations
         return cls(
             step=0,
-            pruning_rates={p.name: float(params.initial_pruning_rate) for p in hidden},
+            pruning_rates={p.name: params.initial_rate(p.name) for p in hidden},
             protected={p.name: np.zeros(p.n_units, dtype=bool) for p in hidden},
         )
 
@@ -835,7 +878,12 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
                                   dtype=bool).copy() for name in hidden}
     rates = dict(state.pruning_rates)
     for name in hidden:
-        rates.setdefault(name, float(params.initial_pruning_rate))
+        rates.setdefault(name, params.initial_rate(name))
+    if params.undeveloped_layers or params.layer_initial_pruning_rates:
+        params.check_layers(structure)
+    # Populations pruned, and projections shaped, by development (released SCNNs leave conv1 alone).
+    pruned_layers = [name for name in hidden if name not in params.undeveloped_layers]
+    developed = [p for p in new.projections if p.target not in params.undeveloped_layers]
     counts = {p.name: {"upper_enlarged": 0, "lower_enlarged": 0, "spines_shrunk": 0,
                        "weights_clipped": 0, "regeneration_threshold": None}
               for p in new.projections}
@@ -856,7 +904,7 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
     candidates: dict[str, np.ndarray | None] = {p.name: None for p in new.projections}
     if actions.spines:
         # Released: every projection but the last, on the effective weights of all synapses.
-        for projection in (new.projections[:-1] if released else new.projections):
+        for projection in (developed[:-1] if released else developed):
             projection.spine, events = _update_spines(
                 projection.effective_weight() if released else projection.weight,
                 np.ones(projection.shape, bool) if released else projection.exists,
@@ -867,7 +915,7 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
             counts[projection.name]["spines_shrunk"] = int(events.shrunk.size)
             candidates[projection.name] = events.clip_candidates
     on_bound, has_nan = {}, {}
-    constrained = new.projections if params.constrain_last_projection else new.projections[:-1]
+    constrained = developed if params.constrain_last_projection else developed[:-1]
     if actions.constrain and released:  # the whole weight tensor, latent weights included
         for projection in constrained:
             clipped = np.clip(projection.weight, projection.spine.lower, projection.spine.upper)
@@ -889,7 +937,7 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
     if actions.regenerate:
         regeneration_started = s if regeneration_started is None else regeneration_started
         q = regeneration_percentile(s - regeneration_started, params)
-        for projection in new.projections:
+        for projection in developed:
             # A parameter row is alive with the source unit (neuron or channel) it reads.
             source_alive = new.population(projection.source).alive[new.row_units(projection)]
             target_alive = new.population(projection.target).alive
@@ -939,7 +987,7 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
     pruning_started = state.pruning_started_step
     if actions.prune:
         pruning_started = s if pruning_started is None else pruning_started
-        for name in hidden:
+        for name in pruned_layers:
             population = new.population(name)
             units = population.n_units  # neurons, or channels (all positions pruned together)
             wanted = min(int(math.floor(rates[name] * units + 1e-9)), units - 1)
@@ -968,7 +1016,7 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
                     absent = ~projection.exists
                     if np.any(projection.weight[absent] != 0.0):
                         np.copyto(cow.own(projection, "weight"), 0.0, where=absent)
-        for name in hidden:
+        for name in pruned_layers:
             outgoing = new.projection_from(name)
             target = new.population(outgoing.target)
             target_is_output = target is new.populations[-1]
