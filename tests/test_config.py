@@ -128,7 +128,8 @@ def test_shipped_configurations_are_valid():
     assert shipped, "the main job's configuration ships with the examples"
     for path in shipped:
         config = load_config(path)
-        assert config.to_dict()["network"]["hidden_sizes"], f"{path.name} builds a network"
+        network = config.to_dict()["network"]
+        assert network.get("hidden_sizes") or network.get("layers"), f"{path.name} builds a network"
     main_job = load_config(shipped[0].parent / "embedded.toml")
     assert main_job.development_enabled and main_job.run.baseline, (
         "the main job runs SD-SNN beside its dense baseline")

@@ -355,7 +355,44 @@ def test_released_presets_are_valid_and_carry_each_scripts_constants(
     assert config.network.v_threshold == 0.5
     lines = (PRESETS / f"{name}.toml").read_text(encoding="utf-8").splitlines()
     comments = " ".join(line.lstrip("# ") for line in lines if line.startswith("#"))
-    assert "Convolution arrives with the convolution issue" in comments, "the preset says it is not the conv net"
+    says = "keeps the closest fully-connected network" if name == "released_cifar10" else (
+        f"That network is the preset {name}_scnn.toml")
+    assert says in comments, "the preset says it is not the conv net"
+
+
+@pytest.mark.parametrize("name, input_shape, fc1_inputs, classes", [
+    ("released_nmnist_scnn", (2, 34, 34), 40 * 8 * 8, 10),
+    ("released_mnist_scnn", (1, 28, 28), 40 * 7 * 7, 10),
+    ("released_dvs_gesture_scnn", (2, 32, 32), 40 * 8 * 8, 11),
+])
+def test_released_scnn_presets_build_the_released_architecture(name, input_shape, fc1_inputs, classes):
+    """2-15C3-AP2-40C3-AP2-300FC-n (1 input channel for MNIST): conv1 left alone, conv2 pruned per
+    channel from 5 %, fc1 per neuron from the script's rate; the other constants as the
+    fully-connected preset of the same script."""
+    from sdsnn_bio.model import initial_structure
+
+    config = load_config(PRESETS / f"{name}.toml")
+    fully_connected = load_config(PRESETS / f"{name.removesuffix('_scnn')}.toml")
+    params = config.network_parameters()
+    assert params.input_shape == input_shape and params.n_output == classes
+    architecture = params.architecture()
+    conv1, conv2, fc1, fc2 = (spec.geometry for spec in architecture.specs)
+    assert (conv1.kind, conv1.out_channels, conv1.kernel_size, conv1.padding, conv1.pool) == (
+        "convolution", 15, 3, 1, 1)
+    assert (conv2.kind, conv2.out_channels, conv2.kernel_size, conv2.padding, conv2.pool) == (
+        "convolution", 40, 3, 1, 2)
+    assert fc1.kind == "dense" and fc1.parameter_shape == (fc1_inputs, 300) and fc1.pool == 2
+    assert fc2 is None and architecture.specs[-1].size == classes
+    development = config.development_parameters()
+    assert development.undeveloped_layers == ("hidden_1",)
+    assert development.initial_rate("hidden_2") == 0.05
+    assert development.initial_rate("hidden_3") == fully_connected.development_parameters().initial_pruning_rate
+    for section in ("learning", "simulation"):
+        assert getattr(config, section) == getattr(fully_connected, section), section
+    assert {k: v for k, v in config.development.items()
+            if k not in ("undeveloped_layers", "layer_initial_pruning_rates")} == fully_connected.development
+    structure = initial_structure(params, np.random.default_rng(0))
+    development.check_layers(structure)  # the layer names exist in the network
 
 
 def test_a_released_mode_run_prunes_and_brian2_agrees_with_the_kernel(tmp_path):

@@ -48,7 +48,10 @@ def _layered_structure(params: NetworkParameters, rng: np.random.Generator) -> S
     """Structure of a network described by ``params.layers`` (convolutions, pooling folded in).
 
     A shared projection's parameters have fan-in ``rows`` (``C_in * k * k`` kernel elements, or the
-    pooled inputs of a dense layer): ``N(0, (gain / sqrt(rows))**2)``.
+    pooled inputs of a dense layer) and are drawn from ``N(0, (gain * pool / sqrt(rows))**2)``:
+    pooling spreads each parameter over ``pool**2`` synapses of weight ``parameter / pool**2``,
+    which divides the variance of the input current by ``pool**2`` at a given spike rate; the
+    factor ``pool`` restores it, so one ``gain`` suits every layer.
     """
     architecture = params.architecture()
     populations = [Population("input", architecture.n_input, shape=architecture.input_shape)]
@@ -58,7 +61,8 @@ def _layered_structure(params: NetworkParameters, rng: np.random.Generator) -> S
         populations.append(Population(spec.name, spec.size, shape=spec.shape))
         shape = spec.geometry.parameter_shape if spec.geometry is not None else (
             populations[-2].size, spec.size)
-        weight = rng.normal(0.0, params.weight_init_gain / np.sqrt(shape[0]), size=shape)
+        pool = spec.geometry.pool if spec.geometry is not None else 1
+        weight = rng.normal(0.0, params.weight_init_gain * pool / np.sqrt(shape[0]), size=shape)
         projections.append(Projection(
             f"{source}_to_{spec.name}", source, spec.name, weight, np.ones(shape, dtype=bool),
             SpineState.from_weights(weight), spec.geometry,
