@@ -12,7 +12,9 @@ What each figure shows (SD-SNN: Han et al., arXiv 2211.12219; see ``SDSNN_METHOD
   range ``[r_lower, r_upper]`` over development steps, with the steps where a synapse was pruned or
   regrew;
 * :func:`plot_pruning` (section 2): the neurotrophic pruning rate ``p_l`` and the neurons alive per
-  hidden layer;
+  hidden layer (channels alive for a convolutional layer);
+* :func:`plot_kernels`: the kernels of the surviving channels of a convolutional projection (its
+  pruned channels listed);
 * :func:`plot_regeneration` (section 3): the regeneration percentile ``q = min(60 + 1.1^(s - s0), 99)``,
   synapses added and removed per step, and synapses present per projection;
 * :func:`plot_connectivity`: fan-in of the target neurons and, for a W×H×P pixel input,
@@ -58,12 +60,14 @@ from .structure import Structure
 __all__ = [
     "SENSOR_SIZE",
     "FIGURE_NAMES",
+    "CONVOLUTION_FIGURE_NAMES",
     "MONITOR_FIGURE",
     "accuracy_compression_rows",
     "load_results",
     "plot_accuracy_vs_compression",
     "plot_connectivity",
     "plot_energy",
+    "plot_kernels",
     "plot_monitor",
     "plot_pruning",
     "plot_rasters",
@@ -92,6 +96,12 @@ FIGURE_NAMES = {
     "rasters": "rasters.png",
     "accuracy_vs_compression": "accuracy_vs_compression.png",
     "energy": "energy.png",
+}
+
+#: Figures that :func:`plot_results` writes for convolutional runs only (``network.layers``),
+#: instead of ``connectivity`` and ``receptive_fields`` (pixel maps of a fully-connected input).
+CONVOLUTION_FIGURE_NAMES = {
+    "kernels": "kernels.png",
 }
 
 #: File name of the figure of each development monitor (``{name}``: the monitor's name, prefixed
@@ -381,6 +391,7 @@ def plot_pruning(
     populations: Sequence[str] | None = None,
     layer_sizes: Mapping[str, int] | None = None,
     fig: Figure | None = None,
+    unit: str = "neurons",
 ) -> Figure:
     """Neurotrophic pruning rate ``p_l`` and neurons alive per hidden layer (SD-SNN §2).
 
@@ -392,9 +403,13 @@ def plot_pruning(
         Layers to draw (default: those with a pruning rate).
     layer_sizes : mapping, optional
         Neurons per layer (``result["structure"]["neurons"]``); adds the layer size and the target
-        ``(1 - p_l) × size`` that pruning drives the layer towards.
+        ``(1 - p_l) × size`` that pruning drives the layer towards (channels for a convolutional
+        layer, whose records count channels).
     fig : Figure, optional
         Empty figure to draw into (two panels).
+    unit : str
+        What the layers' records count: ``"neurons"``, or ``"channels"`` for convolutional layers,
+        which are pruned per channel (``"neurons or channels"`` for a mix).
     """
     log = _check_log(development_log)
     populations = list(populations) if populations is not None else _hidden_populations(log)
@@ -408,7 +423,7 @@ def plot_pruning(
         rate = _series(log, "pruning_rates", name)
         alive = _series(log, "neurons_alive", name)
         rate_ax.plot(steps, rate, marker=".", color=color, label=f"{name}")
-        alive_ax.plot(steps, alive, marker=".", color=color, label=f"{name}: neurons alive")
+        alive_ax.plot(steps, alive, marker=".", color=color, label=f"{name}: {unit} alive")
         size = None if layer_sizes is None else layer_sizes.get(name)
         if size is not None:
             alive_ax.axhline(size, color=color, linestyle=":", linewidth=1, label=f"{name}: layer size")
@@ -420,9 +435,9 @@ def plot_pruning(
     rate_ax.legend(title="layer", fontsize=8)
     _integer_steps(alive_ax)
     alive_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    alive_ax.set_ylabel("neurons alive (count)")
+    alive_ax.set_ylabel(f"{unit} alive (count)")
     alive_ax.set_xlabel("development step")
-    alive_ax.set_title("Surviving neurons per hidden layer")
+    alive_ax.set_title(f"Surviving {unit} per hidden layer")
     alive_ax.legend(fontsize=8)
     fig.suptitle("Neuron pruning with a neurotrophic rate (SD-SNN §2)")
     return fig
@@ -583,6 +598,69 @@ def receptive_field(structure: Structure, neuron: int, projection: str = "input_
         raise IndexError(f"neuron {neuron}: {proj.target} has neurons 0..{proj.shape[1] - 1}")
     field = np.ma.array(proj.weight[:, neuron], mask=~proj.exists[:, neuron])
     return field.reshape(polarities, height, width)
+
+
+def plot_kernels(structure: Structure, projection: str, *, max_inputs: int = 8,
+                 fig: Figure | None = None) -> Figure:
+    """Kernels of the surviving output channels of a convolutional projection.
+
+    One row per surviving output channel, one column per input channel (the first ``max_inputs``),
+    each a ``k x k`` image of the kernel weights on a common diverging scale; absent kernel
+    elements are grey. The pruned channels are listed in the title (their kernels are gone).
+
+    Parameters
+    ----------
+    structure : Structure
+    projection : str
+        A projection with a ``"convolution"`` geometry.
+    max_inputs : int
+        Input channels drawn.
+    fig : Figure, optional
+        Empty figure to draw into.
+    """
+    proj = structure.projection(projection)
+    geometry = proj.geometry
+    if geometry is None or geometry.kind != "convolution":
+        raise ValueError(f"plot_kernels: projection {projection!r} is not convolutional")
+    if max_inputs < 1:
+        raise ValueError(f"plot_kernels: max_inputs must be >= 1, got {max_inputs}")
+    k = geometry.kernel_size
+    c_in = geometry.source_shape[0]
+    # (rows, cols) -> (C_out, C_in, k, k), absent elements NaN.
+    weight = np.where(proj.exists, proj.weight, np.nan)
+    kernels = weight.reshape(c_in, k, k, geometry.out_channels).transpose(3, 0, 1, 2)
+    alive = structure.population(proj.target).alive
+    surviving = np.flatnonzero(alive)
+    pruned = np.flatnonzero(~alive)
+    inputs = min(c_in, int(max_inputs))
+    rows = max(surviving.size, 1)
+    fig = _new_figure(fig, (1.0 + 0.9 * inputs, 1.2 + 0.8 * rows))
+    axes = np.atleast_2d(fig.subplots(rows, inputs, squeeze=False))
+    shown = kernels[surviving][:, :inputs]
+    finite = shown[np.isfinite(shown)]
+    limit = float(np.max(np.abs(finite))) if finite.size else 1.0
+    limit = limit if limit > 0 else 1.0
+    cmap = _diverging_with_grey()
+    image = None
+    for row in range(rows):
+        for col in range(inputs):
+            ax = axes[row, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row >= surviving.size:
+                ax.set_visible(False)
+                continue
+            image = ax.imshow(shown[row, col], cmap=cmap, vmin=-limit, vmax=limit)
+            if row == 0:
+                ax.set_title(f"in {col}", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(f"channel {surviving[row]}", fontsize=8)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label=WEIGHT_UNIT)
+    listed = ", ".join(str(c) for c in pruned[:20]) + (" ..." if pruned.size > 20 else "")
+    fig.suptitle(f"{projection}: kernels of the {surviving.size} surviving of {alive.size} channels"
+                 + (f"\npruned: {listed}" if pruned.size else ""), fontsize=10)
+    return fig
 
 
 def plot_receptive_fields(
@@ -1058,7 +1136,7 @@ def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike,
     ``<model>/structure.npz``, ``<model>/rasters.npz`` and ``<model>/monitors.npz`` (every
     development monitor is drawn as ``monitor_<name>.png``, :data:`MONITOR_FIGURE`). Figures whose data is missing (a dense-only
     run has no development log; an interrupted run has no structure) are skipped and logged.
-    File names are those of :data:`FIGURE_NAMES`.
+    File names are those of :data:`FIGURE_NAMES` (and :data:`CONVOLUTION_FIGURE_NAMES`).
 
     Raises
     ------
@@ -1074,11 +1152,13 @@ def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike,
     developed = models.get("sdsnn")
     written: list[Path] = []
 
+    names = {**FIGURE_NAMES, **CONVOLUTION_FIGURE_NAMES}
+
     def write(key: str, fig: Figure) -> None:
-        written.append(save_figure(fig, figures_dir / FIGURE_NAMES[key], dpi=dpi))
+        written.append(save_figure(fig, figures_dir / names[key], dpi=dpi))
 
     def skip(key: str, why: str) -> None:
-        logger.info("plot: %s skipped (%s)", FIGURE_NAMES[key], why)
+        logger.info("plot: %s skipped (%s)", names[key], why)
 
     log = (developed or {}).get("development_log") or []
     if not log:
@@ -1104,8 +1184,13 @@ def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike,
         else:
             skip("spine_dynamics", "no tracked synapses in the development log")
         if _hidden_populations(log):
-            sizes = (developed.get("structure") or {}).get("neurons")
-            write("pruning", plot_pruning(log, layer_sizes=sizes))
+            report = developed.get("structure") or {}
+            sizes = report.get("neurons")
+            channels = report.get("channels") or {}
+            if sizes is not None and channels:  # convolutional layers: their records count channels
+                sizes = {**sizes, **channels}
+            write("pruning", plot_pruning(log, layer_sizes=sizes,
+                                          unit="neurons or channels" if channels else "neurons"))
         else:
             skip("pruning", "no pruning rates in the development log")
         if any(rec.get("synapses") for rec in log):
@@ -1132,7 +1217,15 @@ def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike,
             if structure is not None:
                 label = "SD-SNN (after development)" if name == "sdsnn" else "dense baseline"
                 structures[label] = structure
-    if structures:
+    convolutional = structures and next(iter(structures.values())).projections[0].geometry is not None
+    if convolutional:
+        last = list(structures.values())[-1]
+        for key in ("connectivity", "receptive_fields"):
+            skip(key, "the input projection is convolutional (see kernels.png)")
+        candidates = [p for p in last.projections if p.geometry is not None and p.geometry.kind == "convolution"]
+        chosen = max(candidates, key=lambda p: np.count_nonzero(~last.population(p.target).alive))
+        write("kernels", plot_kernels(last, chosen.name))
+    elif structures:
         first = next(iter(structures.values()))
         projection = first.projections[0].name
         sensor_size = _input_shape(results)

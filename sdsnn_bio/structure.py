@@ -429,7 +429,8 @@ class Structure:
             },
             "neurons_alive": {p.name: p.n_neurons_alive for p in self.populations},
             "neurons": {p.name: p.size for p in self.populations},
-            **({"channels_alive": {p.name: p.n_alive for p in self.populations if p.shape}}
+            **({"channels_alive": {p.name: p.n_alive for p in self.populations if p.shape},
+                "channels": {p.name: p.n_units for p in self.populations if p.shape}}
                if any(p.shape for p in self.populations) else {}),
         }
 

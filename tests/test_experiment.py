@@ -588,3 +588,8 @@ def test_a_convolutional_sd_snn_run_prunes_channels_and_brian2_agrees_with_the_k
     channels = load_monitors(tmp_path / "out" / "sdsnn" / MONITORS_FILE)["channels"]
     assert channels.alive.shape[0] == 3, "a population monitor records one entry per channel"
     assert channels.alive[:, -1].sum() == 2
+    from sdsnn_bio.plotting import CONVOLUTION_FIGURE_NAMES, FIGURE_NAMES, plot_results
+
+    written = {path.name for path in plot_results(tmp_path / "out", tmp_path / "figures")}
+    assert {CONVOLUTION_FIGURE_NAMES["kernels"], FIGURE_NAMES["pruning"]} <= written
+    assert FIGURE_NAMES["receptive_fields"] not in written, "no pixel map of a convolutional input"

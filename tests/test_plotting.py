@@ -608,3 +608,18 @@ def test_plot_results_draws_the_chosen_projection_and_synapses(tmp_path, monkeyp
     assert main(["plot", str(tmp_path / "run"), "--spine-projection", "input_to_hidden_1",
                  "--spine-synapses", "3,5"]) == 0
     assert drawn[-1] == ("input_to_hidden_1", [3, 5]), "the command line wins"
+
+
+def test_plot_kernels_draws_the_surviving_channels_and_refuses_a_dense_projection():
+    from sdsnn_bio.model import NetworkParameters, initial_structure
+
+    params = NetworkParameters.from_layers(["3C3", "AP2", "4C3", "6FC"], (2, 8, 8), 3)
+    structure = initial_structure(params, np.random.default_rng(0))
+    structure.population("hidden_2").alive[[0, 2]] = False
+    structure.projection("hidden_1_to_hidden_2").exists[:, [0, 2]] = False
+    fig = plotting.plot_kernels(structure, "hidden_1_to_hidden_2")
+    images = [ax for ax in fig.axes if ax.get_images()]
+    assert len(images) == 2 * 3, "one row per surviving channel, one column per input channel"
+    assert "pruned: 0, 2" in fig._suptitle.get_text()
+    with pytest.raises(ValueError, match="is not convolutional"):
+        plotting.plot_kernels(structure, "hidden_2_to_hidden_3")
