@@ -188,9 +188,7 @@ fig
 
 # %%
 development = DevelopmentParameters(consecutive_steps=6)
-schedule = Schedule(pruning=False, regeneration=False).resolve(
-    development.consecutive_steps
-)
+schedule = Schedule(pruning=False, regeneration=False)  # warm-ups derived from K by actions()
 n_potentiation, n_rest, n_depression = 40, 10, 50
 weight_change_per_step = np.concatenate([
     np.full(n_potentiation, +0.04),  # persistent potentiation
@@ -202,6 +200,8 @@ projection_name = "input_to_hidden_1"
 synapse = (int(np.argmax(structure.projection(projection_name).weight[:, 0])), 0)
 print(development)
 print(schedule)
+constraint_from = next(s for s in range(n_development_steps) if schedule.actions(s, development).constrain)
+print(f"the constraint clips from development step {constraint_from} on (K)")
 print(f"driven synapse: {projection_name}[{synapse[0]}, {synapse[1]}], "
       f"initial w = {structure.projection(projection_name).weight[synapse]:.3f}")
 
@@ -217,7 +217,7 @@ for step in range(n_development_steps):
     # Between two development steps the learner changes the weight; here we prescribe the change.
     developing.projection(projection_name).weight[synapse] += weight_change_per_step[step]
     trace["proposed_w"][step] = developing.projection(projection_name).weight[synapse]
-    actions = schedule.actions(state.step)
+    actions = schedule.actions(state.step, development)
     developing, record, state = develop_structure(developing, actions, development, state)
     projection = developing.projection(projection_name)
     trace["w"][step] = projection.weight[synapse]
@@ -232,7 +232,7 @@ for step in range(n_development_steps):
 
 steps = np.arange(n_development_steps)
 print(f"development steps: {n_development_steps}; constraint from step "
-      f"{schedule.constraint_warmup_steps}")
+      f"{constraint_from}")
 print(f"enlargements of r_upper at steps {enlarged}")
 print(f"shrinkages of the range at steps {shrunk}")
 print(f"weight clipped into its range at {len(clipped)} of {n_development_steps} steps")
@@ -253,7 +253,7 @@ phases = [(0, n_potentiation, "potentiation", "tab:red"),
 for ax in (w_ax, streak_ax):
     for start, stop, _, color in phases:
         ax.axvspan(start - 0.5, stop - 0.5, color=color, alpha=0.07, linewidth=0)
-    ax.axvline(schedule.constraint_warmup_steps - 0.5, color="0.3", linestyle=":", linewidth=1)
+    ax.axvline(constraint_from - 0.5, color="0.3", linestyle=":", linewidth=1)
 for start, stop, label, color in phases:
     w_ax.text((start + stop) / 2, 1.01, label, transform=w_ax.get_xaxis_transform(), ha="center",
               va="bottom", color=color, fontsize=9)
@@ -269,7 +269,7 @@ w_ax.plot(shrunk, trace["upper"][shrunk], linestyle="none", marker="v", color="t
 w_ax.axhline(0, color="0.6", linewidth=0.6)
 w_ax.set_ylabel("weight w (1 = threshold)")
 w_ax.set_title(f"Synapse {projection_name}[{synapse[0]}, {synapse[1]}]: weight inside its spine range "
-               f"(dotted: constraint starts, step {schedule.constraint_warmup_steps})", fontsize=10,
+               f"(dotted: constraint starts, step {constraint_from})", fontsize=10,
                pad=16)
 w_ax.legend(fontsize=8, loc="lower left")
 for name, color in (("upper_streak", "tab:red"), ("shrink_streak", "tab:blue"),

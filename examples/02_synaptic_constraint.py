@@ -123,7 +123,6 @@ print(f"{len(train_samples)} training and {len(test_samples)} test samples "
       f"{np.bincount(train_labels, minlength=10).tolist()}")
 batches_per_epoch = -(-len(train_samples) // batch_size)
 schedule = Schedule(steps_per_epoch=batches_per_epoch, pruning=False, regeneration=False)
-print(schedule.resolve(development.consecutive_steps))
 
 # %% [markdown]
 # ## Network, learner and structural scheduler
@@ -137,6 +136,7 @@ initial = structure.copy()  # the "before" picture
 network = SpikingNetwork(structure, params)
 learner = Learner(structure, params.layer_dynamics(), learning, n_threads=threads)
 scheduler = StructuralScheduler(network, structure, schedule, development, learner)
+print(scheduler.schedule)  # warm-ups derived from K
 for name in network.synapse_names:
     print(f"  Brian2 Synapses {name!r}: {len(network[name])} synapses")
 

@@ -128,7 +128,6 @@ test_samples, test_labels = load_split("test", n_test)
 print(f"{len(train_samples)} training and {len(test_samples)} test samples")
 batches_per_epoch = -(-len(train_samples) // batch_size)
 schedule = Schedule(steps_per_epoch=batches_per_epoch)  # a development step after every batch
-print(schedule.resolve(development.consecutive_steps))
 
 # %% [markdown]
 # ## Network, learner and structural scheduler
@@ -139,6 +138,7 @@ initial = structure.copy()
 network = SpikingNetwork(structure, params)
 learner = Learner(structure, params.layer_dynamics(), learning, n_threads=threads)
 scheduler = StructuralScheduler(network, structure, schedule, development, learner)
+print(scheduler.schedule)  # warm-ups derived from K
 
 # %% [markdown]
 # ## Train, with a development step after every batch

@@ -93,7 +93,7 @@ print(f"network: {dict(zip(params.population_names, params.population_sizes))}, 
       f"{params.n_steps} steps of {params.dt}")
 print(f"learning: {config.learning}")
 print(f"development: {config.development_parameters()}")
-print(f"schedule: {config.schedule().resolve(config.development_parameters().consecutive_steps)}")
+print(f"schedule: {config.schedule()}")
 print(f"simulation: {config.simulation}")
 
 # %% [markdown]

@@ -415,10 +415,8 @@ class ExperimentConfig:
         self.network_parameters()
         self.learning_parameters()
         self.learning_rate_schedule(1)
-        development = self.development_parameters()
-        schedule = self.schedule()
-        with _config_field("development"):
-            schedule.resolve(development.consecutive_steps, development.initialisation_steps)  # warm-ups derived from K against the development end
+        self.development_parameters()
+        self.schedule()  # warm-ups derived from K, checked against the development end
         if self.learning.batch_size < 1:
             raise ConfigError(f"learning.batch_size: expected an integer >= 1, got {self.learning.batch_size}")
         if self.learning.epochs < 1:
@@ -499,7 +497,7 @@ class ExperimentConfig:
         if not self.development_enabled:
             return
         development = self.development_parameters()
-        schedule = self.schedule().resolve(development.consecutive_steps, development.initialisation_steps)
+        schedule = self.schedule()
         if not schedule.pruning:
             return
         batches = max(1, math.ceil(schedule.steps_per_epoch))  # any count >= steps_per_epoch gives
@@ -676,10 +674,14 @@ class ExperimentConfig:
             return DevelopmentParameters(**self._development_subset(DevelopmentParameters))
 
     def schedule(self):
+        """The :class:`~sdsnn_bio.development.Schedule` in force: warm-ups left unset are derived
+        from ``development.consecutive_steps`` (and the released semantics' initialisation step)."""
         from .development import Schedule
 
+        development = self.development_parameters()
         with _config_field("development"):
-            return Schedule(**self._development_subset(Schedule))
+            return Schedule(**self._development_subset(Schedule)).resolve(
+                development.consecutive_steps, development.initialisation_steps)
 
     @property
     def development_enabled(self) -> bool:
@@ -722,8 +724,7 @@ class ExperimentConfig:
         """
         out = self.to_dict()
         development = {**_development_fields(), **self.development}
-        parameters = self.development_parameters()
-        schedule = self.schedule().resolve(parameters.consecutive_steps, parameters.initialisation_steps)
+        schedule = self.schedule()
         derived = []
         for name in ("constraint_warmup_steps", "pruning_warmup_steps", "regeneration_warmup_steps"):
             if development.get(name) is None:

@@ -775,3 +775,73 @@ def test_the_developmental_timeline_in_epochs_does_not_depend_on_the_dataset_siz
         return
     first_pruning = next(epoch for epoch, a in large if a["prune"])
     assert float(first_pruning) == pytest.approx(37 / steps_per_epoch, abs=1 / 1875), "pruning from step 2K = 36"
+
+
+# ---------------------------------------------------------------------------------------- named rules
+def test_schedule_actions_derive_the_warmups_from_the_rules_parameters():
+    params = DevelopmentParameters(consecutive_steps=2)
+    schedule = Schedule(development_end_steps=6)
+    resolved = schedule.resolve(2)
+    assert [schedule.actions(s, params) for s in range(8)] == [resolved.actions(s) for s in range(8)]
+    released = DevelopmentParameters(consecutive_steps=2, semantics="released")
+    assert [s for s in range(6) if schedule.actions(s, released).constrain] == [3, 4, 5], (
+        "released semantics: K steps after the initialisation step")
+    with pytest.raises(ValueError, match=r"Schedule.pruning_warmup_steps: expected an integer, got None.*"
+                                         r"schedule.actions\(step, params\)"):
+        Schedule(constraint_warmup_steps=1).actions(0)
+
+
+def start_step(structure, actions, params, state=None):
+    from sdsnn_bio.development.rules import _Step
+
+    return _Step.start(structure, actions, params, state or DevelopmentState.initial(structure, params))
+
+
+def test_the_pruning_rule_alone_removes_the_pruning_set_and_its_synapses(rng):
+    from sdsnn_bio.development.rules import _pruning_rule
+
+    structure = make_structure([4, 6, 3], rng)
+    before = snapshot(structure)
+    params = DevelopmentParameters(initial_pruning_rate=0.5)
+    step = start_step(structure, DevelopmentActions(spines=False, prune=True), params)
+    _pruning_rule(step)
+    pruned = np.flatnonzero(~step.structure.population("hidden_1").alive)
+    assert pruned.size == 3, "floor(0.5 * 6) neurons"
+    assert not step.structure.projection("input_to_hidden_1").exists[:, pruned].any(), "inputs removed"
+    assert not step.structure.projection("hidden_1_to_output").exists[pruned, :].any(), "outputs removed"
+    assert np.all(step.structure.projection("input_to_hidden_1").weight[:, pruned] == 0.0), "latent reset"
+    assert step.pruning_started == 0 and "hidden_1" in step.importance
+    assert all(bits_equal(before[k], v) for k, v in structure.to_arrays().items()), "input untouched"
+
+
+def test_the_revival_rule_alone_revives_neurons_that_regained_inputs(rng):
+    from sdsnn_bio.development.rules import _revival_rule
+
+    structure = make_structure([4, 5, 3], rng)
+    structure.population("hidden_1").alive[[1, 3]] = False
+    structure.projection("input_to_hidden_1").exists[:, [1, 3]] = False
+    structure.projection("hidden_1_to_output").exists[[1, 3], :] = False
+    step = start_step(structure, DevelopmentActions(spines=False, regenerate=True), DevelopmentParameters())
+    step.structure.projection("input_to_hidden_1").exists[2, 3] = True  # as if neuron 3 regrew an input
+    _revival_rule(step)
+    alive = step.structure.population("hidden_1").alive
+    assert alive.tolist() == [True, False, True, True, True], "only neuron 3 regained an input"
+    assert step.protected["hidden_1"].tolist() == [False, False, False, True, False], "never pruned again"
+    outgoing = step.structure.projection("hidden_1_to_output").exists
+    assert outgoing[3].all() and not outgoing[1].any(), "the revived neuron's outputs come back"
+    assert not structure.population("hidden_1").alive[3], "input structure untouched"
+
+
+def test_the_regeneration_rule_alone_regrows_ready_synapses_of_alive_targets(rng):
+    from sdsnn_bio.development.rules import _regeneration_rule
+
+    structure = make_structure([3, 4, 2], rng)
+    projection = structure.projection("input_to_hidden_1")
+    projection.exists[0, 1] = False
+    projection.weight[0, 1] = 100.0  # far above any percentile
+    params = DevelopmentParameters(regrowth_consecutive_steps=0)
+    step = start_step(structure, DevelopmentActions(spines=False, regenerate=True), params)
+    _regeneration_rule(step)
+    assert step.structure.projection("input_to_hidden_1").exists[0, 1], "regrown at N + 1 = 1 step"
+    assert step.regeneration_percentile == regeneration_percentile(0, params)
+    assert not projection.exists[0, 1], "input structure untouched"

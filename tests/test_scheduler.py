@@ -289,3 +289,29 @@ def test_development_keys_in_the_experiment_config():
                                           r"development.steps_per_epoch = \(training batches per epoch\) "
                                           r"/ interval_batches"):
         ExperimentConfig.from_dict({"development": {"interval_batches": 10}})
+
+
+def test_the_schedulers_collaborators_are_protocols(rng):
+    from sdsnn_bio.development import DevelopingNetwork, StructureLearner
+
+    structure = initial_structure(PARAMS, rng)
+    network = SpikingNetwork(structure, PARAMS)
+    learner = Learner(structure, PARAMS.layer_dynamics(), LearningParameters(), n_threads=1)
+    assert isinstance(network, DevelopingNetwork) and isinstance(learner, StructureLearner)
+    with pytest.raises(TypeError, match=r"network must provide the methods of DevelopingNetwork "
+                                        r"\(object lacks \['load_structure', 'read_synapse_state', "):
+        StructuralScheduler(object(), structure, Schedule(), DevelopmentParameters())
+    with pytest.raises(TypeError, match=r"learner must provide the methods of StructureLearner "
+                                        r"\(SpikingNetwork lacks \['structure_changed'\]\)"):
+        StructuralScheduler(network, structure, Schedule(), DevelopmentParameters(), network)
+    scheduler = StructuralScheduler(network, structure, Schedule(), DevelopmentParameters(consecutive_steps=3))
+    assert scheduler.schedule.is_resolved and scheduler.schedule.pruning_warmup_steps == 6
+
+
+def test_the_configs_schedule_is_in_force():
+    from sdsnn_bio.config import ExperimentConfig
+
+    config = ExperimentConfig.from_dict({"development": {"consecutive_steps": 4}})
+    schedule = config.schedule()
+    assert (schedule.constraint_warmup_steps, schedule.pruning_warmup_steps,
+            schedule.regeneration_warmup_steps) == (4, 8, 8), "warm-ups derived from K, no resolve needed"

@@ -44,12 +44,13 @@ from .rules import (
     update_spines,
 )
 from .schedule import DevelopmentActions, Schedule
-from .scheduler import TRACKED_SYNAPSES, StructuralScheduler
+from .scheduler import TRACKED_SYNAPSES, DevelopingNetwork, StructuralScheduler, StructureLearner
 
 __all__ = [
     "ConditionError",
     "ConditionResult",
     "MONITORS_FILE",
+    "DevelopingNetwork",
     "DevelopmentActions",
     "DevelopmentMonitor",
     "DevelopmentParameters",
@@ -58,6 +59,7 @@ __all__ = [
     "Schedule",
     "SpineUpdate",
     "StructuralScheduler",
+    "StructureLearner",
     "TRACKED_SYNAPSES",
     "adapt_pruning_rate",
     "constrain_weights",

@@ -846,18 +846,378 @@ def _initialise_ranges(structure: Structure, params: DevelopmentParameters,
     return new, record, replace(state, step=state.step + 1)
 
 
+@dataclass
+class _Step:
+    """One development step in progress: what the named rules read and write.
+
+    :func:`develop_structure` builds it, calls the rules due in the paper's order, then turns it
+    into a :class:`DevelopmentRecord`. A rule is a function ``rule(step) -> None`` that changes
+    ``step.structure`` (through ``step.copy_on_write`` for weights and spine arrays, which the
+    input structure shares) and notes what it did in the counters below.
+
+    Attributes
+    ----------
+    index : int
+        s, the development step (0-based).
+    actions : DevelopmentActions
+        The rules due at this step.
+    params : DevelopmentParameters
+    structure : Structure
+        The new structure (records around the input's arrays; ``alive`` and ``exists`` copied).
+    copy_on_write : _CopyOnWrite
+        Owner of the arrays shared with the input structure.
+    exists_before, alive_before : dict[str, ndarray of bool]
+        The input structure's ``exists`` per projection and ``alive`` per population.
+    hidden : list of str
+        Hidden populations, input to output.
+    pruned_layers : list of str
+        Hidden populations that pruning may change (not ``undeveloped_layers``).
+    developed : list of Projection
+        Projections of ``structure`` that the spine rule, constraint and regeneration see.
+    constrained : list of Projection
+        Projections the constraint clips (``developed`` without the last unless
+        ``constrain_last_projection``).
+    protected : dict[str, ndarray of bool]
+        Revived neurons per hidden population (never pruned again).
+    rates : dict[str, float]
+        p_l per hidden population.
+    pruning_started, regeneration_started : int or None
+        s0 of pruning and of regeneration.
+    counts : dict[str, dict]
+        Per projection: spine events, weights clipped, regeneration threshold.
+    clip_candidates : dict[str, ndarray or None]
+        Per projection, flat indices of the weights the spine rule left on or beyond a bound.
+    on_bound, has_nan : dict
+        Per constrained projection (package semantics): the weights the constraint left on a
+        bound, and whether its weights hold a NaN (for the clip of regrown synapses).
+    regeneration_percentile : float or None
+        q of this step (None without regeneration).
+    importance : dict[str, ndarray]
+        Neuron importance of the layers ranked for pruning at this step.
+    """
+
+    index: int
+    actions: DevelopmentActions
+    params: DevelopmentParameters
+    structure: Structure
+    copy_on_write: _CopyOnWrite
+    exists_before: dict
+    alive_before: dict
+    hidden: list
+    pruned_layers: list
+    developed: list
+    constrained: list
+    protected: dict
+    rates: dict
+    pruning_started: int | None
+    regeneration_started: int | None
+    counts: dict
+    clip_candidates: dict
+    on_bound: dict = field(default_factory=dict)
+    has_nan: dict = field(default_factory=dict)
+    regeneration_percentile: float | None = None
+    importance: dict = field(default_factory=dict)
+
+    @property
+    def released(self) -> bool:
+        """True with the released scripts' semantics."""
+        return self.params.released
+
+    @classmethod
+    def start(cls, structure: Structure, actions: DevelopmentActions, params: DevelopmentParameters,
+              state: DevelopmentState) -> "_Step":
+        """The step ``state.step`` on a shallow copy of ``structure``."""
+        new = _shallow_copy(structure)
+        hidden = [p.name for p in new.hidden_populations]
+        protected = {name: np.asarray(state.protected.get(name, np.zeros(new.population(name).n_units, bool)),
+                                      dtype=bool).copy() for name in hidden}
+        rates = dict(state.pruning_rates)
+        for name in hidden:
+            rates.setdefault(name, params.initial_rate(name))
+        if params.undeveloped_layers or params.layer_initial_pruning_rates:
+            params.check_layers(structure)
+        # Populations pruned, and projections shaped, by development (released SCNNs leave conv1 alone).
+        developed = [p for p in new.projections if p.target not in params.undeveloped_layers]
+        return cls(
+            index=int(state.step), actions=actions, params=params, structure=new,
+            copy_on_write=_CopyOnWrite(structure),
+            exists_before={p.name: p.exists for p in structure.projections},
+            alive_before={p.name: p.alive for p in structure.populations},
+            hidden=hidden,
+            pruned_layers=[name for name in hidden if name not in params.undeveloped_layers],
+            developed=developed,
+            constrained=developed if params.constrain_last_projection else developed[:-1],
+            protected=protected, rates=rates,
+            pruning_started=state.pruning_started_step,
+            regeneration_started=state.regeneration_started_step,
+            counts={p.name: {"upper_enlarged": 0, "lower_enlarged": 0, "spines_shrunk": 0,
+                             "weights_clipped": 0, "regeneration_threshold": None}
+                    for p in new.projections},
+            clip_candidates={p.name: None for p in new.projections},
+        )
+
+    def clip(self, projection: Projection, candidates: np.ndarray, has_nan: bool) -> np.ndarray:
+        """Clip the existing weights among ``candidates`` into their range.
+
+        ``candidates`` are flat indices, a superset of the existing weights not strictly inside
+        their range. Returns those now on a bound (or NaN).
+        """
+        index, clipped, changed, n_clipped = _clip_at(projection.weight, projection.spine, candidates)
+        if has_nan:
+            n_clipped += _absent_nan(projection.weight, projection.exists)
+        if changed.any():
+            np.put(self.copy_on_write.own(projection, "weight"), index[changed], clipped[changed])
+        self.counts[projection.name]["weights_clipped"] += n_clipped
+        return index
+
+
+# ------------------------------------------------------------------ the named rules of one step
+def _spine_rule(step: _Step) -> None:
+    """Section 1, spine enlargement and shrinkage of the developed projections.
+
+    Notes the synapses that may now sit outside their range (``clip_candidates``) for the
+    constraint. Released: every developed projection but the last, on the effective weights of
+    all synapses.
+    """
+    released = step.released
+    for projection in (step.developed[:-1] if released else step.developed):
+        projection.spine, events = _update_spines(
+            projection.effective_weight() if released else projection.weight,
+            np.ones(projection.shape, bool) if released else projection.exists,
+            projection.spine, step.params.consecutive_steps, step.params.shrink_factor, released,
+        )
+        counts = step.counts[projection.name]
+        counts["upper_enlarged"] = int(events.upper_enlarged.size)
+        counts["lower_enlarged"] = int(events.lower_enlarged.size)
+        counts["spines_shrunk"] = int(events.shrunk.size)
+        step.clip_candidates[projection.name] = events.clip_candidates
+
+
+def _constraint_rule(step: _Step) -> None:
+    """Section 1, the synaptic constraint: clip existing weights into their spine range.
+
+    Only weights at (or beyond) an edge of their range, or whose range shrank, can fall outside
+    it: the constraint looks at those only (at every synapse when a weight is NaN, or when the
+    spine rule did not run). Released: the whole weight tensor, latent weights included.
+    """
+    if step.released:
+        for projection in step.constrained:
+            clipped = np.clip(projection.weight, projection.spine.lower, projection.spine.upper)
+            changed = clipped != projection.weight
+            step.counts[projection.name]["weights_clipped"] = int(np.count_nonzero(changed))
+            if changed.any():
+                np.copyto(step.copy_on_write.own(projection, "weight"), clipped, where=changed)
+        return
+    for projection in step.constrained:
+        index = step.clip_candidates[projection.name]
+        step.has_nan[projection.name] = _any_nan(projection.weight)
+        if index is None or step.has_nan[projection.name]:  # a NaN sits at no edge: test every synapse
+            index = _not_strictly_inside(projection.weight, projection.exists, projection.spine)
+        step.on_bound[projection.name] = step.clip(projection, index, step.has_nan[projection.name])
+
+
+def _regeneration_rule(step: _Step) -> None:
+    """Section 3, synaptic regeneration at the adaptive percentile q of this step.
+
+    An absent synapse with an alive presynaptic unit counts its steps above the projection's
+    q-th percentile; once ready it regrows if its target is alive, or if its pruned target has
+    ``revival_min_synapses`` ready inputs (:func:`_revival_rule` then revives that target).
+    Released: the percentile of all weights (latent included), and a synapse counts only when it
+    was a candidate at the previous step too (N + 2 steps instead of N + 1).
+    """
+    params, new, released = step.params, step.structure, step.released
+    if step.regeneration_started is None:
+        step.regeneration_started = step.index
+    q = regeneration_percentile(step.index - step.regeneration_started, params)
+    step.regeneration_percentile = q
+    for projection in step.developed:
+        # A parameter row is alive with the source unit (neuron or channel) it reads.
+        source_alive = new.population(projection.source).alive[new.row_units(projection)]
+        target_alive = new.population(projection.target).alive
+        eligible = source_alive[:, None]
+        if not params.revive_neurons:
+            eligible = eligible & target_alive[None, :]
+        threshold = regeneration_threshold(
+            projection.weight, np.ones(projection.shape, bool) if released else projection.exists, q)
+        step.counts[projection.name]["regeneration_threshold"] = threshold
+        streak, ready = _regrowth_step(
+            projection.weight, projection.exists, eligible, projection.spine.regrowth_streak,
+            threshold, params.regrowth_steps + int(released),
+        )
+        post = ready % projection.shape[1]  # the postsynaptic neuron of each ready synapse
+        regrow = target_alive[post]
+        dead = np.flatnonzero(~target_alive)
+        if dead.size and ready.size:  # a pruned neuron revives once enough of its inputs are ready
+            needed = min(params.revival_min_synapses, int(np.count_nonzero(source_alive)))
+            ready_inputs = np.bincount(post, minlength=projection.shape[1])
+            reviving = np.zeros(projection.shape[1], dtype=bool)
+            reviving[dead[ready_inputs[dead] >= max(needed, 1)]] = True
+            regrow |= reviving[post]
+        regrown = ready[regrow]
+        np.put(streak, regrown, 0)  # waiting synapses of pruned neurons keep counting
+        projection.spine.regrowth_streak = streak
+        np.put(projection.exists, regrown, True)
+
+
+def _revival_rule(step: _Step) -> None:
+    """Revive the pruned neurons that regained incoming synapses at this step.
+
+    They become alive and protected (never pruned again), and their outgoing synapses to alive
+    neurons are restored with fresh streaks. Input to output order, so that a revived neuron's
+    outputs come back to neurons revived just before.
+    """
+    new = step.structure
+    for name in step.hidden:
+        population = new.population(name)
+        if population.alive.all():
+            continue
+        incoming = new.projection_into(name)
+        revived = ~population.alive & (incoming.exists & ~step.exists_before[incoming.name]).any(axis=0)
+        if revived.any():
+            population.alive[revived] = True
+            step.protected[name] |= revived
+            outgoing = new.projection_from(name)
+            target_alive = new.population(outgoing.target).alive
+            rows = np.flatnonzero(revived[new.row_units(outgoing)])
+            restored = np.ix_(rows, np.flatnonzero(target_alive))
+            outgoing.exists[restored] = True
+            step.copy_on_write.forget_streaks(outgoing.spine, restored)
+
+
+def _pruning_rule(step: _Step) -> None:
+    """Section 2, neuron pruning: the pruning set of every pruned layer at its rate p_l.
+
+    A pruned neuron (or channel: all its positions together) loses its incoming synapses (whose
+    latent weights restart from 0 with ``reset_pruned_input_weights``) and its outgoing ones;
+    absent synapses keep their range, their streaks restart. Released: a pruned neuron loses its
+    input only, and ranking normalises the widths over all synapses.
+    """
+    params, new, released = step.params, step.structure, step.released
+    if step.pruning_started is None:
+        step.pruning_started = step.index
+    for name in step.pruned_layers:
+        population = new.population(name)
+        units = population.n_units  # neurons, or channels (all positions pruned together)
+        wanted = min(int(math.floor(step.rates[name] * units + 1e-9)), units - 1)
+        if units - population.n_alive >= wanted:
+            continue  # the pruned neurons fill the pruning set: no need to rank the layer
+        incoming = new.projection_into(name)
+        step.importance[name] = neuron_importance(incoming.spine, incoming.exists, over_all=released)
+        chosen = neurons_to_prune(step.importance[name], population.alive, step.protected[name],
+                                  step.rates[name],
+                                  tie_breaker=None if released else _incoming_strength(incoming))
+        if chosen.size == 0:
+            continue
+        population.alive[chosen] = False
+        incoming.exists[:, chosen] = False
+        if params.reset_pruned_input_weights:
+            step.copy_on_write.own(incoming, "weight")[:, chosen] = 0.0
+        # Absent synapses keep their range; their streaks restart.
+        step.copy_on_write.forget_streaks(incoming.spine, np.s_[:, chosen])
+        if not released:  # released: a pruned neuron loses its input only
+            outgoing = new.projection_from(name)
+            rows = np.flatnonzero(np.isin(new.row_units(outgoing), chosen))
+            outgoing.exists[rows, :] = False
+            step.copy_on_write.forget_streaks(outgoing.spine, np.s_[rows, :])
+
+
+def _zero_absent_weights_rule(step: _Step) -> None:
+    """Released semantics: every pruning step re-zeroes the weights of all absent synapses."""
+    for projection in step.structure.projections:
+        if not projection.exists.all():
+            absent = ~projection.exists
+            if np.any(projection.weight[absent] != 0.0):
+                np.copyto(step.copy_on_write.own(projection, "weight"), 0.0, where=absent)
+
+
+def _trophic_rule(step: _Step) -> None:
+    """Section 2, neurotrophic adaptation of every pruned layer's rate p_l (after pruning)."""
+    new, params = step.structure, step.params
+    for name in step.pruned_layers:
+        outgoing = new.projection_from(name)
+        target = new.population(outgoing.target)
+        target_is_output = target is new.populations[-1]
+        step.rates[name] = adapt_pruning_rate(
+            step.rates[name], step.index - step.pruning_started, _trophic_count(new, name, params),
+            target.n_alive if target_is_output else _trophic_count(new, target.name, params),
+            target_is_output, params,
+        )
+
+
+def _clip_regrown_rule(step: _Step) -> None:
+    """Clip the synapses regrown at this step into their range (package semantics).
+
+    The weights clipped by :func:`_constraint_rule` sit on a bound; every other existing one is
+    strictly inside. (The two sets are disjoint: the first existed at the start of the step, the
+    second not.)
+    """
+    for projection in step.constrained:
+        grown = projection.exists & ~step.exists_before[projection.name]
+        if not grown.any():
+            continue
+        index = np.concatenate([step.on_bound[projection.name], np.flatnonzero(grown)])
+        step.clip(projection, index[np.take(projection.exists, index)], step.has_nan[projection.name])
+
+
+def _finish(step: _Step, state: DevelopmentState) -> tuple[Structure, DevelopmentRecord, DevelopmentState]:
+    """The new structure, the record of what the step did, and the rules' next state."""
+    new = step.structure
+    projections = {}
+    for projection in new.projections:
+        old = step.exists_before[projection.name]
+        projections[projection.name] = {
+            "synapses": projection.n_synapses,
+            "synapses_removed": int(np.count_nonzero(old & ~projection.exists)),
+            "synapses_added": int(np.count_nonzero(projection.exists & ~old)),
+            **step.counts[projection.name],
+        }
+    populations = {}
+    for name in step.hidden:
+        population = new.population(name)
+        outgoing = new.projection_from(name)
+        target_alive = new.population(outgoing.target).n_alive
+        populations[name] = {
+            "alive": population.n_alive,
+            "pruned": np.flatnonzero(step.alive_before[name] & ~population.alive).tolist(),
+            "revived": np.flatnonzero(~step.alive_before[name] & population.alive).tolist(),
+            "trophic_pressure": population.n_alive / target_alive,
+        }
+    new_state = replace(
+        state, step=step.index + 1, pruning_rates=step.rates, pruning_started_step=step.pruning_started,
+        regeneration_started_step=step.regeneration_started, protected=step.protected,
+    )
+    record = DevelopmentRecord(step.index + 1, step.actions, step.regeneration_percentile,
+                               dict(step.rates), projections, populations, step.importance)
+    return new, record, new_state
+
+
 def develop_structure(structure: Structure, actions: DevelopmentActions, params: DevelopmentParameters,
                       state: DevelopmentState) -> tuple[Structure, DevelopmentRecord, DevelopmentState]:
     """Apply the rules due at one development step; the input structure is not modified.
 
-    Order within a step (released code): spine update, constraint, regeneration (with revival),
-    pruning, neurotrophic adaptation of the pruning rates; with the constraint active, regrown
-    synapses are clipped into their range in the same step, so every existing weight ends inside
-    its range.
+    The paper's algorithm box, in the released code's order: spine update
+    (:func:`_spine_rule`), constraint (:func:`_constraint_rule`), regeneration
+    (:func:`_regeneration_rule`) and revival of the neurons it regrew inputs to
+    (:func:`_revival_rule`), pruning (:func:`_pruning_rule`), neurotrophic adaptation of the
+    pruning rates (:func:`_trophic_rule`); with the constraint active, the synapses regrown at
+    this step are clipped into their range (:func:`_clip_regrown_rule`), so every existing weight
+    ends inside its range. With released semantics the first step only sets the spine ranges
+    (:func:`_initialise_ranges`) and pruning re-zeroes absent weights
+    (:func:`_zero_absent_weights_rule`).
 
     The new structure shares the arrays that did not change with the input (copy on write, so a
     step on a 2312x800 projection does not copy ~120 MB): call ``new.copy()`` before modifying
     one of them in place if the input must stay as it is.
+
+    Parameters
+    ----------
+    structure : Structure
+        Not modified.
+    actions : DevelopmentActions
+        The rules due at this step (``Schedule.actions``).
+    params : DevelopmentParameters
+    state : DevelopmentState
+        What the rules remember from earlier steps.
 
     Returns
     -------
@@ -865,200 +1225,21 @@ def develop_structure(structure: Structure, actions: DevelopmentActions, params:
     record : DevelopmentRecord
     new_state : DevelopmentState
     """
-    s = int(state.step)
-    released = params.released
-    if released and s < params.initialisation_steps:
+    if params.released and int(state.step) < params.initialisation_steps:
         return _initialise_ranges(structure, params, state)
-    cow = _CopyOnWrite(structure)
-    new = _shallow_copy(structure)
-    before = {p.name: p.exists for p in structure.projections}
-    alive_before = {p.name: p.alive for p in structure.populations}
-    hidden = [p.name for p in new.hidden_populations]
-    protected = {name: np.asarray(state.protected.get(name, np.zeros(new.population(name).n_units, bool)),
-                                  dtype=bool).copy() for name in hidden}
-    rates = dict(state.pruning_rates)
-    for name in hidden:
-        rates.setdefault(name, params.initial_rate(name))
-    if params.undeveloped_layers or params.layer_initial_pruning_rates:
-        params.check_layers(structure)
-    # Populations pruned, and projections shaped, by development (released SCNNs leave conv1 alone).
-    pruned_layers = [name for name in hidden if name not in params.undeveloped_layers]
-    developed = [p for p in new.projections if p.target not in params.undeveloped_layers]
-    counts = {p.name: {"upper_enlarged": 0, "lower_enlarged": 0, "spines_shrunk": 0,
-                       "weights_clipped": 0, "regeneration_threshold": None}
-              for p in new.projections}
-
-    def clip(projection: Projection, candidates: np.ndarray, has_nan: bool) -> np.ndarray:
-        """Clip the existing weights among ``candidates`` (flat indices, a superset of the existing
-        weights not strictly inside their range); returns those now on a bound (or NaN)."""
-        index, clipped, changed, n_clipped = _clip_at(projection.weight, projection.spine, candidates)
-        if has_nan:
-            n_clipped += _absent_nan(projection.weight, projection.exists)
-        if changed.any():
-            np.put(cow.own(projection, "weight"), index[changed], clipped[changed])
-        counts[projection.name]["weights_clipped"] += n_clipped
-        return index
-
-    # Section 1: spines, then the constraint. Only weights at (or beyond) an edge of their range,
-    # or whose range shrank, can fall outside it: the constraint looks at those only.
-    candidates: dict[str, np.ndarray | None] = {p.name: None for p in new.projections}
+    step = _Step.start(structure, actions, params, state)
     if actions.spines:
-        # Released: every projection but the last, on the effective weights of all synapses.
-        for projection in (developed[:-1] if released else developed):
-            projection.spine, events = _update_spines(
-                projection.effective_weight() if released else projection.weight,
-                np.ones(projection.shape, bool) if released else projection.exists,
-                projection.spine, params.consecutive_steps, params.shrink_factor, released,
-            )
-            counts[projection.name]["upper_enlarged"] = int(events.upper_enlarged.size)
-            counts[projection.name]["lower_enlarged"] = int(events.lower_enlarged.size)
-            counts[projection.name]["spines_shrunk"] = int(events.shrunk.size)
-            candidates[projection.name] = events.clip_candidates
-    on_bound, has_nan = {}, {}
-    constrained = developed if params.constrain_last_projection else developed[:-1]
-    if actions.constrain and released:  # the whole weight tensor, latent weights included
-        for projection in constrained:
-            clipped = np.clip(projection.weight, projection.spine.lower, projection.spine.upper)
-            changed = clipped != projection.weight
-            counts[projection.name]["weights_clipped"] = int(np.count_nonzero(changed))
-            if changed.any():
-                np.copyto(cow.own(projection, "weight"), clipped, where=changed)
-    elif actions.constrain:
-        for projection in constrained:
-            index = candidates[projection.name]
-            has_nan[projection.name] = _any_nan(projection.weight)
-            if index is None or has_nan[projection.name]:  # a NaN sits at no edge: test every synapse
-                index = _not_strictly_inside(projection.weight, projection.exists, projection.spine)
-            on_bound[projection.name] = clip(projection, index, has_nan[projection.name])
-
-    # Section 3: regeneration (before pruning, as in the released code), with revival.
-    q = None
-    regeneration_started = state.regeneration_started_step
-    if actions.regenerate:
-        regeneration_started = s if regeneration_started is None else regeneration_started
-        q = regeneration_percentile(s - regeneration_started, params)
-        for projection in developed:
-            # A parameter row is alive with the source unit (neuron or channel) it reads.
-            source_alive = new.population(projection.source).alive[new.row_units(projection)]
-            target_alive = new.population(projection.target).alive
-            eligible = source_alive[:, None]
-            if not params.revive_neurons:
-                eligible = eligible & target_alive[None, :]
-            # Released: the percentile of all weights (latent included); a synapse counts only
-            # when it was a candidate at the previous step too (N + 2 steps instead of N + 1).
-            threshold = regeneration_threshold(
-                projection.weight, np.ones(projection.shape, bool) if released else projection.exists, q)
-            counts[projection.name]["regeneration_threshold"] = threshold
-            streak, ready = _regrowth_step(
-                projection.weight, projection.exists, eligible, projection.spine.regrowth_streak,
-                threshold, params.regrowth_steps + int(released),
-            )
-            post = ready % projection.shape[1]  # the postsynaptic neuron of each ready synapse
-            regrow = target_alive[post]
-            dead = np.flatnonzero(~target_alive)
-            if dead.size and ready.size:  # a pruned neuron revives once enough of its inputs are ready
-                needed = min(params.revival_min_synapses, int(np.count_nonzero(source_alive)))
-                ready_inputs = np.bincount(post, minlength=projection.shape[1])
-                reviving = np.zeros(projection.shape[1], dtype=bool)
-                reviving[dead[ready_inputs[dead] >= max(needed, 1)]] = True
-                regrow |= reviving[post]
-            regrown = ready[regrow]
-            np.put(streak, regrown, 0)  # waiting synapses of pruned neurons keep counting
-            projection.spine.regrowth_streak = streak
-            np.put(projection.exists, regrown, True)
-        for name in hidden:  # input to output order: a revived neuron's outputs come back
-            population = new.population(name)
-            if population.alive.all():
-                continue
-            incoming = new.projection_into(name)
-            revived = ~population.alive & (incoming.exists & ~before[incoming.name]).any(axis=0)
-            if revived.any():
-                population.alive[revived] = True
-                protected[name] |= revived
-                outgoing = new.projection_from(name)
-                target_alive = new.population(outgoing.target).alive
-                rows = np.flatnonzero(revived[new.row_units(outgoing)])
-                restored = np.ix_(rows, np.flatnonzero(target_alive))
-                outgoing.exists[restored] = True
-                cow.forget_streaks(outgoing.spine, restored)
-
-    # Section 2: pruning, then the neurotrophic rate.
-    importance = {}
-    pruning_started = state.pruning_started_step
+        _spine_rule(step)
+    if actions.constrain:
+        _constraint_rule(step)
+    if actions.regenerate:  # before pruning, as in the released code
+        _regeneration_rule(step)
+        _revival_rule(step)
     if actions.prune:
-        pruning_started = s if pruning_started is None else pruning_started
-        for name in pruned_layers:
-            population = new.population(name)
-            units = population.n_units  # neurons, or channels (all positions pruned together)
-            wanted = min(int(math.floor(rates[name] * units + 1e-9)), units - 1)
-            if units - population.n_alive >= wanted:
-                continue  # the pruned neurons fill the pruning set: no need to rank the layer
-            incoming = new.projection_into(name)
-            importance[name] = neuron_importance(incoming.spine, incoming.exists, over_all=released)
-            chosen = neurons_to_prune(importance[name], population.alive, protected[name], rates[name],
-                                      tie_breaker=None if released else _incoming_strength(incoming))
-            if chosen.size == 0:
-                continue
-            population.alive[chosen] = False
-            incoming.exists[:, chosen] = False
-            if params.reset_pruned_input_weights:
-                cow.own(incoming, "weight")[:, chosen] = 0.0
-            # Absent synapses keep their range; their streaks restart.
-            cow.forget_streaks(incoming.spine, np.s_[:, chosen])
-            if not released:  # released: a pruned neuron loses its input only
-                outgoing = new.projection_from(name)
-                rows = np.flatnonzero(np.isin(new.row_units(outgoing), chosen))
-                outgoing.exists[rows, :] = False
-                cow.forget_streaks(outgoing.spine, np.s_[rows, :])
-        if released:  # every pruning step re-zeroes the weights of all absent synapses
-            for projection in new.projections:
-                if not projection.exists.all():
-                    absent = ~projection.exists
-                    if np.any(projection.weight[absent] != 0.0):
-                        np.copyto(cow.own(projection, "weight"), 0.0, where=absent)
-        for name in pruned_layers:
-            outgoing = new.projection_from(name)
-            target = new.population(outgoing.target)
-            target_is_output = target is new.populations[-1]
-            rates[name] = adapt_pruning_rate(
-                rates[name], s - pruning_started, _trophic_count(new, name, params),
-                target.n_alive if target_is_output else _trophic_count(new, target.name, params),
-                target_is_output, params,
-            )
-
-    if actions.constrain and actions.regenerate and not released:  # clip the synapses regrown now
-        for projection in constrained:
-            grown = projection.exists & ~before[projection.name]
-            if not grown.any():
-                continue
-            # The weights clipped above sit on a bound; every other existing one is strictly inside.
-            # (The two sets are disjoint: the first existed at the start of the step, the second not.)
-            index = np.concatenate([on_bound[projection.name], np.flatnonzero(grown)])
-            clip(projection, index[np.take(projection.exists, index)], has_nan[projection.name])
-
-    projections = {}
-    for projection in new.projections:
-        old = before[projection.name]
-        projections[projection.name] = {
-            "synapses": projection.n_synapses,
-            "synapses_removed": int(np.count_nonzero(old & ~projection.exists)),
-            "synapses_added": int(np.count_nonzero(projection.exists & ~old)),
-            **counts[projection.name],
-        }
-    populations = {}
-    for name in hidden:
-        population = new.population(name)
-        outgoing = new.projection_from(name)
-        target_alive = new.population(outgoing.target).n_alive
-        populations[name] = {
-            "alive": population.n_alive,
-            "pruned": np.flatnonzero(alive_before[name] & ~population.alive).tolist(),
-            "revived": np.flatnonzero(~alive_before[name] & population.alive).tolist(),
-            "trophic_pressure": population.n_alive / target_alive,
-        }
-    new_state = replace(
-        state, step=s + 1, pruning_rates=rates, pruning_started_step=pruning_started,
-        regeneration_started_step=regeneration_started, protected=protected,
-    )
-    record = DevelopmentRecord(s + 1, actions, q, dict(rates), projections, populations, importance)
-    return new, record, new_state
+        _pruning_rule(step)
+        if step.released:
+            _zero_absent_weights_rule(step)
+        _trophic_rule(step)
+    if actions.constrain and actions.regenerate and not step.released:
+        _clip_regrown_rule(step)
+    return _finish(step, state)

@@ -24,7 +24,10 @@ steps_per_epoch`` epochs of training whatever the dataset. (Before, steps came e
 10 000 and 188 on 60 000.) A :class:`Schedule` maps ``s`` to the :class:`DevelopmentActions` due
 at that step; it is the only object that knows about time. K itself is a rule constant and lives in
 :class:`~sdsnn_bio.development.rules.DevelopmentParameters` (``consecutive_steps``): warm-ups left
-at ``None`` are derived from it by :meth:`Schedule.resolve`.
+at ``None`` are derived from it where the schedule meets the rules' parameters: by
+:class:`~sdsnn_bio.development.StructuralScheduler` (its ``schedule`` attribute is the schedule in
+force), by ``ExperimentConfig.schedule()`` and by ``schedule.actions(step, params)``; users never
+resolve a schedule themselves.
 """
 
 from __future__ import annotations
@@ -150,6 +153,9 @@ class Schedule:
     def resolve(self, consecutive_steps: int, initialisation_steps: int = 0) -> "Schedule":
         """Copy with the warm-ups left at None derived from K = ``consecutive_steps``.
 
+        Called where the schedule meets the rules' parameters (``StructuralScheduler``,
+        ``ExperimentConfig.schedule()``, :meth:`actions` given ``params``), not by users.
+
         ``constraint_warmup_steps = K``, ``pruning_warmup_steps = 2K`` and
         ``regeneration_warmup_steps = pruning_warmup_steps`` (released code's timing), each
         after ``initialisation_steps`` more steps (released semantics: 1, the step that sets the
@@ -219,21 +225,34 @@ class Schedule:
         per_epoch, n = self._per_epoch(), int(batches_per_epoch)
         return [math.ceil((s + 1) * n / per_epoch) for s in range(int(n_steps))]
 
-    def actions(self, step: int) -> DevelopmentActions:
-        """Rules due at development step ``step`` (0-based: the number of steps already done)."""
+    def actions(self, step: int, params=None) -> DevelopmentActions:
+        """Rules due at development step ``step`` (0-based: the number of steps already done).
+
+        Parameters
+        ----------
+        step : int
+            0-based development step.
+        params : DevelopmentParameters, optional
+            The rules' constants: warm-ups left at None are derived from their K
+            (``consecutive_steps``) and initialisation steps. Needed unless every warm-up is set.
+        """
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
             raise ValueError(f"Schedule.actions: step is 0-based, expected an integer >= 0, got {step!r}")
-        if not self.is_resolved:
+        schedule = self
+        if not self.is_resolved and params is not None:
+            schedule = self.resolve(params.consecutive_steps, params.initialisation_steps)
+        if not schedule.is_resolved:
             missing = [name for name in ("constraint_warmup_steps", "pruning_warmup_steps",
                                          "regeneration_warmup_steps") if getattr(self, name) is None]
             raise ValueError(
-                f"Schedule.{missing[0]}: expected an integer, got None (derived from K); call "
-                "schedule.resolve(params.consecutive_steps) first (StructuralScheduler does)"
+                f"Schedule.{missing[0]}: expected an integer, got None (derived from K); pass the "
+                "rules' parameters, schedule.actions(step, params), to derive it from their "
+                "consecutive_steps (StructuralScheduler does)"
             )
-        structural = self.development_end_steps is None or step < self.development_end_steps
+        structural = schedule.development_end_steps is None or step < schedule.development_end_steps
         return DevelopmentActions(
-            spines=self.spine_plasticity,
-            constrain=self.constraint and step >= self.constraint_warmup_steps,
-            prune=self.pruning and structural and step >= self.pruning_warmup_steps,
-            regenerate=self.regeneration and structural and step >= self.regeneration_warmup_steps,
+            spines=schedule.spine_plasticity,
+            constrain=schedule.constraint and step >= schedule.constraint_warmup_steps,
+            prune=schedule.pruning and structural and step >= schedule.pruning_warmup_steps,
+            regenerate=schedule.regeneration and structural and step >= schedule.regeneration_warmup_steps,
         )

@@ -32,12 +32,64 @@ of a live network with Brian2-style string conditions (:mod:`sdsnn_bio.developme
 from __future__ import annotations
 
 import time
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..structure import SPINE_FIELDS, SpineState, Structure
+from ..structure import SPINE_FIELDS, Projection, SpineState, Structure
 
-__all__ = ["StructuralScheduler", "TRACKED_SYNAPSES"]
+__all__ = ["DevelopingNetwork", "StructureLearner", "StructuralScheduler", "TRACKED_SYNAPSES"]
+
+
+@runtime_checkable
+class DevelopingNetwork(Protocol):
+    """What :class:`StructuralScheduler` needs of the network it develops.
+
+    :class:`sdsnn_bio.model.SpikingNetwork` (the Brian2 network of record) is one; any object with
+    these methods can be developed (the scheduler never imports the model).
+    """
+
+    def load_structure(self, structure: Structure) -> list[str]:
+        """Bring every projection and population in line with ``structure``.
+
+        Returns the names of the rebuilt projections.
+        """
+
+    def update_projection(self, projection: Projection) -> bool:
+        """Write one projection's weights and spine state (rebuilt if its connectivity changed).
+
+        Returns whether it was rebuilt.
+        """
+
+    def write_weights(self, projection: Projection) -> None:
+        """Write the weights of ``projection`` (connectivity unchanged)."""
+
+    def read_synapse_state(self, projection: str) -> dict[str, np.ndarray]:
+        """Current synaptic variables of ``projection`` (``parameter_index`` and the spine state)."""
+
+    def set_alive(self, population: str, alive: np.ndarray) -> None:
+        """Silence (False) or keep (True) the neurons (or channels) of ``population``."""
+
+    def set_shared(self, population: str, **values: float) -> None:
+        """Set shared per-layer variables (``pruning_rate``, ``trophic_pressure``)."""
+
+    def set_importance(self, population: str, importance: np.ndarray) -> None:
+        """Importance per neuron (or per channel) of ``population``."""
+
+
+@runtime_checkable
+class StructureLearner(Protocol):
+    """What :class:`StructuralScheduler` needs of the learner training the shared structure.
+
+    :class:`sdsnn_bio.learning.Learner` is one. The scheduler writes the developed weights into
+    the structure's arrays in place (the learner holds them) and then tells the learner which
+    synapses appeared or vanished, so its optimiser state stays aligned. A learner may also hold
+    ``last_spike_counts`` (per population, spikes per sample of the latest batch), from which the
+    development log reports synaptic operations.
+    """
+
+    def structure_changed(self, changed: dict[str, np.ndarray]) -> None:
+        """Restart the optimiser state of the synapses where ``changed[projection]`` is True."""
 
 #: Synapses per projection whose weight and spine range are logged at every step (figures).
 TRACKED_SYNAPSES = 8
@@ -53,22 +105,27 @@ def _mean_width(projection) -> float:
     return float(total / n)
 
 
+def _members(protocol: type) -> list[str]:
+    """The methods a protocol declares (for the error naming what an object lacks)."""
+    return [name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_")]
+
+
 class StructuralScheduler:
     """Applies development to a Brian2 :class:`~sdsnn_bio.model.SpikingNetwork` between runs.
 
     Parameters
     ----------
-    network : SpikingNetwork
-        The Brian2 network of record.
+    network : DevelopingNetwork
+        The network to develop: the Brian2 :class:`~sdsnn_bio.model.SpikingNetwork` of record.
     structure : Structure
         The structure shared with the learner (changed in place).
     schedule : Schedule
-        When each rule runs; warm-ups left at None are derived from ``params.consecutive_steps``
-        (:meth:`Schedule.resolve`).
+        When each rule runs; warm-ups left at None are derived here from
+        ``params.consecutive_steps`` (the resolved schedule is :attr:`schedule`).
     params : DevelopmentParameters
         The rules' constants.
-    learner : Learner, optional
-        Told about regrown and removed synapses.
+    learner : StructureLearner, optional
+        Told about regrown and removed synapses (a :class:`~sdsnn_bio.learning.Learner`).
     state : dict, optional
         A :meth:`state_dict` to resume from.
     mirror_spines : bool
@@ -89,9 +146,10 @@ class StructuralScheduler:
         ``Synapses`` rebuilt at that step: none with ``"lazy"``) and ``seconds``.
     """
 
-    def __init__(self, network, structure: Structure, schedule, params, learner=None,
-                 state: dict | None = None, *, mirror_spines: bool = False,
-                 read_network: bool = False, sync: str = "eager", monitors=()) -> None:
+    def __init__(self, network: DevelopingNetwork, structure: Structure, schedule, params,
+                 learner: StructureLearner | None = None, state: dict | None = None, *,
+                 mirror_spines: bool = False, read_network: bool = False, sync: str = "eager",
+                 monitors=()) -> None:
         from .rules import DevelopmentState
 
         if sync not in ("eager", "lazy"):
@@ -101,8 +159,17 @@ class StructuralScheduler:
                 "StructuralScheduler: mirror_spines=True and read_network=True need sync='eager' "
                 "(with sync='lazy' the Brian2 synapses are out of date between steps)"
             )
+        for role, value, protocol in (("network", network, DevelopingNetwork),
+                                      ("learner", learner, StructureLearner)):
+            if value is not None and not isinstance(value, protocol):
+                missing = [name for name in _members(protocol) if not hasattr(value, name)]
+                raise TypeError(
+                    f"StructuralScheduler: {role} must provide the methods of {protocol.__name__} "
+                    f"({type(value).__name__} lacks {sorted(missing)})"
+                )
         self.network = network
         self.structure = structure
+        #: The schedule in force, warm-ups derived from ``params.consecutive_steps``.
         self.schedule = schedule.resolve(params.consecutive_steps, params.initialisation_steps)
         self.params = params
         self.learner = learner
