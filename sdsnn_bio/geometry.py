@@ -293,11 +293,14 @@ class Geometry:
         out[:, :, : hp * s, : wp * s] = spread.reshape(grad.shape[0], c, hp * s, wp * s)
         return out.reshape(grad.shape[0], -1)
 
-    def _patches(self, pooled: np.ndarray) -> np.ndarray:
-        """``(B, C_in, H_out, W_out, k, k)`` windows of the padded input."""
-        p = self.padding
+    def _columns(self, pooled: np.ndarray) -> np.ndarray:
+        """im2col: ``(B * H_out * W_out, C_in * k * k)``, row ``(b, y, x)``, column
+        ``(c_in, dy, dx)`` (the parameter rows' order), from the padded input."""
+        p, k = self.padding, self.kernel_size
         padded = np.pad(pooled, ((0, 0), (0, 0), (p, p), (p, p))) if p else pooled
-        return sliding_window_view(padded, (self.kernel_size, self.kernel_size), axis=(2, 3))
+        windows = sliding_window_view(padded, (k, k), axis=(2, 3))  # (B, C_in, H_out, W_out, k, k)
+        n, c_in, out_h, out_w = windows.shape[:4]
+        return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * out_h * out_w, c_in * k * k)
 
     def _kernel(self, weight: np.ndarray) -> np.ndarray:
         """The parameters as ``(C_in, k, k, C_out)``."""
@@ -313,7 +316,8 @@ class Geometry:
         pooled = self._pool(spikes)
         if self.kind == "dense":
             return pooled.reshape(pooled.shape[0], -1) @ weight
-        currents = np.tensordot(self._patches(pooled), self._kernel(weight), axes=([1, 4, 5], [0, 1, 2]))
+        c_out, out_h, out_w = self.target_shape
+        currents = (self._columns(pooled) @ weight).reshape(spikes.shape[0], out_h, out_w, c_out)
         return np.ascontiguousarray(currents.transpose(0, 3, 1, 2)).reshape(spikes.shape[0], -1)
 
     def backward(self, spikes: np.ndarray, grad_currents: np.ndarray, weight: np.ndarray,
@@ -348,19 +352,18 @@ class Geometry:
                 return grad_weight, None
             return grad_weight, self._unpool((grad_currents @ weight.T).reshape(pooled.shape))
         c_out, out_h, out_w = self.target_shape
-        grad = grad_currents.reshape(n, c_out, out_h, out_w)
-        grad_kernel = np.tensordot(self._patches(pooled), grad, axes=([0, 2, 3], [0, 2, 3]))
-        grad_weight = grad_kernel.reshape(self.parameter_shape)
+        # (b, y, x) rows, c_out columns: the layout of the im2col product.
+        grad = grad_currents.reshape(n, c_out, out_h * out_w).transpose(0, 2, 1).reshape(-1, c_out)
+        grad_weight = self._columns(pooled).T @ grad
         if not need_input:
             return grad_weight, None
         k, p = self.kernel_size, self.padding
-        kernel = self._kernel(weight)
         c_in, hp, wp = self.pooled_shape
+        grad_columns = (grad @ weight.T).reshape(n, out_h, out_w, c_in, k, k)  # col2im below
         grad_padded = np.zeros((n, c_in, hp + 2 * p, wp + 2 * p))
         for dy in range(k):
             for dx in range(k):
-                part = np.tensordot(grad, kernel[:, dy, dx, :], axes=([1], [1]))  # (n, y, x, c_in)
-                grad_padded[:, :, dy:dy + out_h, dx:dx + out_w] += part.transpose(0, 3, 1, 2)
+                grad_padded[:, :, dy:dy + out_h, dx:dx + out_w] += grad_columns[:, :, :, :, dy, dx].transpose(0, 3, 1, 2)
         grad_pooled = grad_padded[:, :, p:p + hp, p:p + wp]
         return grad_weight, self._unpool(grad_pooled)
 

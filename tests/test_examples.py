@@ -183,6 +183,17 @@ EXPECTED = {
             rf"hidden neurons alive: 32 at step 1, fewest \d+ at step \d+, \d+ at step \d+",
         ],
     },
+    "06_channel_pruning_in_a_conv_sdsnn": {
+        "figures": ["channels_alive.png", "surviving_kernels.png"],
+        "printed": [
+            r"kernel_index : 1 \(constant\)",
+            r"Brian2 synapses share \d+ kernel elements; w == pooling_factor \* kernel weight\[kernel_index\]: True",
+            r"conv2 channels alive: [1-7] of 8 \(pruned channels: \[\d+(, \d+)*\]\)",  # channels pruned, not all
+            r"conv1 channels alive: 4 of 4 \(not developed\)",
+            rf"kernel and Brian2 agree on 100\.0% of the samples",
+            r"spikes of pruned channels: 0\n",
+        ],
+    },
 }
 
 
