@@ -161,8 +161,8 @@ def select_mlp(train, train_labels, validation, validation_labels, grid=MLP_ALPH
     classes = np.unique(train_labels)
     best, curves, started = None, {}, time.perf_counter()
     for alpha in sorted(grid):
-        model = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=alpha, batch_size=min(128, len(train_labels)), learning_rate_init=1e-3,
-                              max_iter=1, shuffle=True, random_state=seed)
+        model = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=alpha, batch_size=min(128, len(train_labels)),
+                              learning_rate_init=1e-3, max_iter=1, shuffle=True, random_state=seed)
         curve = []
         for epoch in range(1, epochs + 1):
             with warnings.catch_warnings():

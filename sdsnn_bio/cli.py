@@ -19,6 +19,7 @@ logger = logging.getLogger("sdsnn_bio")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``sdsnn-bio`` argument parser (``run``, ``plot``, ``sweep``, ``info``)."""
     parser = argparse.ArgumentParser(
         prog="sdsnn-bio",
         description="Developmental structural plasticity (SD-SNN) in Brian2 spiking networks.",
@@ -207,9 +208,9 @@ def _command_sweep(args) -> int:
 
 
 def main(argv=None) -> int:
+    """Run the ``sdsnn-bio`` command line; returns the process exit status."""
     from .config import ConfigError
     from .experiment import TrainingDiverged
-
     from .progress import ProgressAwareHandler
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -247,8 +247,11 @@ _MONITOR_KEYS = {"source": True, "variables": True, "condition": False, "name": 
 
 
 def _check_monitors(raw: Any) -> tuple:
-    """``[[monitor]]`` tables as a tuple of plain dicts (types only: the names are checked against
-    the network when the run starts, by :class:`~sdsnn_bio.development.DevelopmentMonitor`)."""
+    """Check the ``[[monitor]]`` tables.
+
+    ``[[monitor]]`` tables as a tuple of plain dicts (types only: the names are checked against
+    the network when the run starts, by :class:`~sdsnn_bio.development.DevelopmentMonitor`).
+    """
     if isinstance(raw, dict):
         raise ConfigError("monitor: write each development monitor as a [[monitor]] table (an array "
                           "of tables), not [monitor]")
@@ -579,6 +582,7 @@ class ExperimentConfig:
 
     # ------------------------------------------------------------------ parameter objects
     def network_parameters(self):
+        """The :class:`~sdsnn_bio.model.NetworkParameters` of ``[network]`` (sizes, neurons, time step)."""
         from .model import NetworkParameters, NeuronParameters
 
         net = self.network
@@ -633,6 +637,7 @@ class ExperimentConfig:
             raise ConfigError(str(err)) from None
 
     def learning_parameters(self):
+        """The :class:`~sdsnn_bio.learning.LearningParameters` of ``[learning]``."""
         from .learning.learner import LearningParameters
 
         learn = self.learning
@@ -647,8 +652,11 @@ class ExperimentConfig:
             raise ConfigError(str(err)) from None
 
     def learning_rate_schedule(self, total_batches: int):
-        """The :class:`~sdsnn_bio.learning.optim.LearningRateSchedule` of a run of ``total_batches``
-        (``learning.epochs`` times the batches per epoch)."""
+        """The learning-rate schedule of the run.
+
+        The :class:`~sdsnn_bio.learning.optim.LearningRateSchedule` of a run of ``total_batches``
+        (``learning.epochs`` times the batches per epoch).
+        """
         from .learning.optim import LearningRateSchedule
 
         learn = self.learning
@@ -668,14 +676,18 @@ class ExperimentConfig:
         return {k: v for k, v in self.development.items() if k in names}
 
     def development_parameters(self):
+        """The :class:`~sdsnn_bio.development.DevelopmentParameters` of ``[development]``."""
         from .development import DevelopmentParameters
 
         with _config_field("development"):
             return DevelopmentParameters(**self._development_subset(DevelopmentParameters))
 
     def schedule(self):
-        """The :class:`~sdsnn_bio.development.Schedule` in force: warm-ups left unset are derived
-        from ``development.consecutive_steps`` (and the released semantics' initialisation step)."""
+        """The development schedule in force.
+
+        The :class:`~sdsnn_bio.development.Schedule` in force: warm-ups left unset are derived
+        from ``development.consecutive_steps`` (and the released semantics' initialisation step).
+        """
         from .development import Schedule
 
         development = self.development_parameters()
@@ -685,6 +697,7 @@ class ExperimentConfig:
 
     @property
     def development_enabled(self) -> bool:
+        """Whether the run develops its structure (``development.enabled``)."""
         return bool(self.development.get("enabled", False))
 
     # ------------------------------------------------------------------ output
@@ -705,6 +718,7 @@ class ExperimentConfig:
         return out
 
     def to_json(self) -> str:
+        """The :meth:`to_dict` echo as indented JSON with sorted keys."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def in_force(self) -> tuple[dict, list[str]]:
@@ -748,6 +762,7 @@ class ExperimentConfig:
         return ExperimentConfig.from_dict(raw, source="--set")
 
     def replace(self, section: str, **changes) -> "ExperimentConfig":
+        """Copy with ``changes`` applied to ``section``, validated again."""
         raw = self.to_dict()
         raw[section].update(changes)
         return ExperimentConfig.from_dict(raw)

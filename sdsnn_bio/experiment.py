@@ -399,16 +399,15 @@ def train_model(
     epochs_after : int
         Epochs of the models the run trains after this one (for the whole run's ETA).
     """
-    from .interrupt import RunInterrupted
-    from .development.scheduler import StructuralScheduler
+    from .data.binned import BinnedSamples
+    from .data.split import validation_split
     from .development.monitor import save_monitors
+    from .development.scheduler import StructuralScheduler
+    from .interrupt import RunInterrupted
+    from .learning.augment import augment_samples, batch_shifts
     from .learning.learner import InputBatch, Learner
     from .model import SpikingNetwork, configure_brian2, initial_structure
     from .progress import progress_bar
-
-    from .data.binned import BinnedSamples
-    from .data.split import validation_split
-    from .learning.augment import augment_samples, batch_shifts
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

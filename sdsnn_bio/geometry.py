@@ -151,6 +151,7 @@ class Geometry:
 
     @property
     def n_source(self) -> int:
+        """Number of source units (``prod(source_shape)``)."""
         return int(np.prod(self.source_shape))
 
     @property
@@ -164,6 +165,7 @@ class Geometry:
 
     @property
     def n_target(self) -> int:
+        """Number of target units (``prod(target_shape)``)."""
         return int(np.prod(self.target_shape))
 
     @property
@@ -207,6 +209,7 @@ class Geometry:
 
     @classmethod
     def from_array(cls, values) -> "Geometry":
+        """The geometry stored by :meth:`to_array` (8 integers)."""
         values = [int(v) for v in np.asarray(values).ravel()]
         if len(values) != 8 or not 0 <= values[0] < len(KINDS):
             raise ValueError(f"Geometry.from_array: expected 8 integers [kind, C, H, W, ...], got {values}")
@@ -214,8 +217,11 @@ class Geometry:
 
     # ------------------------------------------------------------------ synapses
     def synapses(self) -> SharedSynapses:
-        """Every potential synapse, sorted by (pre, post) (read-only arrays, listed once per
-        geometry and cached)."""
+        """Every potential synapse, sorted by (pre, post).
+
+        Every potential synapse, sorted by (pre, post) (read-only arrays, listed once per
+        geometry and cached).
+        """
         return _listed_synapses(self)
 
     def _list_synapses(self) -> SharedSynapses:

@@ -36,6 +36,7 @@ class StopRequest:
         self.requested = False
 
     def request(self) -> None:
+        """Ask the run to stop at its next safe point."""
         self.requested = True
 
 

@@ -39,7 +39,6 @@ layout of the run's dataset from its descriptor (:mod:`sdsnn_bio.data.registry`)
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -1134,9 +1133,10 @@ def plot_results(results_dir: str | os.PathLike, figures_dir: str | os.PathLike,
 
     Reads the run folder (:mod:`sdsnn_bio.runfolder`): ``results.json`` and, per model,
     ``<model>/structure.npz``, ``<model>/rasters.npz`` and ``<model>/monitors.npz`` (every
-    development monitor is drawn as ``monitor_<name>.png``, :data:`MONITOR_FIGURE`). Figures whose data is missing (a dense-only
-    run has no development log; an interrupted run has no structure) are skipped and logged.
-    File names are those of :data:`FIGURE_NAMES` (and :data:`CONVOLUTION_FIGURE_NAMES`).
+    development monitor is drawn as ``monitor_<name>.png``, :data:`MONITOR_FIGURE`). Figures whose
+    data is missing (a dense-only run has no development log; an interrupted run has no structure)
+    are skipped and logged. File names are those of :data:`FIGURE_NAMES` (and
+    :data:`CONVOLUTION_FIGURE_NAMES`).
 
     Raises
     ------

@@ -30,6 +30,7 @@ class ProgressAwareHandler(logging.Handler):
     """
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Write the record above the progress bars."""
         from tqdm.auto import tqdm
 
         try:

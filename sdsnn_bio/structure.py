@@ -116,6 +116,7 @@ class SpineState:
         )
 
     def copy(self) -> "SpineState":
+        """A deep copy (every array copied)."""
         return SpineState(**{name: getattr(self, name).copy() for name in SPINE_FIELDS})
 
     @property
@@ -219,8 +220,11 @@ class Projection:
 
     @property
     def n_potential_synapses(self) -> int:
-        """Synapses between the two populations if every parameter existed (a shared parameter
-        counts once per synapse that shares it)."""
+        """Potential synapses of the projection.
+
+        Synapses between the two populations if every parameter existed (a shared parameter
+        counts once per synapse that shares it).
+        """
         return int(self.exists.size if self.geometry is None else self.geometry.n_synapses)
 
     def fan_out(self) -> np.ndarray:
@@ -236,6 +240,7 @@ class Projection:
         return np.where(self.exists, self.weight, 0.0)
 
     def copy(self) -> "Projection":
+        """A deep copy (every array copied)."""
         return Projection(
             self.name, self.source, self.target, self.weight.copy(), self.exists.copy(),
             self.spine.copy(), self.geometry,
@@ -301,9 +306,11 @@ class Population:
 
     @property
     def n_neurons_alive(self) -> int:
+        """Alive neurons (an alive channel counts all its positions)."""
         return self.n_alive * (self.size // self.n_units)
 
     def copy(self) -> "Population":
+        """A deep copy (every array copied)."""
         return Population(self.name, self.size, self.alive.copy(), self.shape)
 
 
@@ -379,12 +386,14 @@ class Structure:
 
     # ------------------------------------------------------------------ lookup
     def population(self, name: str) -> Population:
+        """The population named ``name`` (KeyError listing the names otherwise)."""
         for pop in self.populations:
             if pop.name == name:
                 return pop
         raise KeyError(f"no population named {name!r}; known: {[p.name for p in self.populations]}")
 
     def projection(self, name: str) -> Projection:
+        """The projection named ``name`` (KeyError listing the names otherwise)."""
         for proj in self.projections:
             if proj.name == name:
                 return proj
@@ -410,6 +419,7 @@ class Structure:
         return self.populations[1:-1]
 
     def copy(self) -> "Structure":
+        """A deep copy (every array copied)."""
         return Structure(
             tuple(p.copy() for p in self.populations),
             tuple(p.copy() for p in self.projections),
@@ -499,6 +509,7 @@ class Structure:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Structure":
+        """Read a structure written by :meth:`save` (``.npz``)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"structure file {path} does not exist")

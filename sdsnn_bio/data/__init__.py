@@ -1,4 +1,6 @@
-"""Data: datasets as descriptors, N-MNIST recordings (real or emulated), and their conversion to
+"""Datasets, event recordings and input spikes.
+
+Data: datasets as descriptors, N-MNIST recordings (real or emulated), and their conversion to
 input spikes.
 
 * :mod:`.registry` holds one :class:`DatasetDescriptor` per dataset (``[data] dataset``: shape,
@@ -20,6 +22,8 @@ Nothing here downloads anything, and importing the package does no work. See ``d
 
 from __future__ import annotations
 
+from .binned import BinnedSamples, bin_dataset
+from .convert import emulate_idx, emulate_images, stratified_split
 from .embedded import (
     CACHE_ENVIRONMENT_VARIABLE,
     EMBEDDED_SEED,
@@ -27,8 +31,6 @@ from .embedded import (
     default_cache_dir,
     embedded_root,
 )
-from .binned import BinnedSamples, bin_dataset
-from .convert import emulate_idx, emulate_images, stratified_split
 from .emulator import EmulatorParameters, emulate_batch, emulate_saccades, prepare_image
 from .encoding import N_CHANNELS, binning_summary, channel_coordinates, channel_index, events_to_spikes
 from .format import (

@@ -65,6 +65,7 @@ def _emulate_idx(parser, args, argv) -> int:
 
 
 def main(argv=None) -> int:
+    """Run ``python -m sdsnn_bio.data``; returns the process exit status."""
     parser = argparse.ArgumentParser(prog="python -m sdsnn_bio.data", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     describe = commands.add_parser("describe", help="statistics of the real sample and the embedded set")

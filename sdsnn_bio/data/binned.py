@@ -57,7 +57,8 @@ class BinnedSamples(Sequence):
         lengths = np.fromiter((c.size for c in channels), dtype=np.int64, count=len(channels))
         if not np.array_equal(totals, lengths):
             bad = int(np.flatnonzero(totals != lengths)[0])
-            raise ValueError(f"step_counts: row {bad} counts {totals[bad]} spikes, channels[{bad}] holds {lengths[bad]}")
+            raise ValueError(f"step_counts: row {bad} counts {totals[bad]} spikes, "
+                             f"channels[{bad}] holds {lengths[bad]}")
         self._channels = channels
         self._step_counts = step_counts
         self.n_channels = int(n_channels)
@@ -118,7 +119,9 @@ class BinnedSamples(Sequence):
 
 
 class BinnedSamplesBuilder:
-    """Collects recordings one by one (``append(channels, steps)``, then ``finish()``) without ever
+    """Bin recordings one by one into :class:`BinnedSamples`.
+
+    Collects recordings one by one (``append(channels, steps)``, then ``finish()``) without ever
     holding their int64 arrays together.
 
     Parameters
@@ -140,6 +143,7 @@ class BinnedSamplesBuilder:
         self.counts: list[np.ndarray] = []
 
     def append(self, channels, steps) -> None:
+        """Add one sample's binned events (input channel and time step of each spike)."""
         channels, steps = np.asarray(channels), np.asarray(steps)
         if channels.shape != steps.shape or channels.ndim != 1:
             raise ValueError(f"sample {len(self.channels)}: expected channels and steps of one length, got "
@@ -157,6 +161,7 @@ class BinnedSamplesBuilder:
         self.counts.append(counts.astype(_uint_for(max(int(counts.max(initial=0)), 255))))
 
     def finish(self) -> BinnedSamples:
+        """The samples appended so far as one :class:`BinnedSamples`."""
         dtype = max((c.dtype for c in self.counts), key=lambda d: d.itemsize, default=np.dtype(np.uint8))
         counts = np.zeros((len(self.counts), self.n_steps), dtype=dtype)
         for row, values in enumerate(self.counts):

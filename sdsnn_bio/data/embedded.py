@@ -19,10 +19,11 @@ Cache
     The manifest records the generator version, the emulator parameters, the seed, the split, the
     file counts and the MD5 of every file; a cache whose manifest does not match the request, whose
     files are missing, or one of whose files does not match its checksum (a corrupted file) is
-    regenerated (checked on every use: hashing the 41 MB takes about 0.1 s). Generation happens in a temporary folder beside the cache, which is renamed into
-    place only once complete (an interrupted generation never leaves a half cache), under an
-    exclusive ``fcntl`` lock on ``CACHE/embedded_nmnist.lock`` (two processes never generate at
-    once; the second one finds the first one's result).
+    regenerated (checked on every use: hashing the 41 MB takes about 0.1 s). Generation happens in a
+    temporary folder beside the cache, which is renamed into place only once complete (an
+    interrupted generation never leaves a half cache), under an exclusive ``fcntl`` lock on
+    ``CACHE/embedded_nmnist.lock`` (two processes never generate at once; the second one finds the
+    first one's result).
 """
 
 from __future__ import annotations

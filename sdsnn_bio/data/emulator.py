@@ -226,6 +226,7 @@ class EmulatorParameters:
 
     @classmethod
     def from_dict(cls, values: dict) -> "EmulatorParameters":
+        """Parameters from the mapping written by :meth:`to_dict`."""
         return cls(**values)
 
 
@@ -413,7 +414,7 @@ def emulate_batch(images, rngs, params: EmulatorParameters | None = None, *,
     rows_buffer = np.empty((n_images, height + 1, width), dtype=np.float32)
 
     def log_luminance(k: int, out: np.ndarray) -> np.ndarray:
-        """ln L seen by every pixel at step k (bilinear: horizontal pass, then vertical)."""
+        """Ln L seen by every pixel at step k (bilinear: horizontal pass, then vertical)."""
         r, c = row_int[k] - row_lo, col_int[k] - col_lo
         window = luminance[:, r:r + height + 1, c:c + width + 1]
         np.subtract(window[:, :, 1:], window[:, :, :-1], out=rows_buffer)

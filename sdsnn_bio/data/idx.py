@@ -117,7 +117,9 @@ def read_idx(path) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as error:
-            raise DataError(f"{path}: expected a gzip-compressed IDX file, the gzip stream is broken ({error})") from error
+            raise DataError(
+                f"{path}: expected a gzip-compressed IDX file, the gzip stream is broken ({error})"
+            ) from error
     return decode_idx(raw, str(path))
 
 

@@ -1,4 +1,6 @@
-"""Static images from a local folder — MNIST's IDX files and CIFAR-10's python batches — and their
+"""Static images (MNIST, CIFAR-10) from a local folder, rate coded.
+
+Static images from a local folder — MNIST's IDX files and CIFAR-10's python batches — and their
 rate coding into input spikes.
 
 Nothing is downloaded; the folder must already hold

@@ -5,9 +5,9 @@ Accepted layouts of a root folder (the split folder/archive name is matched case
 * ``ROOT/Train/<digit>/*.bin`` and ``ROOT/Test/<digit>/*.bin`` (the extracted dataset), and
   optionally ``ROOT/Validation/<digit>/*.bin`` (split ``"validation"``, e.g. written by
   :mod:`~sdsnn_bio.data.convert`);
-* ``ROOT/Train.zip`` and ``ROOT/Test.zip`` (and ``Validation.zip``) (the original archives, read without extracting), whose
-  members are ``<prefix>/<digit>/<name>.bin`` (e.g. ``Train/0/00002.bin``; any leading folders are
-  accepted, ``__MACOSX/`` and dot-files are ignored).
+* ``ROOT/Train.zip`` and ``ROOT/Test.zip`` (and ``Validation.zip``) (the original archives, read
+  without extracting), whose members are ``<prefix>/<digit>/<name>.bin`` (e.g.
+  ``Train/0/00002.bin``; any leading folders are accepted, ``__MACOSX/`` and dot-files are ignored).
 
 A split folder wrapping a single folder that holds the class folders (``Train/Train/0/...``) is
 accepted as well. When both a folder and an archive exist, the folder is read. ``<digit>`` is the
@@ -330,6 +330,7 @@ class EventDataset:
 
     @property
     def files(self) -> list[str]:
+        """The recording files of the split, in sample order."""
         return [str(s) for s in self.sources]
 
     def __len__(self) -> int:

@@ -1,4 +1,6 @@
-"""Datasets as descriptors: one small frozen record per dataset, and the encodings that turn its
+"""Datasets as descriptors, and the encodings of their samples.
+
+Datasets as descriptors: one small frozen record per dataset, and the encodings that turn its
 samples into input spikes.
 
 A :class:`DatasetDescriptor` holds the facts the rest of the package needs about a dataset — its
@@ -47,9 +49,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .binned import BinnedSamplesBuilder, require_spikes
 from .dvs_gesture import CLASSES as GESTURE_CLASSES
 from .format import CLASSES as NMNIST_CLASSES
-from .binned import BinnedSamplesBuilder, require_spikes
 from .format import DataError
 from .images import CIFAR10_CLASSES, MNIST_CLASSES
 
@@ -186,10 +188,12 @@ class DatasetDescriptor:
     # ------------------------------------------------------------------ sizes
     @property
     def n_classes(self) -> int:
+        """Number of classes."""
         return len(self.classes)
 
     @property
     def default_encoding(self) -> str:
+        """The encoding used when ``data.encoding`` is not set (the first listed)."""
         return self.encodings[0]
 
     def _checked_size(self, input_size, name: str = "data.input_size") -> tuple[int, int]:

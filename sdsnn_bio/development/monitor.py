@@ -281,6 +281,7 @@ class DevelopmentMonitor:
 
     @property
     def steps(self) -> np.ndarray:
+        """Development steps recorded so far (1-based, one per column of :meth:`values`)."""
         return np.asarray(self._steps, dtype=np.int64)
 
     def values(self, variable: str) -> np.ndarray:

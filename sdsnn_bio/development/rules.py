@@ -71,7 +71,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-from ..structure import SPINE_FIELDS, Population, Projection, SpineState, Structure
+from ..structure import SPINE_FIELDS, Projection, SpineState, Structure
 from .schedule import DevelopmentActions
 
 __all__ = [
@@ -264,8 +264,11 @@ class DevelopmentParameters:
         return float(self.layer_initial_pruning_rates.get(population, self.initial_pruning_rate))
 
     def check_layers(self, structure: Structure) -> None:
-        """Refuse layer names (``layer_initial_pruning_rates``, ``undeveloped_layers``) that are not
-        hidden populations of ``structure``."""
+        """Check the layer names against ``structure``.
+
+        Refuse layer names (``layer_initial_pruning_rates``, ``undeveloped_layers``) that are not
+        hidden populations of ``structure``.
+        """
         hidden = [p.name for p in structure.hidden_populations]
         for name, values in (("layer_initial_pruning_rates", self.layer_initial_pruning_rates),
                              ("undeveloped_layers", self.undeveloped_layers)):
@@ -294,6 +297,7 @@ class DevelopmentParameters:
         return int(self.regrowth_consecutive_steps)
 
     def to_dict(self) -> dict:
+        """JSON-ready mapping of every field."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def __hash__(self) -> int:  # a dict field: hash its items
@@ -350,8 +354,11 @@ def _edge_streak(index, previous_streak, previous_excess, excess, k, released=Fa
 
 
 def _restart_value(released: bool) -> int:
-    """Streak stored after a rule fired: 0; released: 1 (the synapse is still in the previous
-    step's set, so its next step at the edge counts at once)."""
+    """Streak stored after a rule fired.
+
+    Streak stored after a rule fired: 0; released: 1 (the synapse is still in the previous
+    step's set, so its next step at the edge counts at once).
+    """
     return 1 if released else 0
 
 
@@ -689,6 +696,7 @@ class DevelopmentState:
 
     @classmethod
     def initial(cls, structure: Structure, params: DevelopmentParameters) -> "DevelopmentState":
+        """The state before the first development step: every layer at its initial pruning rate."""
         hidden = structure.hidden_populations
         return cls(
             step=0,
@@ -709,6 +717,7 @@ class DevelopmentState:
 
     @classmethod
     def from_dict(cls, data: dict) -> "DevelopmentState":
+        """The state written by :meth:`to_dict` (checkpoints)."""
         try:
             protected = {}
             for name, size in data["population_sizes"].items():
@@ -747,6 +756,7 @@ class DevelopmentRecord:
     importance: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """JSON-ready (without ``importance``)."""
         return {
             "development_step": int(self.step),
             "actions": self.actions.to_dict(),
@@ -813,8 +823,11 @@ def _incoming_strength(projection: Projection) -> np.ndarray:
 
 def _initialise_ranges(structure: Structure, params: DevelopmentParameters,
                        state: DevelopmentState) -> tuple[Structure, DevelopmentRecord, DevelopmentState]:
-    """Released semantics, first development step: set every synapse's spine range to
-    ``[-max(w), max(w)]`` of its projection's current (trained) weights; nothing else runs."""
+    """Released semantics' first step: spine ranges from the trained weights.
+
+    Released semantics, first development step: set every synapse's spine range to
+    ``[-max(w), max(w)]`` of its projection's current (trained) weights; nothing else runs.
+    """
     new = _shallow_copy(structure)
     projections = {}
     for projection in new.projections:

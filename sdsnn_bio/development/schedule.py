@@ -68,6 +68,7 @@ class DevelopmentActions:
                 raise ValueError(f"DevelopmentActions.{f.name}: expected True or False, got {value!r}")
 
     def to_dict(self) -> dict:
+        """JSON-ready mapping of the four switches."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
@@ -194,8 +195,11 @@ class Schedule:
             )
 
     def steps_due(self, batch_index: int, batches_per_epoch: int) -> int:
-        """Development steps due once training batch ``batch_index`` (1-based, counted over all
-        epochs; 0 = before training) is done: ``floor(batch_index * steps_per_epoch / n)``."""
+        """Development steps due after a training batch.
+
+        Development steps due once training batch ``batch_index`` (1-based, counted over all
+        epochs; 0 = before training) is done: ``floor(batch_index * steps_per_epoch / n)``.
+        """
         if isinstance(batch_index, bool) or not isinstance(batch_index, numbers.Integral) or batch_index < 0:
             raise ValueError(
                 f"Schedule.steps_due: batch_index is 1-based, expected an integer >= 0, got {batch_index!r}"

@@ -260,8 +260,11 @@ class StructuralScheduler:
 
     # ------------------------------------------------------------------ steps
     def after_batch(self, batch_index: int, batches_per_epoch: int) -> dict | None:
-        """Run a development step if the schedule says batch ``batch_index`` (1-based, counted over
-        all epochs, ``batches_per_epoch`` per epoch) ends one."""
+        """Run a development step if one is due after this batch.
+
+        Run a development step if the schedule says batch ``batch_index`` (1-based, counted over
+        all epochs, ``batches_per_epoch`` per epoch) ends one.
+        """
         if not self.schedule.is_development_batch(batch_index, batches_per_epoch):
             return None
         return self.step()

@@ -20,8 +20,11 @@ HALF_PI = math.pi / 2.0
 
 @jit
 def surrogate_times(potential, threshold, code, k, factor, out):
-    """``out = sigma'(potential - threshold) * factor`` elementwise (1-D arrays), operation for
-    operation as :meth:`.surrogate.Surrogate.derivative` followed by the product."""
+    """Surrogate derivative times a factor, elementwise.
+
+    ``out = sigma'(potential - threshold) * factor`` elementwise (1-D arrays), operation for
+    operation as :meth:`.surrogate.Surrogate.derivative` followed by the product.
+    """
     n = out.shape[0]
     if code == 0:  # fast sigmoid
         for i in range(n):
@@ -216,8 +219,11 @@ def adam_block(param, grad, m, v, beta1, beta2, epsilon, step_size, a, b):
 
 @jit
 def adam_block_restarted(param, grad, m, v, birth, beta1, beta2, epsilon, steps, t, a, b):
-    """:func:`adam_block` with per-entry step counts ``k = t - birth`` (capped at the table's last
-    entry), step size ``steps[k]``, as :meth:`.optim.Adam._restarted_block` computes it."""
+    """Adam update of restarted entries (per-entry step counts).
+
+    :func:`adam_block` with per-entry step counts ``k = t - birth`` (capped at the table's last
+    entry), step size ``steps[k]``, as :meth:`.optim.Adam._restarted_block` computes it.
+    """
     one_minus_beta1 = 1.0 - beta1
     one_minus_beta2 = 1.0 - beta2
     last = steps.shape[0] - 1

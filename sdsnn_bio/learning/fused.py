@@ -65,7 +65,9 @@ def numba_available() -> bool:
 
 
 def kernels():
-    """The compiled kernels (Numba is imported on first use; each kernel is compiled on its first
+    """The compiled kernels.
+
+    The compiled kernels (Numba is imported on first use; each kernel is compiled on its first
     call, or loaded from Numba's cache).
 
     Returns the module :mod:`._fused_kernels` (``forward_block``, ``backward_block``,

@@ -45,9 +45,9 @@ import scipy.sparse as sp
 
 from ..structure import Structure
 from .bptt import backward_layer
+from .fused import SURROGATE_CODES, kernels, numba_available
 from .kernel import LayerTrace, integrate_layer
 from .loss import LOSSES, cross_entropy, predict, rate_mse
-from .fused import SURROGATE_CODES, kernels, numba_available
 from .optim import Adam
 from .parallel import RowBlocks, default_threads
 from .surrogate import make_surrogate
@@ -139,8 +139,11 @@ class LearningParameters:
 
 
 def _zeros_aligned(shape: tuple[int, ...]) -> np.ndarray:
-    """Zeros whose first element starts a 64-byte cache line: threads that own column blocks of
-    multiples of 8 doubles then never share a cache line (no false sharing)."""
+    """Zeros aligned on a 64-byte cache line.
+
+    Zeros whose first element starts a 64-byte cache line: threads that own column blocks of
+    multiples of 8 doubles then never share a cache line (no false sharing).
+    """
     size = int(np.prod(shape))
     buffer = np.zeros(size + 8)
     start = (-buffer.ctypes.data % 64) // 8
@@ -206,11 +209,14 @@ class ForwardPass:
     order: tuple[str, ...]
 
     def output(self) -> LayerTrace:
+        """Trace of the output layer."""
         return self.traces[self.order[-1]]
 
 
 @dataclass(frozen=True)
 class StepResult:
+    """What one training batch gave: loss, predictions, labels and spike counts per population."""
+
     loss: float
     predictions: np.ndarray
     labels: np.ndarray
@@ -218,6 +224,7 @@ class StepResult:
 
     @property
     def n_correct(self) -> int:
+        """Samples of the batch predicted right."""
         return int(np.count_nonzero(self.predictions == self.labels))
 
 
@@ -272,15 +279,21 @@ class Learner:
 
     # ------------------------------------------------------------------ forward
     def _effective_weight(self, projection) -> np.ndarray:
-        """``projection.effective_weight()``, without the copy when every synapse exists (or with
-        ``masked_forward = False``, where every synapse takes part with its weight)."""
+        """The weights the forward pass uses.
+
+        ``projection.effective_weight()``, without the copy when every synapse exists (or with
+        ``masked_forward = False``, where every synapse takes part with its weight).
+        """
         if not self.params.masked_forward or projection.exists.all():
             return projection.weight
         return projection.effective_weight()
 
     def _alive(self, name: str) -> np.ndarray:
-        """Neurons that may fire: the population's ``alive`` per neuron (all with
-        ``masked_forward = False``)."""
+        """Neurons that may fire.
+
+        Neurons that may fire: the population's ``alive`` per neuron (all with
+        ``masked_forward = False``).
+        """
         alive = self.structure.population(name).neuron_alive
         return alive if self.params.masked_forward else np.ones(alive.shape, dtype=bool)
 
@@ -445,10 +458,13 @@ class Learner:
         return value, grads
 
     def _gradients_fused(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray):
-        """:meth:`gradients` with the compiled kernel: layer by layer from the output, each layer's
+        """Gradients with the compiled kernel.
+
+        :meth:`gradients` with the compiled kernel: layer by layer from the output, each layer's
         neurons split in blocks over threads; a layer's kernel also computes the gradient of the
         projection above it (from that layer's ``dL/dI``) and, for the first layer, of the input
-        projection."""
+        projection.
+        """
         value, grad_spikes, grad_potential = self.loss(forward, labels)
         backward_block = kernels().backward_block
         surrogate_code = SURROGATE_CODES[self.surrogate.name]

@@ -196,6 +196,7 @@ class Adam:
         birth[mask] = self.step_count
 
     def state_arrays(self, prefix: str = "adam") -> dict[str, np.ndarray]:
+        """Step count and moments as named arrays (for ``.npz`` checkpoints)."""
         arrays = {f"{prefix}/step_count": np.array(self.step_count)}
         for name, value in self.first_moment.items():
             arrays[f"{prefix}/m/{name}"] = value
@@ -206,6 +207,7 @@ class Adam:
         return arrays
 
     def load_state_arrays(self, arrays, prefix: str = "adam") -> None:
+        """Restore the state written by :meth:`state_arrays`."""
         self.step_count = int(arrays[f"{prefix}/step_count"])
         self.first_moment = {
             key[len(prefix) + 3:]: np.array(arrays[key]) for key in arrays if key.startswith(f"{prefix}/m/")

@@ -40,8 +40,11 @@ class RowBlocks:
         self._pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
 
     def bounds(self, n_rows: int, blocks_per_thread: int = 1) -> list[tuple[int, int]]:
-        """Contiguous ``(start, stop)`` blocks covering ``range(n_rows)``, at most
-        ``n_threads * blocks_per_thread`` of them."""
+        """Contiguous row blocks for the worker threads.
+
+        Contiguous ``(start, stop)`` blocks covering ``range(n_rows)``, at most
+        ``n_threads * blocks_per_thread`` of them.
+        """
         n_blocks = min(self.n_threads * blocks_per_thread, max(n_rows, 1))
         edges = np.linspace(0, n_rows, n_blocks + 1).astype(int)
         return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
@@ -68,6 +71,7 @@ class RowBlocks:
         return out
 
     def close(self) -> None:
+        """Shut the worker threads down (later maps run in the calling thread)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

@@ -68,10 +68,12 @@ class Architecture:
 
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
+        """Neurons per hidden population, input to output."""
         return tuple(spec.size for spec in self.specs[:-1])
 
     @property
     def n_input(self) -> int:
+        """Number of input channels (``prod(input_shape)``)."""
         return int(np.prod(self.input_shape))
 
 

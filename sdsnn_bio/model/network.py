@@ -288,6 +288,7 @@ class SpikingNetwork:
 
     @property
     def synapse_names(self) -> tuple[str, ...]:
+        """Names of the Brian2 ``Synapses`` (one per projection)."""
         return tuple(self._synapses)
 
     def synapse_pairs(self, projection: str) -> tuple[np.ndarray, np.ndarray]:
@@ -315,6 +316,7 @@ class SpikingNetwork:
         return state
 
     def alive(self, population: str) -> np.ndarray:
+        """The ``alive`` variable of ``population`` per neuron, as Brian2 holds it."""
         return np.asarray(self._groups[population].alive[:], dtype=bool)
 
     # ------------------------------------------------------------------ structural changes

@@ -200,14 +200,17 @@ class NetworkParameters:
 
     @property
     def population_sizes(self) -> tuple[int, ...]:
+        """Neurons per population, input to output."""
         return (self.n_input,) + self.hidden_sizes + (self.n_output,)
 
     @property
     def projection_names(self) -> tuple[str, ...]:
+        """Names ``<source>_to_<target>`` of the projections, input to output."""
         names = self.population_names
         return tuple(f"{a}_to_{b}" for a, b in zip(names[:-1], names[1:]))
 
     def neuron_parameters(self, population: str) -> NeuronParameters:
+        """The neuron constants of ``population`` (hidden or output)."""
         if population == "output":
             return self.output
         if population.startswith("hidden_"):
@@ -221,6 +224,7 @@ class NetworkParameters:
 
     @property
     def dt_seconds(self) -> float:
+        """The time step in seconds, as a float."""
         return float(self.dt / second)
 
     def layer_dynamics(self) -> dict:
