@@ -300,8 +300,11 @@ class Geometry:
         return out.reshape(grad.shape[0], -1)
 
     def _columns(self, pooled: np.ndarray) -> np.ndarray:
-        """im2col: ``(B * H_out * W_out, C_in * k * k)``, row ``(b, y, x)``, column
-        ``(c_in, dy, dx)`` (the parameter rows' order), from the padded input."""
+        """Im2col of the padded input.
+
+        Shape ``(B * H_out * W_out, C_in * k * k)``, row ``(b, y, x)``, column ``(c_in, dy, dx)``
+        (the parameter rows' order).
+        """
         p, k = self.padding, self.kernel_size
         padded = np.pad(pooled, ((0, 0), (0, 0), (p, p), (p, p))) if p else pooled
         windows = sliding_window_view(padded, (k, k), axis=(2, 3))  # (B, C_in, H_out, W_out, k, k)
@@ -369,7 +372,8 @@ class Geometry:
         grad_padded = np.zeros((n, c_in, hp + 2 * p, wp + 2 * p))
         for dy in range(k):
             for dx in range(k):
-                grad_padded[:, :, dy:dy + out_h, dx:dx + out_w] += grad_columns[:, :, :, :, dy, dx].transpose(0, 3, 1, 2)
+                window = grad_columns[:, :, :, :, dy, dx].transpose(0, 3, 1, 2)
+                grad_padded[:, :, dy:dy + out_h, dx:dx + out_w] += window
         grad_pooled = grad_padded[:, :, p:p + hp, p:p + wp]
         return grad_weight, self._unpool(grad_pooled)
 
