@@ -1,4 +1,4 @@
-"""Accuracy-vs-compression frontier over several sweeps (labelled), with its table.
+r"""Accuracy-vs-compression frontier over several sweeps (labelled), with its table.
 
 Each ``--points LABEL FOLDER`` names a sweep folder (``sdsnn-bio sweep ... --output FOLDER``: its
 ``points/*/results.json``) or a run folder (``results.json``); every finished model result of the
@@ -28,6 +28,7 @@ import numpy as np
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line arguments."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--points", action="append", nargs=2, required=True, metavar=("LABEL", "FOLDER"),
                    help="a labelled sweep or run folder (repeatable; order = table order)")
@@ -74,6 +75,7 @@ def _mean_sd(values, scale: float = 100.0, digits: int = 2) -> str:
 
 
 def markdown(rows: list[dict], labels: list[str]) -> str:
+    """Markdown table of the rows, one line per label (mean ± sample sd over its seeds)."""
     lines = ["| row | seeds | final validation accuracy (%) | final test accuracy (%) | synapses removed (%) "
              "| hidden neurons removed (%) | SOPs / test sample |", "|---|---|---|---|---|---|---|"]
     for label in labels:
@@ -91,6 +93,7 @@ def markdown(rows: list[dict], labels: list[str]) -> str:
 
 
 def main(argv=None) -> int:
+    """Print the table (and per-seed numbers), draw the figure if asked."""
     a = parse_args(argv)
     models = dict(a.model)
     rows, labels = [], []

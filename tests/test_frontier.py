@@ -25,6 +25,7 @@ def _point(folder: Path, seed: int, validation: float, test: float, removed: flo
 
 
 def test_table_is_mean_and_sample_sd_over_the_seeds_of_each_label(tmp_path, capsys):
+    """Each label's row holds the mean and sample sd of its seeds."""
     frontier = _load()
     _point(tmp_path / "a" / "points" / "s0", 0, 0.90, 0.91, 0.60, 0.50)
     _point(tmp_path / "a" / "points" / "s1", 1, 0.92, 0.93, 0.62, 0.52)
@@ -33,7 +34,7 @@ def test_table_is_mean_and_sample_sd_over_the_seeds_of_each_label(tmp_path, caps
     assert frontier.main(["--points", "K=9, p=0.6", str(tmp_path / "a"), "--points", "dense", str(tmp_path / "b"),
                           "--model", "dense", "dense", "--figure", str(figure)]) == 0
     out = capsys.readouterr().out
-    # mean 91.00, sample sd of (90, 92) = 1.41: the label may hold "=" and ","
+    # mean 91.00, sample sd of (90, 92) = 1.41; the label may hold "=" and ","
     assert "| K=9, p=0.6 | 0,1 | 91.00 ± 1.41 | 92.00 ± 1.41 | 61.00 ± 1.41 | 51.00 ± 1.41 |" in out
     assert "| dense | 0 | 95.00 ± 0.00 | 96.00 ± 0.00 | 0.00 ± 0.00 | 0.00 ± 0.00 |" in out
     assert "seed 1: 92.00 / 93.00" in out
@@ -41,6 +42,7 @@ def test_table_is_mean_and_sample_sd_over_the_seeds_of_each_label(tmp_path, caps
 
 
 def test_folder_without_results_and_missing_model_are_named(tmp_path):
+    """Bad folders and models are refused with their names."""
     frontier = _load()
     with pytest.raises(SystemExit, match="no results.json"):
         frontier.main(["--points", "x", str(tmp_path)])
