@@ -845,3 +845,29 @@ def test_the_regeneration_rule_alone_regrows_ready_synapses_of_alive_targets(rng
     assert step.structure.projection("input_to_hidden_1").exists[0, 1], "regrown at N + 1 = 1 step"
     assert step.regeneration_percentile == regeneration_percentile(0, params)
     assert not projection.exists[0, 1], "input structure untouched"
+
+
+def test_without_revival_regeneration_has_nothing_to_regrow_in_a_fully_connected_network():
+    """Package semantics: pruning removes all of a neuron's synapses, so every absent synapse
+    targets a pruned neuron; without revival, regeneration can never regrow one (the "+
+    regeneration" row of issue 14 therefore equals "+ neuron pruning" in these networks)."""
+    structure = tiny_structure()
+    params = DevelopmentParameters(initial_pruning_rate=0.5, regrowth_consecutive_steps=0,
+                                   output_trophic_gain=0.0, revive_neurons=False)
+    state = DevelopmentState.initial(structure, params)
+    structure, _, state = develop_structure(structure, DevelopmentActions(spines=False, prune=True), params, state)
+    pruned = ~structure.population("hidden_1").alive
+    assert pruned.sum() == 2
+    incoming = structure.projection("input_to_hidden_1")
+    assert incoming.exists[:, ~pruned].all(), "alive neurons keep every input"
+    incoming.weight[:, pruned] = 100.0  # latent inputs of the pruned neurons far above any percentile
+    regen = DevelopmentActions(spines=False, regenerate=True)
+    for _ in range(3):
+        structure, record, state = develop_structure(structure, regen, params, state)
+        assert record.to_dict()["projections"]["input_to_hidden_1"]["synapses_added"] == 0
+    assert np.array_equal(~structure.population("hidden_1").alive, pruned)
+    # The same state with revival regrows them at once (N + 1 = 1 step): the rule is not inert.
+    revive = DevelopmentParameters(initial_pruning_rate=0.5, regrowth_consecutive_steps=0,
+                                   output_trophic_gain=0.0, revive_neurons=True, revival_min_synapses=1)
+    _, record, _ = develop_structure(structure, regen, revive, state)
+    assert record.to_dict()["projections"]["input_to_hidden_1"]["synapses_added"] == 6
