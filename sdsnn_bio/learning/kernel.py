@@ -26,39 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The layer constants are the seam between the Brian2 model (which derives them) and this kernel:
+# defined in sdsnn_bio.dynamics, importable from here as before.
+from ..dynamics import LayerDynamics
+
 __all__ = ["LayerDynamics", "LayerTrace", "integrate_layer"]
-
-
-@dataclass(frozen=True)
-class LayerDynamics:
-    """Discrete-time constants of a LIF layer (plain floats: no Brian2 here).
-
-    Parameters
-    ----------
-    decay : float
-        ``exp(-dt / tau_membrane)``, computed exactly as Brian2 does (``exp((-dt)/tau)``).
-    threshold, reset : float
-        Normalised threshold and reset potentials.
-    refractory_steps : int
-        Refractory period in time steps (0: none).
-    """
-
-    decay: float
-    threshold: float = 1.0
-    reset: float = 0.0
-    refractory_steps: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.decay <= 1.0:
-            raise ValueError(f"LayerDynamics.decay: expected a value in [0, 1], got {self.decay!r}")
-        if self.reset >= self.threshold:
-            raise ValueError(
-                f"LayerDynamics.reset: expected a value below threshold={self.threshold}, got {self.reset}"
-            )
-        if int(self.refractory_steps) != self.refractory_steps or self.refractory_steps < 0:
-            raise ValueError(
-                f"LayerDynamics.refractory_steps: expected an integer >= 0, got {self.refractory_steps!r}"
-            )
 
 
 @dataclass(frozen=True)

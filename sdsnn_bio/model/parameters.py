@@ -14,6 +14,8 @@ import numpy as np
 from brian2 import Quantity, ms, second
 from brian2.units.fundamentalunits import DimensionMismatchError, fail_for_dimension_mismatch
 
+from ..dynamics import LayerDynamics
+
 __all__ = ["NeuronParameters", "NetworkParameters", "check_time"]
 
 
@@ -228,14 +230,12 @@ class NetworkParameters:
         return float(self.dt / second)
 
     def layer_dynamics(self) -> dict:
-        """Discrete-time constants of each neuron layer for the NumPy learner.
+        """Discrete-time constants of each neuron layer, for the training kernels.
 
         ``decay = exp((-dt)/tau_membrane)`` and the refractory period in steps are computed as
         Brian2 computes them (``brian2.core.functions.timestep``), so that the kernel reproduces
         the Brian2 network spike for spike.
         """
-        from ..learning.kernel import LayerDynamics
-
         dt = self.dt_seconds
         dynamics = {}
         for name in self.population_names[1:]:

@@ -1,0 +1,51 @@
+"""Discrete-time constants of the neuron layers: the seam between the Brian2 model and the kernels.
+
+The Brian2 network (:mod:`sdsnn_bio.model`) derives them from its equations and parameters
+(:meth:`sdsnn_bio.model.NetworkParameters.layer_dynamics`, as Brian2 discretises them); the
+training kernels (:mod:`sdsnn_bio.learning`) integrate the layers with them. Like
+:mod:`sdsnn_bio.structure`, this module holds plain records and imports neither Brian2 nor the
+subpackages, so the model does not depend on the learner nor the learner on Brian2.
+
+For a LIF layer with time step ``dt``::
+
+    decay            = exp((-dt) / tau_membrane)
+    refractory_steps = int((refractory + 1e-3 dt) / dt)        (brian2.core.functions.timestep)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LayerDynamics"]
+
+
+@dataclass(frozen=True)
+class LayerDynamics:
+    """Discrete-time constants of a LIF layer (plain floats: no Brian2).
+
+    Parameters
+    ----------
+    decay : float
+        ``exp(-dt / tau_membrane)``, computed exactly as Brian2 does (``exp((-dt)/tau)``).
+    threshold, reset : float
+        Normalised threshold and reset potentials.
+    refractory_steps : int
+        Refractory period in time steps (0: none).
+    """
+
+    decay: float
+    threshold: float = 1.0
+    reset: float = 0.0
+    refractory_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.decay <= 1.0:
+            raise ValueError(f"LayerDynamics.decay: expected a value in [0, 1], got {self.decay!r}")
+        if self.reset >= self.threshold:
+            raise ValueError(
+                f"LayerDynamics.reset: expected a value below threshold={self.threshold}, got {self.reset}"
+            )
+        if int(self.refractory_steps) != self.refractory_steps or self.refractory_steps < 0:
+            raise ValueError(
+                f"LayerDynamics.refractory_steps: expected an integer >= 0, got {self.refractory_steps!r}"
+            )
