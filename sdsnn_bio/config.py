@@ -29,6 +29,11 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     v_reset = 0.0
     refractory = "0 ms"
     weight_init_gain = 4.0
+    neuron_model = "lif"     # or "alif" (adaptive threshold; sdsnn_bio.model.neurons.NEURON_MODELS)
+    tau_adaptation = "100 ms"  # alif: decay of the threshold adaptation
+    adaptation_increment = 0.2  # alif: rise of the threshold per spike (normalised potential)
+    synapse_model = "voltage_jump"  # or "current_exponential" (sdsnn_bio.model.synapses.SYNAPSE_MODELS)
+    tau_synapse = "5 ms"     # current_exponential: decay of the synaptic current
 
     [learning]
     surrogate = "fast_sigmoid"
@@ -171,6 +176,11 @@ class NetworkConfig:
     v_reset: float = 0.0
     refractory: str = "0 ms"
     weight_init_gain: float = 4.0
+    neuron_model: str = "lif"  # a name in sdsnn_bio.model.neurons.NEURON_MODELS
+    tau_adaptation: str = "100 ms"  # alif
+    adaptation_increment: float = 0.2  # alif
+    synapse_model: str = "voltage_jump"  # a name in sdsnn_bio.model.synapses.SYNAPSE_MODELS
+    tau_synapse: str = "5 ms"  # current_exponential
 
 
 @dataclass(frozen=True)
@@ -217,8 +227,13 @@ class FiguresConfig:
 #: Configuration keys holding a time, written as a string with a unit ("20 ms").
 _TIME_FIELDS = {
     ("network", "dt"), ("network", "tau_membrane"), ("network", "output_tau_membrane"),
-    ("network", "refractory"),
+    ("network", "refractory"), ("network", "tau_adaptation"), ("network", "tau_synapse"),
 }
+
+#: Keys of ``[network]`` that choose a neuron or synapse model, and their defaults' names.
+_MODEL_CHOICES = {"neuron_model": "lif", "synapse_model": "voltage_jump"}
+#: Keys of ``[network]`` shared by every neuron model (not passed by name to the model class).
+_MEMBRANE_KEYS = {"tau_membrane", "v_threshold", "v_reset", "refractory"}
 
 _SECTIONS = {
     "data": DataConfig,
@@ -228,6 +243,15 @@ _SECTIONS = {
     "run": RunConfig,
     "figures": FiguresConfig,
 }
+
+
+def _model_fields(cls) -> set[str]:
+    """Constants (dataclass fields, not class variables) of a neuron or synapse model class."""
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+#: Every key of ``[network]``.
+_NETWORK_KEYS = frozenset(f.name for f in dataclasses.fields(NetworkConfig))
 
 
 #: Keys of ``[development]`` that were replaced, with what to write instead.
@@ -581,21 +605,52 @@ class ExperimentConfig:
         )
 
     # ------------------------------------------------------------------ parameter objects
+    def _model_constants(self, registry: dict, choice: str, skip=frozenset()) -> dict:
+        """Constants of the model named by ``network.<choice>``, from the ``[network]`` keys of their names.
+
+        Times are parsed; a constant of another registered model that is set away from its default is
+        refused (it would silently do nothing).
+        """
+        net = self.network
+        name = getattr(net, choice)
+        if name not in registry:
+            raise ConfigError(f"network.{choice}: expected one of {sorted(registry)}, got {name!r}")
+        defaults = NetworkConfig()
+        used = _model_fields(registry[name]) - set(skip)
+        for other, cls in registry.items():
+            for key in sorted(_model_fields(cls) - used - set(skip)):
+                if key in _NETWORK_KEYS and getattr(net, key) != getattr(defaults, key):
+                    raise ConfigError(
+                        f"network.{key}: applies to network.{choice} = {other!r} only, but "
+                        f"network.{choice} = {name!r}; remove the key or choose that model"
+                    )
+        constants = {}
+        for key in sorted(used):
+            value = getattr(net, key)
+            constants[key] = parse_time(f"network.{key}", value) if ("network", key) in _TIME_FIELDS else value
+        return constants
+
     def network_parameters(self):
         """The :class:`~sdsnn_bio.model.NetworkParameters` of ``[network]`` (sizes, neurons, time step)."""
-        from .model import NetworkParameters, NeuronParameters
+        from .model import NEURON_MODELS, SYNAPSE_MODELS, NetworkParameters
 
         net = self.network
+        neuron_constants = self._model_constants(NEURON_MODELS, "neuron_model", skip=_MEMBRANE_KEYS)
+        synapse_constants = self._model_constants(SYNAPSE_MODELS, "synapse_model")
+        neuron_cls = NEURON_MODELS[net.neuron_model]
 
-        def neuron(tau_key: str) -> NeuronParameters:
+        def neuron(tau_key: str):
             with _config_field("network", {"tau_membrane": tau_key}):
-                return NeuronParameters(
+                return neuron_cls(
                     tau_membrane=parse_time(f"network.{tau_key}", getattr(net, tau_key)),
                     v_threshold=net.v_threshold, v_reset=net.v_reset,
                     refractory=parse_time("network.refractory", net.refractory),
+                    **neuron_constants,
                 )
 
         hidden, output = neuron("tau_membrane"), neuron("output_tau_membrane")
+        with _config_field("network"):
+            synapse = SYNAPSE_MODELS[net.synapse_model](**synapse_constants)
         descriptor = self.dataset()
         n_input = math.prod(self.input_shape())
         if net.layers:
@@ -604,7 +659,7 @@ class ExperimentConfig:
                 return NetworkParameters.from_layers(
                     list(net.layers), (channels, height, width), descriptor.n_classes,
                     dt=parse_time("network.dt", net.dt), n_steps=net.n_steps, hidden=hidden,
-                    output=output, weight_init_gain=net.weight_init_gain,
+                    output=output, weight_init_gain=net.weight_init_gain, synapse=synapse,
                 )
             except ValueError as err:
                 message = str(err)
@@ -617,7 +672,7 @@ class ExperimentConfig:
                 n_input=n_input, n_output=descriptor.n_classes,
                 hidden_sizes=tuple(net.hidden_sizes), dt=parse_time("network.dt", net.dt),
                 n_steps=net.n_steps, hidden=hidden, output=output,
-                weight_init_gain=net.weight_init_gain,
+                weight_init_gain=net.weight_init_gain, synapse=synapse,
             )
 
     def dataset(self):
@@ -710,12 +765,32 @@ class ExperimentConfig:
             del out["network"]["hidden_sizes"]  # follows from the layers
         else:  # absent when unused: echoes of fully-connected configurations are unchanged
             del out["network"]["layers"]
+        # The model keys appear when they matter (another model than LIF with voltage jumps, and its
+        # constants): echoes of default-model configurations are unchanged.
+        for key in self._unused_model_keys():
+            del out["network"][key]
         out["data"]["input_size"] = list(self.data.input_size)
         out["development"] = dict(self.development)
         out["figures"]["spine_synapses"] = list(self.figures.spine_synapses)
         if self.monitors:  # absent when empty: echoes of configurations without monitors are unchanged
             out["monitor"] = [dict(m) for m in self.monitors]
         return out
+
+    def _unused_model_keys(self) -> list[str]:
+        """``[network]`` keys of the model choice left at its default and of models not in force."""
+        from .model import NEURON_MODELS, SYNAPSE_MODELS
+
+        net = self.network
+        used = set(_MEMBRANE_KEYS)
+        for registry, choice in ((NEURON_MODELS, net.neuron_model), (SYNAPSE_MODELS, net.synapse_model)):
+            if choice in registry:  # (an unknown name is refused by validate)
+                used |= _model_fields(registry[choice])
+        constants = set()
+        for registry in (NEURON_MODELS, SYNAPSE_MODELS):
+            for cls in registry.values():
+                constants |= _model_fields(cls) & _NETWORK_KEYS
+        unused = [key for key, default in _MODEL_CHOICES.items() if getattr(net, key) == default]
+        return unused + sorted(constants - used - _MEMBRANE_KEYS)
 
     def to_json(self) -> str:
         """The :meth:`to_dict` echo as indented JSON with sorted keys."""
@@ -737,6 +812,7 @@ class ExperimentConfig:
             ``development.<key>`` of each value derived rather than written or defaulted.
         """
         out = self.to_dict()
+        out["network"] = {**dataclasses.asdict(self.network), **out["network"]}  # every model key
         development = {**_development_fields(), **self.development}
         schedule = self.schedule()
         derived = []

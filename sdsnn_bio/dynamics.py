@@ -6,6 +6,11 @@ training kernels (:mod:`sdsnn_bio.learning`) integrate the layers with them. Lik
 :mod:`sdsnn_bio.structure`, this module holds plain records and imports neither Brian2 nor the
 subpackages, so the model does not depend on the learner nor the learner on Brian2.
 
+The default model (LIF neurons, voltage-jump synapses) is a :class:`LayerDynamics`; any other
+registered neuron or synapse model (:mod:`sdsnn_bio.model.neurons`, :mod:`sdsnn_bio.model.synapses`)
+is a :class:`ModelDynamics`, which pairs the two models' own discrete-time records (their ``step``,
+``backward_step`` and ``split`` run by :mod:`sdsnn_bio.learning.stepping`).
+
 For a LIF layer with time step ``dt``::
 
     decay            = exp((-dt) / tau_membrane)
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LayerDynamics"]
+__all__ = ["LayerDynamics", "ModelDynamics"]
 
 
 @dataclass(frozen=True)
@@ -49,3 +54,31 @@ class LayerDynamics:
             raise ValueError(
                 f"LayerDynamics.refractory_steps: expected an integer >= 0, got {self.refractory_steps!r}"
             )
+
+
+@dataclass(frozen=True)
+class ModelDynamics:
+    """Discrete-time update of one layer of any registered model: a neuron and a synapse record.
+
+    Parameters
+    ----------
+    neuron
+        ``dynamics(dt)`` of a neuron model (e.g. :class:`~sdsnn_bio.model.neurons.ALIFDynamics`):
+        plain floats with ``initial_state``, ``step``, ``initial_adjoint`` and ``backward_step``.
+    synapse
+        ``dynamics(dt, neuron)`` of a synapse model (e.g.
+        :class:`~sdsnn_bio.model.synapses.CurrentSynapseDynamics`): ``split`` and ``split_backward``.
+    """
+
+    neuron: object
+    synapse: object
+
+    @property
+    def threshold(self) -> float:
+        """The neuron model's threshold (normalised potential)."""
+        return self.neuron.threshold
+
+    @property
+    def refractory_steps(self) -> int:
+        """The neuron model's refractory period in time steps."""
+        return self.neuron.refractory_steps

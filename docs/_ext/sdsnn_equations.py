@@ -10,6 +10,8 @@ unit, type and flags. Options::
     .. sdsnn-equations:: neurons      (the hidden-layer NeuronGroup)
     .. sdsnn-equations:: output       (the output NeuronGroup)
     .. sdsnn-equations:: synapses     (the input_to_hidden_1 Synapses)
+
+and ``.. sdsnn-models::`` renders every registered neuron and synapse model the same way.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
-__all__ = ["EquationsDirective", "setup"]
+__all__ = ["EquationsDirective", "ModelsDirective", "setup"]
 
 
-@functools.lru_cache(maxsize=1)
-def _network():
-    """A tiny network of the default configuration (built once per Sphinx process)."""
+@functools.lru_cache(maxsize=None)
+def _network(neuron_model: str = "lif", synapse_model: str = "voltage_jump"):
+    """A tiny network of the default configuration with the given models (built once per Sphinx
+    process and pair of models)."""
     import brian2
     import numpy as np
 
@@ -35,7 +38,8 @@ def _network():
 
     configure_brian2("numpy")
     brian2.BrianLogger.suppress_name("unused_brian_object")
-    config = ExperimentConfig.from_dict({"network": {"hidden_sizes": [2]}}, source="docs")
+    network = {"hidden_sizes": [2], "neuron_model": neuron_model, "synapse_model": synapse_model}
+    config = ExperimentConfig.from_dict({"network": network}, source="docs")
     params = config.network_parameters()
     structure = initial_structure(params, np.random.default_rng(0))
     return SpikingNetwork(structure, params)
@@ -130,41 +134,83 @@ class EquationsDirective(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         which = self.arguments[0]
-        network = _network()
         objects = {"neurons": "hidden_1", "output": "output", "synapses": "input_to_hidden_1"}
         if which not in objects:
             raise self.error(f"sdsnn-equations: expected one of {sorted(objects)}, got {which!r}")
-        group = network[objects[which]]
-        rst: list[str] = [f"Brian2 object ``{group.name}`` (``{type(group).__name__}``), "
-                          "as built by :class:`sdsnn_bio.model.SpikingNetwork`:", ""]
-        rst += _literal(_equation_lines(group))
-        for line in _latex(group):
-            rst += [".. math::", "", f"   {line}", ""]
-        rst += _table(group) + [""]
-        if which == "synapses":
-            pre = group.pre.code
-            rst += ["On a presynaptic spike (``on_pre``):", ""] + _literal(pre)
-        else:
-            threshold = group.events["spike"]
-            reset = group.event_codes.get("spike", "")
-            refractory = group._refractory
-            rst += ["Threshold, reset and refractoriness:", ""]
-            rst += _literal(f"threshold = {threshold!r}\nreset     = {reset!r}\nrefractory = {refractory!r}")
-            rst += ["Constants in the group's ``namespace`` (default configuration):", ""]
-            rst += _namespace(group)
-            rst += ["Brian2 adds ``lastspike`` and ``not_refractory`` to implement refractoriness "
-                    "(the ``unless refractory`` flag).", ""]
-            for operation in group.contained_objects:
-                if operation.name == f"{group.name}_sample_reset":
-                    rst += [f"At the start of every sample window (``run_regularly`` "
-                            f"``{operation.name}``):", ""]
-                    rst += _literal(operation.abstract_code)
-        container = nodes.container()
-        self.state.nested_parse(StringList(rst, source=f"<sdsnn-equations {which}>"), self.content_offset,
-                                container)
-        return container.children
+        group = _network()[objects[which]]
+        return _parse(self, _render(group, which == "synapses"), f"<sdsnn-equations {which}>")
+
+
+def _render(group, synapses: bool) -> list[str]:
+    """reStructuredText of one Brian2 object's equations, code and constants."""
+    rst: list[str] = [f"Brian2 object ``{group.name}`` (``{type(group).__name__}``), "
+                      "as built by :class:`sdsnn_bio.model.SpikingNetwork`:", ""]
+    rst += _literal(_equation_lines(group))
+    for line in _latex(group):
+        rst += [".. math::", "", f"   {line}", ""]
+    rst += _table(group) + [""]
+    if synapses:
+        pre = group.pre.code
+        rst += ["On a presynaptic spike (``on_pre``):", ""] + _literal(pre)
+        return rst
+    threshold = group.events["spike"]
+    reset = group.event_codes.get("spike", "")
+    refractory = group._refractory
+    rst += ["Threshold, reset and refractoriness:", ""]
+    rst += _literal(f"threshold = {threshold!r}\nreset     = {reset!r}\nrefractory = {refractory!r}")
+    rst += ["Constants in the group's ``namespace`` (default configuration):", ""]
+    rst += _namespace(group)
+    rst += ["Brian2 adds ``lastspike`` and ``not_refractory`` to implement refractoriness "
+            "(the ``unless refractory`` flag).", ""]
+    for operation in group.contained_objects:
+        if operation.name == f"{group.name}_sample_reset":
+            rst += [f"At the start of every sample window (``run_regularly`` "
+                    f"``{operation.name}``):", ""]
+            rst += _literal(operation.abstract_code)
+    return rst
+
+
+def _parse(directive: SphinxDirective, rst: list[str], source: str) -> list[nodes.Node]:
+    container = nodes.container()
+    directive.state.nested_parse(StringList(rst, source=source), directive.content_offset, container)
+    return container.children
+
+
+def _summary(cls) -> str:
+    """First paragraph of a model class's docstring."""
+    doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in doc.splitlines())
+
+
+class ModelsDirective(SphinxDirective):
+    """``.. sdsnn-models::`` — every registered neuron model (with voltage-jump synapses) and every
+    registered synapse model (into LIF neurons), each as Brian2 builds it: a model added to the
+    registries appears here without editing the page."""
+
+    required_arguments = 0
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        from sdsnn_bio.model import NEURON_MODELS, SYNAPSE_MODELS
+
+        rst: list[str] = []
+        for name, cls in NEURON_MODELS.items():
+            title = f"Neuron model ``{name!r}``"
+            rst += [".. rubric:: " + title, "", f"{_summary(cls)} (:class:`{cls.__module__}.{cls.__name__}`, "
+                    f"``network.neuron_model = \"{name}\"``)", ""]
+            rst += _render(_network(name, "voltage_jump")["hidden_1"], synapses=False)
+        for name, cls in SYNAPSE_MODELS.items():
+            title = f"Synapse model ``{name!r}``"
+            network = _network("lif", name)
+            rst += [".. rubric:: " + title, "", f"{_summary(cls)} (:class:`{cls.__module__}.{cls.__name__}`, "
+                    f"``network.synapse_model = \"{name}\"``). The synapses:", ""]
+            rst += _render(network["input_to_hidden_1"], synapses=True)
+            rst += ["The postsynaptic (LIF) neurons with this synapse model:", ""]
+            rst += _literal(_equation_lines(network["hidden_1"]))
+        return _parse(self, rst, "<sdsnn-models>")
 
 
 def setup(app):
     app.add_directive("sdsnn-equations", EquationsDirective)
+    app.add_directive("sdsnn-models", ModelsDirective)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..dynamics import LayerDynamics
 from ..structure import Structure
 from .bptt import backward_layer
 from .fused import SURROGATE_CODES, kernels, numba_available
@@ -50,6 +51,7 @@ from .kernel import LayerTrace, integrate_layer
 from .loss import LOSSES, cross_entropy, predict, rate_mse
 from .optim import Adam
 from .parallel import RowBlocks, default_threads
+from .stepping import backward_model, integrate_model
 from .surrogate import make_surrogate
 
 __all__ = ["LearningParameters", "InputBatch", "Learner", "ForwardPass", "StepResult", "BACKENDS",
@@ -235,8 +237,10 @@ class Learner:
     ----------
     structure : Structure
         The network's structure; its weight arrays are updated in place.
-    dynamics : dict[str, LayerDynamics]
-        Per neuron population (hidden layers and output).
+    dynamics : dict[str, LayerDynamics or ModelDynamics]
+        Per neuron population (hidden layers and output), as
+        :meth:`~sdsnn_bio.model.NetworkParameters.layer_dynamics` gives them: ``LayerDynamics`` for
+        the default model (LIF, voltage jumps), :class:`~sdsnn_bio.dynamics.ModelDynamics` for any other.
     params : LearningParameters
     n_threads : int, optional
         Threads for the sparse products, the time loops and the optimiser (default: the cores
@@ -260,7 +264,15 @@ class Learner:
                 f"learning.backend: 'numba' has no kernels for shared (convolutional) projections "
                 f"{shared}; use 'numpy' or 'auto'"
             )
-        self.backend = "numba" if backend == "auto" and numba_available() and not shared else (
+        # The compiled kernels implement the default model (LIF neurons, voltage-jump synapses);
+        # any other model runs its own NumPy step (:mod:`.stepping`).
+        fusable = all(isinstance(d, LayerDynamics) for d in dynamics.values())
+        if backend == "numba" and not fusable:
+            raise ValueError(
+                "learning.backend: 'numba' has compiled kernels for LIF neurons with voltage-jump "
+                "synapses only; this network's neuron or synapse model runs with 'numpy' (or 'auto')"
+            )
+        self.backend = "numba" if backend == "auto" and numba_available() and fusable and not shared else (
             "numpy" if backend == "auto" else backend
         )
         self.structure = structure
@@ -352,6 +364,14 @@ class Learner:
             return batch.matrix.toarray()
         return presynaptic.reshape(batch.n_steps * batch.n_samples, -1).astype(np.float64)
 
+    def _integrate(self, currents: np.ndarray, name: str, given) -> LayerTrace:
+        """One layer's forward pass in NumPy: the fast LIF loop (:mod:`.kernel`) for the default
+        model, the model's own step (:mod:`.stepping`) for any other."""
+        dynamics = self.dynamics[name]
+        if isinstance(dynamics, LayerDynamics):
+            return integrate_layer(currents, dynamics, self._alive(name), given)
+        return integrate_model(dynamics, currents, self._alive(name), given)
+
     def _run(self, batch: InputBatch, recorded: dict | None) -> ForwardPass:
         traces = {}
         presynaptic = None  # the input layer: batch.matrix
@@ -361,8 +381,7 @@ class Learner:
             given = None if recorded is None else recorded[name]
             if projection.geometry is not None:
                 currents = projection.geometry.forward(self._dense_spikes(batch, presynaptic), weight)
-                trace = integrate_layer(currents.reshape(batch.n_steps, batch.n_samples, -1),
-                                        self.dynamics[name], self._alive(name), given)
+                trace = self._integrate(currents.reshape(batch.n_steps, batch.n_samples, -1), name, given)
             elif self.backend == "numba":
                 trace = self._integrate_fused(batch, presynaptic, weight, name, given)
             else:
@@ -370,7 +389,7 @@ class Learner:
                     batch.matrix if presynaptic is None else presynaptic, weight,
                     batch.n_steps, batch.n_samples,
                 )
-                trace = integrate_layer(currents, self.dynamics[name], self._alive(name), given)
+                trace = self._integrate(currents, name, given)
             traces[name] = trace
             presynaptic = trace.spikes
         return ForwardPass(traces, self.order)
@@ -429,9 +448,11 @@ class Learner:
         for index in range(len(self.order) - 1, -1, -1):
             name = self.order[index]
             trace = forward.traces[name]
-            grad_currents = backward_layer(
-                trace, self.dynamics[name], self.surrogate, grad_spikes, grad_potential
-            )
+            dynamics = self.dynamics[name]
+            if isinstance(dynamics, LayerDynamics):
+                grad_currents = backward_layer(trace, dynamics, self.surrogate, grad_spikes, grad_potential)
+            else:
+                grad_currents = backward_model(dynamics, trace, self.surrogate, grad_spikes, grad_potential)
             projection = self.structure.projection_into(name)
             flat_grad = grad_currents.reshape(n_steps * n_samples, -1)
             if projection.geometry is not None:

@@ -1,9 +1,17 @@
-"""The spiking network model: parameters, equations, initial structure and the Brian2 network."""
+"""The spiking network model: parameters, equations, neuron and synapse models, initial structure and
+the Brian2 network."""
 
 from .equations import ON_PRE, RESET, THRESHOLD, lif_equations, synapse_equations
 from .initial import initial_structure
 from .network import Recording, SpikingNetwork, configure_brian2
+from .neurons import ALIF, LIF, NEURON_MODELS, AdaptiveNeuronParameters, neuron_model
 from .parameters import NetworkParameters, NeuronParameters
+from .synapses import (
+    SYNAPSE_MODELS,
+    ExponentialCurrentParameters,
+    VoltageJumpParameters,
+    synapse_model,
+)
 
 __all__ = [
     "ON_PRE",
@@ -11,6 +19,15 @@ __all__ = [
     "THRESHOLD",
     "NetworkParameters",
     "NeuronParameters",
+    "AdaptiveNeuronParameters",
+    "LIF",
+    "ALIF",
+    "NEURON_MODELS",
+    "neuron_model",
+    "SYNAPSE_MODELS",
+    "VoltageJumpParameters",
+    "ExponentialCurrentParameters",
+    "synapse_model",
     "Recording",
     "SpikingNetwork",
     "configure_brian2",

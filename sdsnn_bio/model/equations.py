@@ -1,5 +1,10 @@
 """Model equations of the SD-SNN network, as printable Brian2 ``Equations``.
 
+The neuron and synapse models in force are chosen by name (``network.neuron_model``,
+``network.synapse_model``) and live one file each in :mod:`sdsnn_bio.model.neurons` and
+:mod:`sdsnn_bio.model.synapses`; this module holds what every synapse model shares (the weight and the
+dendritic-spine state) and re-exports the default LIF neuron's equations. The default model:
+
 Neurons (leaky integrate-and-fire, normalised potential; SD-SNN section "Spiking neuron model")::
 
     dv/dt = -v / tau_membrane                          (unless refractory)
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 from brian2 import Equations
 
+from .neurons.lif import RESET, SAMPLE_RESET, THRESHOLD, lif_equations
+
 __all__ = [
     "lif_equations",
     "synapse_equations",
@@ -31,13 +38,6 @@ __all__ = [
     "SPINE_VARIABLES",
 ]
 
-#: Threshold condition: pruned neurons (alive == False) never fire.
-THRESHOLD = "v > v_threshold and alive"
-#: Reset after a spike.
-RESET = "v = v_reset"
-#: Executed at the start of every sample window: refractoriness forgotten, back to rest. (Writes to
-#: ``v`` are conditional on ``not_refractory``, hence the order.)
-SAMPLE_RESET = "lastspike = -1e9*second\nnot_refractory = True\nv = 0"
 #: Synaptic transmission: an instantaneous jump of the postsynaptic potential.
 ON_PRE = "v_post += w"
 
@@ -53,23 +53,6 @@ SPINE_VARIABLES = {
     "previous_abs_weight": "previous_abs_weight",
     "regrowth_streak": "regrowth_streak",
 }
-
-
-def lif_equations() -> Equations:
-    """Leaky integrate-and-fire neuron with the per-neuron state of SD-SNN section 2.
-
-    External constants (supplied through the group's ``namespace``): ``tau_membrane`` (time),
-    ``v_threshold``, ``v_reset`` (normalised potential) and ``refractory_period`` (time).
-    """
-    return Equations(
-        """
-        dv/dt = -v / tau_membrane : 1 (unless refractory)  # normalised membrane potential (0 = rest)
-        alive : boolean  # False once the neuron has been pruned: it never fires again
-        importance : 1  # summed normalised spine width of the incoming synapses
-        pruning_rate : 1 (shared)  # p_l: fraction of this layer that development prunes
-        trophic_pressure : 1 (shared)  # neurons alive here / neurons alive in the target layer
-        """
-    )
 
 
 def synapse_equations() -> Equations:

@@ -3,8 +3,9 @@
 ``SpikingNetwork`` builds one explicit, named Brian2 ``Network`` from a :class:`~sdsnn_bio.structure.Structure`:
 
 * ``input``: a ``SpikeGeneratorGroup`` of ``n_input`` channels (N-MNIST: ``(p*34 + y)*34 + x``);
-* ``hidden_1`` ... ``hidden_L`` and ``output``: LIF ``NeuronGroup`` objects (:func:`lif_equations`);
-* one ``Synapses`` object per projection, named like the projection (``input_to_hidden_1``), built
+* ``hidden_1`` ... ``hidden_L`` and ``output``: ``NeuronGroup`` objects of the neuron model in force
+  (:mod:`sdsnn_bio.model.neurons`; LIF by default), with what the synapse model adds to them;
+* one ``Synapses`` object per projection, of the synapse model in force (:mod:`sdsnn_bio.model.synapses`), named like the projection (``input_to_hidden_1``), built
   from the projection's existing ``(i, j)`` pairs and carrying weight and spine state;
 * a projection with a geometry (convolution, or a dense layer fed by channels, average pooling
   folded in: :mod:`sdsnn_bio.geometry`) is built with explicit ``i``/``j`` arrays from
@@ -50,16 +51,7 @@ from brian2 import (
 )
 
 from ..structure import SPINE_FIELDS, Population, Projection, Structure
-from .equations import (
-    ON_PRE,
-    RESET,
-    SAMPLE_RESET,
-    SPINE_VARIABLES,
-    THRESHOLD,
-    lif_equations,
-    shared_synapse_equations,
-    synapse_equations,
-)
+from .equations import SPINE_VARIABLES
 from .parameters import NetworkParameters
 
 __all__ = ["SpikingNetwork", "Recording", "configure_brian2"]
@@ -205,20 +197,25 @@ class SpikingNetwork:
     # ------------------------------------------------------------------ construction
     def _make_neuron_group(self, population: Population) -> NeuronGroup:
         neuron = self.params.neuron_parameters(population.name)
+        synapse = self.params.synapse  # a current-based synapse adds its current to the neurons
+        equations = neuron.equations(synapse.neuron_input)
+        if synapse.neuron_equations() is not None:
+            equations = equations + synapse.neuron_equations()
+        sample_reset = "\n".join(code for code in (neuron.sample_reset, synapse.sample_reset) if code)
         group = NeuronGroup(
             population.size,
-            lif_equations(),
-            threshold=THRESHOLD,
-            reset=RESET,
-            refractory="refractory_period",
+            equations,
+            threshold=neuron.threshold,
+            reset=neuron.reset,
+            refractory=neuron.refractory_expression,
             method="exact",
-            namespace=neuron.namespace(),
+            namespace={**neuron.namespace(), **synapse.namespace()},
             dt=self._dt,
             name=population.name,
         )
         group.alive = population.neuron_alive
         group.run_regularly(
-            SAMPLE_RESET, dt=self.params.window, when="start", name=f"{population.name}_sample_reset"
+            sample_reset, dt=self.params.window, when="start", name=f"{population.name}_sample_reset"
         )
         self._groups[population.name] = group
         return group
@@ -228,8 +225,8 @@ class SpikingNetwork:
         synapses = Synapses(
             self._groups[projection.source],
             self._groups[projection.target],
-            model=shared_synapse_equations() if shared else synapse_equations(),
-            on_pre=ON_PRE,
+            model=self.params.synapse.equations(shared=shared),
+            on_pre=self.params.synapse.on_pre,
             dt=self._dt,
             namespace={},
             name=projection.name,

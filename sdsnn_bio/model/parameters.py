@@ -7,93 +7,18 @@ weight of 1 takes a resting neuron to threshold. Times carry Brian2 units and ar
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from brian2 import Quantity, ms, second
-from brian2.units.fundamentalunits import DimensionMismatchError, fail_for_dimension_mismatch
 
-from ..dynamics import LayerDynamics
+from ..dynamics import LayerDynamics, ModelDynamics
+from .checks import check_number as _check_number
+from .checks import check_time
+from .neurons import NeuronParameters
+from .synapses import VoltageJumpParameters
 
-__all__ = ["NeuronParameters", "NetworkParameters", "check_time"]
-
-
-def check_time(owner: str, name: str, value, *, allow_zero: bool = False) -> Quantity:
-    """Validate that ``value`` is a Brian2 time quantity (and positive).
-
-    Raises
-    ------
-    ValueError
-        Naming ``owner.name``, the expected unit and range, and the value received.
-    """
-    if not isinstance(value, Quantity):
-        raise ValueError(
-            f"{owner}.{name}: expected a time with a Brian2 unit (e.g. 20*ms), got {value!r}"
-        )
-    try:
-        fail_for_dimension_mismatch(value, second)
-    except DimensionMismatchError:
-        raise ValueError(
-            f"{owner}.{name}: expected a time (unit of seconds), got {value!r}"
-        ) from None
-    seconds = float(value / second)
-    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{owner}.{name}: expected a time {bound}, got {value!r}")
-    return value
-
-
-def _check_number(owner: str, name: str, value, *, low=-math.inf, high=math.inf) -> None:
-    if isinstance(value, Quantity) and not value.is_dimensionless:
-        raise ValueError(f"{owner}.{name}: expected a dimensionless number, got {value!r}")
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{owner}.{name}: expected a number, got {value!r}")
-    if not (low <= float(value) <= high) or not math.isfinite(float(value)):
-        raise ValueError(f"{owner}.{name}: expected a value in [{low}, {high}], got {value!r}")
-
-
-@dataclass(frozen=True)
-class NeuronParameters:
-    """Leaky integrate-and-fire neuron (normalised membrane potential).
-
-    Parameters
-    ----------
-    tau_membrane : Quantity
-        Membrane time constant (time, > 0). Default 20 ms.
-    v_threshold : float
-        Firing threshold of the normalised potential (> v_reset). Default 1.
-    v_reset : float
-        Potential after a spike. Default 0 (the resting potential).
-    refractory : Quantity
-        Absolute refractory period (time, >= 0): the potential does not decay and the neuron cannot
-        fire, but synaptic input still arrives (Brian2's ``(unless refractory)`` semantics).
-    """
-
-    tau_membrane: Quantity = field(default_factory=lambda: 20 * ms)
-    v_threshold: float = 1.0
-    v_reset: float = 0.0
-    refractory: Quantity = field(default_factory=lambda: 0 * ms)
-
-    def __post_init__(self) -> None:
-        check_time("NeuronParameters", "tau_membrane", self.tau_membrane)
-        check_time("NeuronParameters", "refractory", self.refractory, allow_zero=True)
-        _check_number("NeuronParameters", "v_threshold", self.v_threshold, low=1e-6)
-        _check_number("NeuronParameters", "v_reset", self.v_reset)
-        if float(self.v_reset) >= float(self.v_threshold):
-            raise ValueError(
-                f"NeuronParameters.v_reset: expected a value below v_threshold="
-                f"{self.v_threshold}, got {self.v_reset}"
-            )
-
-    def namespace(self) -> dict:
-        """External constants of :func:`sdsnn_bio.model.equations.lif_equations`."""
-        return {
-            "tau_membrane": self.tau_membrane,
-            "v_threshold": float(self.v_threshold),
-            "v_reset": float(self.v_reset),
-            "refractory_period": self.refractory,
-        }
+__all__ = ["NetworkParameters"]
 
 
 @dataclass(frozen=True)
@@ -113,7 +38,12 @@ class NetworkParameters:
     n_steps : int
         Time steps per sample (the presentation window is ``n_steps * dt``).
     hidden, output : NeuronParameters
-        Neuron models of the hidden and output layers.
+        Neuron models of the hidden and output layers: any model of
+        :data:`sdsnn_bio.model.neurons.NEURON_MODELS` (LIF by default; e.g.
+        ``neuron_model("alif", tau_adaptation=100*ms)``).
+    synapse : VoltageJumpParameters or ExponentialCurrentParameters
+        Synapse model of every projection, one of :data:`sdsnn_bio.model.synapses.SYNAPSE_MODELS`
+        (voltage jumps by default; e.g. ``synapse_model("current_exponential", tau_synapse=5*ms)``).
     weight_init_gain : float
         Initial weights are drawn from N(0, (gain / sqrt(fan_in))^2).
     layers : tuple of str
@@ -136,6 +66,7 @@ class NetworkParameters:
     weight_init_gain: float = 4.0
     layers: tuple = ()
     input_shape: tuple | None = None
+    synapse: VoltageJumpParameters = field(default_factory=VoltageJumpParameters)
 
     @classmethod
     def from_layers(cls, layers, input_shape, n_output: int = 10, **kwargs) -> "NetworkParameters":
@@ -170,6 +101,21 @@ class NetworkParameters:
         object.__setattr__(self, "layers", tuple(self.layers))
         if self.input_shape is not None:
             object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        for name in ("hidden", "output"):
+            if not isinstance(getattr(self, name), NeuronParameters):
+                raise ValueError(
+                    f"NetworkParameters.{name}: expected a neuron model (see "
+                    f"sdsnn_bio.model.neurons.NEURON_MODELS), got {getattr(self, name)!r}"
+                )
+        if not hasattr(self.synapse, "dynamics") or not hasattr(self.synapse, "on_pre"):
+            raise ValueError(
+                "NetworkParameters.synapse: expected a synapse model (see "
+                f"sdsnn_bio.model.synapses.SYNAPSE_MODELS), got {self.synapse!r}"
+            )
+        check = getattr(self.synapse, "check_neuron", None)
+        if check is not None:
+            check(self.hidden)
+            check(self.output)
         for name in ("n_input", "n_output", "n_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -229,23 +175,32 @@ class NetworkParameters:
         """The time step in seconds, as a float."""
         return float(self.dt / second)
 
-    def layer_dynamics(self) -> dict:
-        """Discrete-time constants of each neuron layer, for the training kernels.
+    @property
+    def neuron_models(self) -> tuple[str, str]:
+        """Registered names of the hidden and output neuron models (``("lif", "lif")`` by default)."""
+        return self.hidden.name, self.output.name
 
-        ``decay = exp((-dt)/tau_membrane)`` and the refractory period in steps are computed as
-        Brian2 computes them (``brian2.core.functions.timestep``), so that the kernel reproduces
-        the Brian2 network spike for spike.
+    def layer_dynamics(self) -> dict:
+        """Discrete-time update of each neuron layer for the learner (plain floats, no Brian2).
+
+        The default model (LIF neurons, voltage-jump synapses) gives a
+        :class:`~sdsnn_bio.dynamics.LayerDynamics` (the learner's fast NumPy and Numba
+        loops); any other model gives a :class:`~sdsnn_bio.dynamics.ModelDynamics` whose neuron and
+        synapse records run their own ``step`` and ``backward_step``. Decays ``exp((-dt)/tau)`` and the
+        refractory period in steps are computed as Brian2 computes them
+        (``brian2.core.functions.timestep``), so that the kernel reproduces the Brian2 network spike
+        for spike.
         """
         dt = self.dt_seconds
         dynamics = {}
         for name in self.population_names[1:]:
             neuron = self.neuron_parameters(name)
-            tau = float(neuron.tau_membrane / second)
-            refractory = float(neuron.refractory / second)
-            dynamics[name] = LayerDynamics(
-                decay=float(np.exp((-dt) / tau)),
-                threshold=float(neuron.v_threshold),
-                reset=float(neuron.v_reset),
-                refractory_steps=int(np.int64((refractory + 1e-3 * dt) / dt)),
-            )
+            discrete = neuron.dynamics(dt)
+            if neuron.name == "lif" and self.synapse.name == "voltage_jump":
+                dynamics[name] = LayerDynamics(
+                    decay=discrete.decay, threshold=discrete.threshold, reset=discrete.reset,
+                    refractory_steps=discrete.refractory_steps,
+                )
+            else:
+                dynamics[name] = ModelDynamics(discrete, self.synapse.dynamics(dt, neuron))
         return dynamics
