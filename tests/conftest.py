@@ -28,3 +28,14 @@ def brian2_numpy_target():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def embedded_cache(tmp_path_factory) -> Path:
+    """One embedded-dataset cache shared by every test that runs on it (generating it takes a while)."""
+    from sdsnn_bio.data import load_dataset
+
+    cache = tmp_path_factory.mktemp("embedded_cache")
+    dataset = load_dataset(None, "train", cache_dir=cache)
+    assert len(dataset) > 0, "the embedded dataset was generated into the shared cache"
+    return cache

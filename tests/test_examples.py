@@ -204,17 +204,6 @@ def _tree(folder: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in folder.rglob("*") if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def embedded_cache(tmp_path_factory) -> Path:
-    """One embedded-dataset cache shared by every example (generating it takes a while)."""
-    from sdsnn_bio.data import load_dataset
-
-    cache = tmp_path_factory.mktemp("embedded_cache")
-    dataset = load_dataset(None, "train", cache_dir=cache)
-    assert len(dataset) > 0, "the embedded dataset was generated into the shared cache"
-    return cache
-
-
 def test_examples_are_found():
     names = [path.stem for path in EXAMPLES]
     missing = sorted(set(EXPECTED) - set(names))

@@ -329,3 +329,36 @@ def test_config_model_errors_name_the_key(network, message):
 
     with pytest.raises(ConfigError, match=message):
         ExperimentConfig.from_dict({"network": network})
+
+
+# ---------------------------------------------------------------------------------------- end to end
+def test_alif_config_runs_end_to_end_on_the_embedded_dataset(tmp_path, embedded_cache, monkeypatch):
+    """examples/configs/alif.toml, smaller: train with development, evaluate in Brian2, draw figures."""
+    import json
+    from pathlib import Path
+
+    from sdsnn_bio.config import load_config
+    from sdsnn_bio.experiment import run_experiment
+    from sdsnn_bio.plotting import plot_results
+
+    monkeypatch.setenv("SDSNN_BIO_CACHE", str(embedded_cache))
+    path = Path(__file__).resolve().parents[1] / "examples" / "configs" / "alif.toml"
+    config = load_config(path).with_overrides([
+        "data.train_subset=60", "data.test_subset=20", "data.validation_fraction=0.0",
+        "network.hidden_sizes=[16]", "learning.epochs=2", "learning.batch_size=12", "learning.threads=1",
+        "development.steps_per_epoch=5.0", "development.consecutive_steps=2",
+        "simulation.codegen_target=\"numpy\"", "simulation.evaluation_batch=20",
+        f"run.output_dir=\"{tmp_path / 'alif'}\"",
+    ])
+    assert config.network.neuron_model == "alif", "the example configures the ALIF model"
+    results = run_experiment(config, progress=False)
+    model = results["models"]["sdsnn"]
+    saved = json.loads((tmp_path / "alif" / "results.json").read_text())
+    assert saved["config"]["network"]["neuron_model"] == "alif", "the echo names the model in force"
+    assert model["test"]["n_samples"] == 20 and model["test"]["kernel_brian2_agreement"] == 1.0, \
+        "Brian2 evaluated the ALIF network and the NumPy kernel agrees on every sample"
+    assert model["structure"]["synapses_removed_fraction"] > 0, "development pruned the ALIF network"
+    figures = plot_results(tmp_path / "alif", tmp_path / "figures")
+    names = {p.stem for p in figures}
+    assert {"rasters", "pruning", "connectivity", "spine_dynamics"} <= names, sorted(names)
+    assert all(p.stat().st_size > 0 for p in figures)

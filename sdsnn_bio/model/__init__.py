@@ -4,8 +4,8 @@ the Brian2 network."""
 from .equations import ON_PRE, RESET, THRESHOLD, lif_equations, synapse_equations
 from .initial import initial_structure
 from .network import Recording, SpikingNetwork, configure_brian2
-from .neurons import ALIF, LIF, NEURON_MODELS, AdaptiveNeuronParameters, neuron_model
-from .parameters import NetworkParameters, NeuronParameters
+from .neurons import ALIF, LIF, NEURON_MODELS, AdaptiveNeuronParameters, NeuronParameters, neuron_model
+from .parameters import NetworkParameters
 from .synapses import (
     SYNAPSE_MODELS,
     ExponentialCurrentParameters,
