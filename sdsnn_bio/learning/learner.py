@@ -240,7 +240,8 @@ class Learner:
     dynamics : dict[str, LayerDynamics or ModelDynamics]
         Per neuron population (hidden layers and output), as
         :meth:`~sdsnn_bio.model.NetworkParameters.layer_dynamics` gives them: ``LayerDynamics`` for
-        the default model (LIF, voltage jumps), :class:`~sdsnn_bio.dynamics.ModelDynamics` for any other.
+        the default model (LIF, voltage jumps), :class:`~sdsnn_bio.dynamics.ModelDynamics` for any
+        other.
     params : LearningParameters
     n_threads : int, optional
         Threads for the sparse products, the time loops and the optimiser (default: the cores
@@ -365,8 +366,11 @@ class Learner:
         return presynaptic.reshape(batch.n_steps * batch.n_samples, -1).astype(np.float64)
 
     def _integrate(self, currents: np.ndarray, name: str, given) -> LayerTrace:
-        """One layer's forward pass in NumPy: the fast LIF loop (:mod:`.kernel`) for the default
-        model, the model's own step (:mod:`.stepping`) for any other."""
+        """One layer's forward pass from its input currents.
+
+        The fast LIF loop (:mod:`.kernel`) for the default model, the model's own step
+        (:mod:`.stepping`) for any other.
+        """
         dynamics = self.dynamics[name]
         if isinstance(dynamics, LayerDynamics):
             return integrate_layer(currents, dynamics, self._alive(name), given)

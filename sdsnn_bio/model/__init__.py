@@ -1,5 +1,8 @@
-"""The spiking network model: parameters, equations, neuron and synapse models, initial structure and
-the Brian2 network."""
+"""The spiking network model: parameters, equations, neuron and synapse models, structure, network.
+
+The initial structure and the Brian2 network of record; the neuron and synapse models are chosen by
+name from :mod:`.neurons` and :mod:`.synapses`.
+"""
 
 from .equations import ON_PRE, RESET, THRESHOLD, lif_equations, synapse_equations
 from .initial import initial_structure

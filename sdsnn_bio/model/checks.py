@@ -1,5 +1,8 @@
-"""Validation of model constants: a ``ValueError`` naming ``Owner.field``, the expected unit and range,
-and the value received (shared by the neuron models, the synapse models and the network parameters)."""
+"""Validation of model constants, shared by the neuron models, synapse models and network parameters.
+
+Each check raises a ``ValueError`` naming ``Owner.field``, the expected unit and range, and the value
+received.
+"""
 
 from __future__ import annotations
 

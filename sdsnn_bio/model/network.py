@@ -5,7 +5,8 @@
 * ``input``: a ``SpikeGeneratorGroup`` of ``n_input`` channels (N-MNIST: ``(p*34 + y)*34 + x``);
 * ``hidden_1`` ... ``hidden_L`` and ``output``: ``NeuronGroup`` objects of the neuron model in force
   (:mod:`sdsnn_bio.model.neurons`; LIF by default), with what the synapse model adds to them;
-* one ``Synapses`` object per projection, of the synapse model in force (:mod:`sdsnn_bio.model.synapses`), named like the projection (``input_to_hidden_1``), built
+* one ``Synapses`` object per projection, of the synapse model in force
+  (:mod:`sdsnn_bio.model.synapses`), named like the projection (``input_to_hidden_1``), built
   from the projection's existing ``(i, j)`` pairs and carrying weight and spine state;
 * a projection with a geometry (convolution, or a dense layer fed by channels, average pooling
   folded in: :mod:`sdsnn_bio.geometry`) is built with explicit ``i``/``j`` arrays from

@@ -147,6 +147,7 @@ class ALIFDynamics(LIFDynamics):
     record_names: ClassVar[tuple[str, ...]] = ("threshold_adaptation",)
 
     def initial_state(self, n_samples: int, n_neurons: int) -> dict:
+        """State at the start of a sample: at rest, not refractory, no adaptation."""
         return {**super().initial_state(n_samples, n_neurons),
                 "threshold_adaptation": np.zeros((n_samples, n_neurons))}
 
@@ -178,6 +179,7 @@ class ALIFDynamics(LIFDynamics):
         return record, new_state
 
     def initial_adjoint(self, n_samples: int, n_neurons: int) -> dict:
+        """``dL/dv`` and ``dL/da`` after the last step: 0."""
         return {"v": np.zeros((n_samples, n_neurons)),
                 "threshold_adaptation": np.zeros((n_samples, n_neurons))}
 
