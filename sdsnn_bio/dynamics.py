@@ -82,3 +82,8 @@ class ModelDynamics:
     def refractory_steps(self) -> int:
         """The neuron model's refractory period in time steps."""
         return self.neuron.refractory_steps
+
+    @property
+    def compilable(self) -> bool:
+        """Whether the neuron model has compiled loops (``compiled_forward``, ``compiled_backward``)."""
+        return hasattr(self.neuron, "compiled_forward") and hasattr(self.neuron, "compiled_backward")

@@ -279,14 +279,70 @@ def test_model_errors_name_the_key_and_the_allowed_values():
 
 
 @pytest.mark.skipif(not numba_available(), reason="Numba is not installed")
-def test_models_without_compiled_kernels_run_with_numpy(rng):
-    params, structure = make_case(rng, "alif", "voltage_jump", hidden=(5,), prune=False)
-    assert Learner(structure, params.layer_dynamics(), LearningParameters()).backend == "numpy"
-    with pytest.raises(ValueError, match="learning.backend: 'numba' has compiled kernels for LIF"):
-        Learner(structure, params.layer_dynamics(), LearningParameters(), backend="numba")
-    default, _ = make_case(rng, "lif", "voltage_jump", hidden=(5,), prune=False)
+@pytest.mark.parametrize("refractory", [0 * ms, 3 * ms], ids=["plain", "refractory"])
+@pytest.mark.parametrize("neuron, synapse", MODELS, ids=IDS)
+def test_compiled_loops_are_the_numpy_steps(rng, neuron, synapse, refractory):
+    """Each model's Numba loops (the "numba" backend) give the NumPy steps' spikes and potentials bit
+    for bit, and their backward steps to rounding."""
+    params, _ = make_case(rng, neuron, synapse, refractory, v_reset=-0.3, hidden=(20,), prune=False)
+    dynamics = model_dynamics(params)["hidden_1"]
+    assert dynamics.compilable
+    currents = rng.normal(0.25, 0.6, size=(N_STEPS, 3, 20)) * (3.0 if synapse == "current_exponential" else 1.0)
+    alive = rng.random(20) > 0.2
+    reference = integrate_model(dynamics, currents, alive)
+    compiled = integrate_model(dynamics, currents, alive, compiled=True)
+    assert reference.spikes.sum() > 50, "the case must spike to test anything"
+    for field in ("potential", "spikes", "not_refractory", "spike_counts"):
+        assert np.array_equal(getattr(reference, field), getattr(compiled, field)), field
+    assert reference.records.keys() == compiled.records.keys()
+    for name in reference.records:
+        assert np.array_equal(reference.records[name], compiled.records[name]), name
+    rebuilt = integrate_model(dynamics, currents, alive, reference.spikes, compiled=True)
+    assert np.array_equal(rebuilt.potential, reference.potential), "reconstruction from given spikes"
+    surrogate = make_surrogate("fast_sigmoid")
+    grad_spikes, grad_potential = rng.normal(size=currents.shape), rng.normal(size=currents.shape)
+    for gs, gp in ((grad_spikes, None), (None, grad_potential), (grad_spikes, grad_potential)):
+        np.testing.assert_allclose(backward_model(dynamics, compiled, surrogate, gs, gp, compiled=True),
+                                   backward_model(dynamics, reference, surrogate, gs, gp), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.skipif(not numba_available(), reason="Numba is not installed")
+def test_learner_runs_other_models_compiled_and_keeps_the_fused_kernels_for_the_default():
+    def learner(backend):
+        params, structure = make_case(np.random.default_rng(5), "alif", "current_exponential", hidden=(14,))
+        return Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1, backend=backend)
+
+    compiled, reference = learner("auto"), learner("numpy")
+    assert compiled.backend == "numba", "auto: the model's compiled loops when Numba is installed"
+    batch = InputBatch.from_samples(random_samples(np.random.default_rng(6), 4), N_STEPS, N_INPUT)
+    labels = np.array([0, 1, 2, 3])
+    forward_c, forward_r = compiled.simulate(batch), reference.simulate(batch)
+    for name in forward_r.order:
+        assert np.array_equal(forward_c.traces[name].spikes, forward_r.traces[name].spikes), name
+    _, grads_c = compiled.gradients(batch, forward_c, labels)
+    _, grads_r = reference.gradients(batch, forward_r, labels)
+    for name in grads_r:
+        np.testing.assert_allclose(grads_c[name], grads_r[name], rtol=1e-10, atol=1e-13, err_msg=name)
+    default, _ = make_case(np.random.default_rng(5), "lif", "voltage_jump", hidden=(5,), prune=False)
     assert all(isinstance(d, LayerDynamics) for d in default.layer_dynamics().values()), \
-        "the default model keeps the fast (fused) path"
+        "the default model keeps the fused kernels"
+
+
+def test_a_model_without_compiled_loops_refuses_the_numba_backend(rng):
+    params, structure = make_case(rng, "alif", "voltage_jump", hidden=(5,), prune=False)
+
+    class NumpyOnly:  # a model that provides its NumPy step only
+        def __init__(self, dynamics):
+            self.dynamics = dynamics
+            self.compilable = False
+
+        def __getattr__(self, name):
+            return getattr(self.dynamics, name)
+
+    dynamics = {name: NumpyOnly(d) for name, d in params.layer_dynamics().items()}
+    assert Learner(structure, dynamics, LearningParameters(), n_threads=1).backend == "numpy"
+    with pytest.raises(ValueError, match="learning.backend: 'numba' needs compiled loops"):
+        Learner(structure, dynamics, LearningParameters(), n_threads=1, backend="numba")
 
 
 # ---------------------------------------------------------------------------------------- configuration

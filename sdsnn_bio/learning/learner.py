@@ -265,15 +265,17 @@ class Learner:
                 f"learning.backend: 'numba' has no kernels for shared (convolutional) projections "
                 f"{shared}; use 'numpy' or 'auto'"
             )
-        # The compiled kernels implement the default model (LIF neurons, voltage-jump synapses);
-        # any other model runs its own NumPy step (:mod:`.stepping`).
-        fusable = all(isinstance(d, LayerDynamics) for d in dynamics.values())
-        if backend == "numba" and not fusable:
+        # The fused kernels implement the default model (LIF neurons, voltage-jump synapses); any
+        # other model runs its own step (:mod:`.stepping`): NumPy, or its compiled loops with "numba".
+        self._fusable = all(isinstance(d, LayerDynamics) for d in dynamics.values())
+        compilable = all(isinstance(d, LayerDynamics) or getattr(d, "compilable", False)
+                         for d in dynamics.values())
+        if backend == "numba" and not compilable:
             raise ValueError(
-                "learning.backend: 'numba' has compiled kernels for LIF neurons with voltage-jump "
-                "synapses only; this network's neuron or synapse model runs with 'numpy' (or 'auto')"
+                "learning.backend: 'numba' needs compiled loops of every layer's neuron model, and "
+                "this network's model has none; use 'numpy' or 'auto'"
             )
-        self.backend = "numba" if backend == "auto" and numba_available() and fusable and not shared else (
+        self.backend = "numba" if backend == "auto" and numba_available() and compilable and not shared else (
             "numpy" if backend == "auto" else backend
         )
         self.structure = structure
@@ -369,12 +371,12 @@ class Learner:
         """One layer's forward pass from its input currents.
 
         The fast LIF loop (:mod:`.kernel`) for the default model, the model's own step
-        (:mod:`.stepping`) for any other.
+        (:mod:`.stepping`; its compiled loop with the ``"numba"`` backend) for any other.
         """
         dynamics = self.dynamics[name]
         if isinstance(dynamics, LayerDynamics):
             return integrate_layer(currents, dynamics, self._alive(name), given)
-        return integrate_model(dynamics, currents, self._alive(name), given)
+        return integrate_model(dynamics, currents, self._alive(name), given, compiled=self.backend == "numba")
 
     def _run(self, batch: InputBatch, recorded: dict | None) -> ForwardPass:
         traces = {}
@@ -386,7 +388,7 @@ class Learner:
             if projection.geometry is not None:
                 currents = projection.geometry.forward(self._dense_spikes(batch, presynaptic), weight)
                 trace = self._integrate(currents.reshape(batch.n_steps, batch.n_samples, -1), name, given)
-            elif self.backend == "numba":
+            elif self.backend == "numba" and isinstance(self.dynamics[name], LayerDynamics):
                 trace = self._integrate_fused(batch, presynaptic, weight, name, given)
             else:
                 currents = self._currents(
@@ -444,7 +446,7 @@ class Learner:
 
     def gradients(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray):
         """Loss and dL/dW for every potential synapse of every projection."""
-        if self.backend == "numba":
+        if self.backend == "numba" and self._fusable:
             return self._gradients_fused(batch, forward, labels)
         value, grad_spikes, grad_potential = self.loss(forward, labels)
         grads = {}
@@ -456,7 +458,8 @@ class Learner:
             if isinstance(dynamics, LayerDynamics):
                 grad_currents = backward_layer(trace, dynamics, self.surrogate, grad_spikes, grad_potential)
             else:
-                grad_currents = backward_model(dynamics, trace, self.surrogate, grad_spikes, grad_potential)
+                grad_currents = backward_model(dynamics, trace, self.surrogate, grad_spikes, grad_potential,
+                                               compiled=self.backend == "numba")
             projection = self.structure.projection_into(name)
             flat_grad = grad_currents.reshape(n_steps * n_samples, -1)
             if projection.geometry is not None:

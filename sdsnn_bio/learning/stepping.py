@@ -14,6 +14,8 @@ give for the default model::
     dL/dJ = synapse.split_backward(dL/djump, dL/ddrive)
 
 The models are handed in as objects: this module imports neither Brian2 nor the model package.
+With ``compiled=True`` the neuron model's own Numba loops (``compiled_forward``,
+``compiled_backward``) replace the per-step NumPy calls (the learner's ``"numba"`` backend).
 The default model (LIF neurons, voltage-jump synapses) keeps the faster loops of :mod:`.kernel`,
 :mod:`.bptt` and :mod:`.fused`; run through this module it gives the same spikes and potentials bit
 for bit (tested).
@@ -45,7 +47,7 @@ class ModelTrace(LayerTrace):
 
 
 def integrate_model(dynamics, currents: np.ndarray, alive: np.ndarray | None = None,
-                    spikes: np.ndarray | None = None) -> ModelTrace:
+                    spikes: np.ndarray | None = None, compiled: bool = False) -> ModelTrace:
     """Integrate a layer of any registered model over a batch (as :func:`~.kernel.integrate_layer`).
 
     Parameters
@@ -58,6 +60,9 @@ def integrate_model(dynamics, currents: np.ndarray, alive: np.ndarray | None = N
         Pruned neurons (False) never fire.
     spikes : ndarray of bool, shape (T, B, N), optional
         Recorded spikes: the potentials are reconstructed from them.
+    compiled : bool
+        Run the neuron model's compiled loop (Numba, ``compiled_forward``) instead of its NumPy
+        ``step``: the same spikes and potentials bit for bit (tested).
 
     Returns
     -------
@@ -71,6 +76,10 @@ def integrate_model(dynamics, currents: np.ndarray, alive: np.ndarray | None = N
     n_steps, n_samples, n_neurons = currents.shape
     neuron = dynamics.neuron
     jump, drive = dynamics.synapse.split(currents)
+    if compiled:
+        dead = np.zeros(n_neurons, dtype=bool) if alive is None else ~np.asarray(alive, dtype=bool)
+        potential, out_spikes, not_refractory, records, counts = neuron.compiled_forward(jump, drive, dead, spikes)
+        return ModelTrace(potential, out_spikes, not_refractory, counts, records)
     potential = np.empty(currents.shape)
     out_spikes = np.empty(currents.shape, dtype=bool)
     refractory = neuron.refractory_steps > 0
@@ -97,7 +106,7 @@ def integrate_model(dynamics, currents: np.ndarray, alive: np.ndarray | None = N
 
 
 def backward_model(dynamics, trace: ModelTrace, surrogate, grad_spikes: np.ndarray | None = None,
-                   grad_potential: np.ndarray | None = None) -> np.ndarray:
+                   grad_potential: np.ndarray | None = None, compiled: bool = False) -> np.ndarray:
     """``dL/dJ_t`` of a layer of any registered model (as :func:`~.bptt.backward_layer`).
 
     Parameters
@@ -108,9 +117,15 @@ def backward_model(dynamics, trace: ModelTrace, surrogate, grad_spikes: np.ndarr
     surrogate : Surrogate
     grad_spikes, grad_potential : ndarray, shape (T, B, N), optional
         ``dL/ds_t`` from the layers above (or the loss) and direct ``dL/du_t``.
+    compiled : bool
+        Run the neuron model's compiled loop (``compiled_backward``; equal to the NumPy steps to
+        rounding).
     """
     n_steps, n_samples, n_neurons = trace.potential.shape
     neuron = dynamics.neuron
+    if compiled:
+        grad_jump, grad_drive = neuron.compiled_backward(trace, surrogate, grad_spikes, grad_potential)
+        return dynamics.synapse.split_backward(grad_jump, grad_drive)
     grad_jump = np.empty(trace.potential.shape)
     grad_drive = np.empty(trace.potential.shape)
     adjoint = neuron.initial_adjoint(n_samples, n_neurons)

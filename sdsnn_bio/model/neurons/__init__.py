@@ -10,10 +10,12 @@ A neuron model is a frozen dataclass of its constants (Brian2 quantities, valida
 * its discrete-time update for the training kernels: ``dynamics(dt_seconds)`` returns a frozen
   dataclass of plain floats with ``initial_state``, ``step`` (one time step, NumPy, Brian2's order:
   state update, threshold, synapses, reset) and the surrogate-gradient ``backward_step``
-  (``initial_adjoint``); :mod:`sdsnn_bio.learning.stepping` runs them over time.
+  (``initial_adjoint``); :mod:`sdsnn_bio.learning.stepping` runs them over time;
+* optionally the same two as compiled loops (``compiled_forward``, ``compiled_backward``: scalar
+  loops compiled by Numba on first use), which the learner's ``"numba"`` backend runs.
 
-Models: ``"lif"`` (:mod:`.lif`, the default; its voltage-jump network also has the fused Numba
-kernels of :mod:`sdsnn_bio.learning.fused`) and ``"alif"`` (:mod:`.alif`, adaptive threshold after
+Models: ``"lif"`` (:mod:`.lif`, the default; with voltage-jump synapses the learner runs the fused
+Numba kernels of :mod:`sdsnn_bio.learning.fused` instead) and ``"alif"`` (:mod:`.alif`, adaptive threshold after
 Bellec et al. 2018). The page "Write your own neuron model" (``docs/neuron_models.md``) walks
 through ALIF.
 
@@ -22,15 +24,18 @@ Checklist for a new model ``"mymodel"``
 1. ``sdsnn_bio/model/neurons/mymodel.py``: the parameters dataclass (``name = "mymodel"``, usually a
    subclass of :class:`NeuronParameters` to inherit the membrane constants and their checks), its
    ``equations``/``threshold``/``reset``/``sample_reset``/``namespace``, and its ``dynamics(dt)``
-   with ``step`` and ``backward_step``; the module docstring states the equations, the discrete
-   update and the backward step, and cites the model's paper.
+   with ``step`` and ``backward_step`` (and, optionally, ``compiled_forward`` and
+   ``compiled_backward``: without them the model trains with ``learning.backend = "numpy"``);
+   the module docstring states the equations, the discrete update and the backward step, and cites
+   the model's paper.
 2. One line in :data:`NEURON_MODELS` below.
 3. Configuration: each new constant becomes a key of ``[network]`` (``NetworkConfig`` in
    :mod:`sdsnn_bio.config`, with its default and, for a time, an entry in ``_TIME_FIELDS``); keys are
    passed to the model by name, and a key set while another model is in force is refused.
 4. Tests (parametrised over the registry, so most come for free): ``tests/test_neuron_models.py``
    runs the model's kernel against Brian2 spike for spike, its backward step against an independent
-   forward-mode derivative and against finite differences; add a pinned trajectory of one neuron
+   forward-mode derivative and against finite differences, its compiled loops against its NumPy
+   steps; add a pinned trajectory of one neuron
    against literal numbers (as ``test_pinned_alif_trajectory_against_literal_numbers``) and teach
    the forward-mode derivative in that file the model's tangent.
 5. Docs: ``docs/model.rst`` renders the equations of every registered model by itself; mention the

@@ -41,6 +41,7 @@ With ``beta = 0`` the model is the LIF neuron, step for step (tested).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -49,7 +50,7 @@ from brian2 import Equations, Quantity, ms, second
 
 from ..checks import check_number, check_time
 from .base import DEVELOPMENT_STATE
-from .lif import SAMPLE_RESET, LIFDynamics, NeuronParameters
+from .lif import SAMPLE_RESET, LIFDynamics, NeuronParameters, _or_empty
 
 __all__ = ["AdaptiveNeuronParameters", "ALIF", "ALIFDynamics", "alif_equations"]
 
@@ -203,3 +204,118 @@ class ALIFDynamics(LIFDynamics):
             return grad_jump, grad_u, {"v": grad_u * self.decay, "threshold_adaptation": grad_adaptation}
         return grad_jump, grad_u * r, {"v": grad_u * np.where(r, self.decay, 1.0),
                                        "threshold_adaptation": grad_adaptation}
+
+    # ------------------------------------------------------------------ compiled (Numba)
+    def compiled_forward(self, jump, drive, dead, given) -> tuple:
+        """All steps of :meth:`step` in one compiled loop (Numba; bit for bit the NumPy steps).
+
+        Returns
+        -------
+        potential, spikes, not_refractory (or None), records (dict), counts
+        """
+        forward, _ = _compiled_alif()
+        shape = (jump if jump is not None else drive).shape
+        potential, spikes, adaptation = np.empty(shape), np.empty(shape, dtype=bool), np.empty(shape)
+        refractory = self.refractory_steps > 0
+        not_refractory = np.empty(shape if refractory else (0, 0, 0), dtype=bool)
+        counts = np.zeros(shape[1:], dtype=np.int64)
+        forward(_or_empty(jump), _or_empty(drive), jump is not None, drive is not None,
+                float(self.decay), float(self.threshold), float(self.reset), int(self.refractory_steps),
+                float(self.adaptation_decay), float(self.adaptation_increment),
+                np.ascontiguousarray(dead, dtype=bool), _or_empty(given, bool), given is not None,
+                potential, spikes, not_refractory, adaptation, counts)
+        return (potential, spikes, not_refractory if refractory else None,
+                {"threshold_adaptation": adaptation}, counts)
+
+    def compiled_backward(self, trace, surrogate, grad_spikes, grad_potential) -> tuple:
+        """All steps of :meth:`backward_step` in one compiled loop: ``(dL/djump, dL/ddrive)``."""
+        _, backward = _compiled_alif()
+        shape = trace.potential.shape
+        sigma = surrogate.derivative(
+            trace.potential - (self.threshold + trace.records["threshold_adaptation"]))
+        grad_jump, grad_drive = np.empty(shape), np.empty(shape)
+        has_refractory = trace.not_refractory is not None
+        backward(np.ascontiguousarray(trace.spikes), _or_empty(trace.not_refractory, bool), has_refractory,
+                 float(self.decay), float(self.adaptation_decay), float(self.adaptation_increment),
+                 np.ascontiguousarray(sigma), _or_empty(grad_spikes), grad_spikes is not None,
+                 _or_empty(grad_potential), grad_potential is not None, grad_jump, grad_drive)
+        return grad_jump, grad_drive
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_alif():
+    """The loops below compiled by Numba (imported here, on first use; cached on disk)."""
+    import numba
+
+    jit = numba.njit(nogil=True, cache=True)
+    return jit(_alif_forward), jit(_alif_backward)
+
+
+# ---------------------------------------------------------------------------------------- compiled
+# The same update and backward step as scalar loops over (sample, neuron, time), compiled by Numba
+# when the learner's backend is "numba" (:meth:`ALIFDynamics.compiled`). Same operations in the same
+# order as :meth:`ALIFDynamics.step`, so the spikes and potentials are those of the NumPy step bit
+# for bit (tested); the backward loop, which reads the surrogate derivative ``sigma'(x_t)`` computed beforehand in
+# NumPy, agrees with :meth:`ALIFDynamics.backward_step` to rounding.
+def _alif_forward(jump, drive, has_jump, has_drive, decay, threshold, reset, refractory_steps,
+                  adaptation_decay, adaptation_increment, dead, given, use_given,
+                  potential, spikes, not_refractory, adaptation_record, counts):
+    n_steps, n_samples, n_neurons = potential.shape
+    v_all = np.zeros((n_samples, n_neurons))
+    adaptation_all = np.zeros((n_samples, n_neurons))
+    last_all = np.full((n_samples, n_neurons), -(10**9), dtype=np.int64)
+    for t in range(n_steps):  # time outermost: every array is read and written row by row
+        for b in range(n_samples):
+            v_row, adaptation_row, last_row = v_all[b], adaptation_all[b], last_all[b]
+            for n in range(n_neurons):
+                v = v_row[n]
+                r = True if refractory_steps == 0 else (t - last_row[n]) >= refractory_steps
+                u = v * decay
+                if has_drive:
+                    u = u + drive[t, b, n]
+                if not r:
+                    u = v
+                adaptation = adaptation_row[n] * adaptation_decay
+                if use_given:
+                    s = given[t, b, n]
+                else:
+                    s = (u > threshold + adaptation) and r and not dead[n]
+                potential[t, b, n] = u
+                spikes[t, b, n] = s
+                if refractory_steps > 0:
+                    not_refractory[t, b, n] = r
+                adaptation_record[t, b, n] = adaptation
+                if s:
+                    v_row[n] = reset
+                    last_row[n] = t
+                    counts[b, n] += 1
+                    adaptation_row[n] = adaptation + adaptation_increment * 1.0
+                else:
+                    v_row[n] = u + jump[t, b, n] if (has_jump and r) else u
+                    adaptation_row[n] = adaptation + adaptation_increment * 0.0
+
+
+def _alif_backward(spikes, not_refractory, has_refractory, decay,
+                   adaptation_decay, adaptation_increment, surrogate,
+                   grad_spikes, has_grad_spikes, grad_potential, has_grad_potential, grad_jump, grad_drive):
+    n_steps, n_samples, n_neurons = spikes.shape
+    grad_v_all = np.zeros((n_samples, n_neurons))
+    grad_a_all = np.zeros((n_samples, n_neurons))
+    for t in range(n_steps - 1, -1, -1):
+        for b in range(n_samples):
+            grad_v_row, grad_a_row = grad_v_all[b], grad_a_all[b]
+            for n in range(n_neurons):
+                r = not_refractory[t, b, n] if has_refractory else True
+                through = 0.0 if spikes[t, b, n] else grad_v_row[n]
+                grad_jump[t, b, n] = through if r else 0.0
+                grad_a = grad_a_row[n]
+                grad_s = adaptation_increment * grad_a
+                if has_grad_spikes:
+                    grad_s = grad_s + grad_spikes[t, b, n]
+                g = surrogate[t, b, n] * grad_s if r else 0.0
+                grad_u = through + g
+                if has_grad_potential:
+                    grad_u = grad_u + grad_potential[t, b, n]
+                grad_a_row[n] = (grad_a - g) * adaptation_decay
+                grad_drive[t, b, n] = grad_u if r else 0.0
+                grad_v_row[n] = grad_u * (decay if r else 1.0)

@@ -26,13 +26,16 @@ Backward step (surrogate gradient ``sigma'``; the reset and ``r_t`` are treated 
     dL/dd_t = r_t dL/du_t,    dL/dv_{t-1} = (decay if r_t else 1) dL/du_t
 
 With voltage-jump synapses the learner runs the equivalent, faster loops of
-:mod:`sdsnn_bio.learning.kernel` (NumPy), :mod:`sdsnn_bio.learning.bptt` and the compiled
+:mod:`sdsnn_bio.learning.kernel` (NumPy), :mod:`sdsnn_bio.learning.bptt` and the fused
 :mod:`sdsnn_bio.learning.fused` (Numba); :class:`LIFDynamics` is tested to give the same spikes and
-potentials bit for bit.
+potentials bit for bit. With current-based synapses the learner runs :class:`LIFDynamics`: its NumPy
+``step``, or its compiled loops (``compiled_forward``, ``compiled_backward``) with the ``"numba"``
+backend.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -240,3 +243,118 @@ class LIFDynamics:
         if r is None:
             return grad_jump, grad_u, {"v": grad_u * self.decay}
         return grad_jump, grad_u * r, {"v": grad_u * np.where(r, self.decay, 1.0)}
+
+    # ------------------------------------------------------------------ compiled (Numba)
+    def compiled_forward(self, jump, drive, dead, given) -> tuple:
+        """All steps of :meth:`step` in one compiled loop (Numba; bit for bit the NumPy steps).
+
+        Parameters
+        ----------
+        jump, drive : ndarray (T, B, N) or None
+        dead : ndarray of bool (N,)
+        given : ndarray of bool (T, B, N) or None
+
+        Returns
+        -------
+        potential, spikes, not_refractory (or None), records (dict), counts
+        """
+        forward, _ = _compiled_lif()
+        shape = (jump if jump is not None else drive).shape
+        potential, spikes = np.empty(shape), np.empty(shape, dtype=bool)
+        refractory = self.refractory_steps > 0
+        not_refractory = np.empty(shape if refractory else (0, 0, 0), dtype=bool)
+        counts = np.zeros(shape[1:], dtype=np.int64)
+        forward(_or_empty(jump), _or_empty(drive), jump is not None, drive is not None,
+                float(self.decay), float(self.threshold), float(self.reset), int(self.refractory_steps),
+                np.ascontiguousarray(dead, dtype=bool), _or_empty(given, bool), given is not None,
+                potential, spikes, not_refractory, counts)
+        return potential, spikes, not_refractory if refractory else None, {}, counts
+
+    def compiled_backward(self, trace, surrogate, grad_spikes, grad_potential) -> tuple:
+        """All steps of :meth:`backward_step` in one compiled loop: ``(dL/djump, dL/ddrive)``."""
+        _, backward = _compiled_lif()
+        shape = trace.potential.shape
+        sigma = (surrogate.derivative(trace.potential - self.threshold) if grad_spikes is not None
+                 else np.empty((0, 0, 0)))
+        grad_jump, grad_drive = np.empty(shape), np.empty(shape)
+        has_refractory = trace.not_refractory is not None
+        backward(np.ascontiguousarray(trace.spikes), _or_empty(trace.not_refractory, bool), has_refractory,
+                 sigma, float(self.decay), _or_empty(grad_spikes), grad_spikes is not None,
+                 _or_empty(grad_potential), grad_potential is not None, grad_jump, grad_drive)
+        return grad_jump, grad_drive
+
+
+def _or_empty(array, dtype=np.float64) -> np.ndarray:
+    """A C-contiguous array for a compiled loop (an empty one standing for ``None``)."""
+    if array is None:
+        return np.empty((0, 0, 0), dtype=dtype)
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_lif():
+    """The loops below compiled by Numba (imported here, on first use; cached on disk)."""
+    import numba
+
+    jit = numba.njit(nogil=True, cache=True)
+    return jit(_lif_forward), jit(_lif_backward)
+
+
+# ---------------------------------------------------------------------------------------- compiled
+# The update and backward step as scalar loops over (sample, neuron, time), compiled by Numba when the
+# learner's backend is "numba" and the synapses are not voltage jumps (those have the fused kernels of
+# :mod:`sdsnn_bio.learning.fused`). Same operations in the same order as :meth:`LIFDynamics.step`
+# (spikes and potentials bit for bit, tested); the backward loop reads the surrogate derivative
+# ``sigma'(u_t - v_threshold)``, computed beforehand in NumPy.
+def _lif_forward(jump, drive, has_jump, has_drive, decay, threshold, reset, refractory_steps,
+                 dead, given, use_given, potential, spikes, not_refractory, counts):
+    n_steps, n_samples, n_neurons = potential.shape
+    v_all = np.zeros((n_samples, n_neurons))
+    last_all = np.full((n_samples, n_neurons), -(10**9), dtype=np.int64)
+    for t in range(n_steps):  # time outermost: every array is read and written row by row
+        for b in range(n_samples):
+            v_row, last_row = v_all[b], last_all[b]
+            for n in range(n_neurons):
+                v = v_row[n]
+                r = True if refractory_steps == 0 else (t - last_row[n]) >= refractory_steps
+                u = v * decay
+                if has_drive:
+                    u = u + drive[t, b, n]
+                if not r:
+                    u = v
+                if use_given:
+                    s = given[t, b, n]
+                else:
+                    s = (u > threshold) and r and not dead[n]
+                potential[t, b, n] = u
+                spikes[t, b, n] = s
+                if refractory_steps > 0:
+                    not_refractory[t, b, n] = r
+                if s:
+                    v_row[n] = reset
+                    last_row[n] = t
+                    counts[b, n] += 1
+                elif has_jump and r:
+                    v_row[n] = u + jump[t, b, n]
+                else:
+                    v_row[n] = u
+
+
+def _lif_backward(spikes, not_refractory, has_refractory, surrogate, decay, grad_spikes, has_grad_spikes,
+                  grad_potential, has_grad_potential, grad_jump, grad_drive):
+    n_steps, n_samples, n_neurons = spikes.shape
+    grad_v_all = np.zeros((n_samples, n_neurons))
+    for t in range(n_steps - 1, -1, -1):
+        for b in range(n_samples):
+            grad_v_row = grad_v_all[b]
+            for n in range(n_neurons):
+                r = not_refractory[t, b, n] if has_refractory else True
+                through = 0.0 if spikes[t, b, n] else grad_v_row[n]
+                grad_jump[t, b, n] = through if r else 0.0
+                grad_u = through
+                if has_grad_spikes and r:
+                    grad_u = grad_u + surrogate[t, b, n] * grad_spikes[t, b, n]
+                if has_grad_potential:
+                    grad_u = grad_u + grad_potential[t, b, n]
+                grad_drive[t, b, n] = grad_u if r else 0.0
+                grad_v_row[n] = grad_u * (decay if r else 1.0)
