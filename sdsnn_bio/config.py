@@ -57,7 +57,12 @@ configuration (the embedded dataset, dense training). Times are strings with a u
 
     [simulation]
     codegen_target = "auto"  # Brian2 target for the network of record
-    evaluation_batch = 100   # samples per Brian2 run() during evaluation
+    evaluation_batch = 100   # samples per Brian2 run() during evaluation (runtime device)
+    evaluation_device = "auto"  # final test evaluation: "cpp_standalone" (Brian2's C++ standalone
+                                # device: the same network compiled into one program, several
+                                # times faster), "runtime", or "auto" (cpp_standalone unless
+                                # codegen_target = "numpy", which compiles nothing)
+    standalone_batch = 5000  # samples per run of the compiled program (cpp_standalone)
 
     [run]
     seed = 0
@@ -207,6 +212,18 @@ class SimulationConfig:
     codegen_target: str = "auto"
     cache_dir: str = ""
     evaluation_batch: int = 100
+    evaluation_device: str = "auto"
+    standalone_batch: int = 5000
+
+    def device_in_force(self) -> str:
+        """The Brian2 device of the final evaluation: ``"cpp_standalone"`` or ``"runtime"``.
+
+        ``"auto"`` means ``"cpp_standalone"``, unless ``codegen_target = "numpy"`` asks that
+        nothing be compiled.
+        """
+        if self.evaluation_device == "auto":
+            return "runtime" if self.codegen_target == "numpy" else "cpp_standalone"
+        return self.evaluation_device
 
 
 @dataclass(frozen=True)
@@ -458,6 +475,15 @@ class ExperimentConfig:
         if self.simulation.evaluation_batch < 1:
             raise ConfigError(
                 f"simulation.evaluation_batch: expected an integer >= 1, got {self.simulation.evaluation_batch}"
+            )
+        if self.simulation.evaluation_device not in ("auto", "cpp_standalone", "runtime"):
+            raise ConfigError(
+                "simulation.evaluation_device: expected 'auto', 'cpp_standalone' or 'runtime', "
+                f"got {self.simulation.evaluation_device!r}"
+            )
+        if self.simulation.standalone_batch < 1:
+            raise ConfigError(
+                f"simulation.standalone_batch: expected an integer >= 1, got {self.simulation.standalone_batch}"
             )
         if self.data.validation_split not in VALIDATION_SPLITS:
             raise ConfigError(

@@ -194,28 +194,50 @@ def _frozen_gc():
 
 
 def evaluate(network, structure: Structure, learner, samples, labels, batch_size: int,
-             progress: bool = False, stop=None, checkpoint: Path | None = None) -> dict:
+             progress: bool = False, stop=None, checkpoint: Path | None = None, *,
+             standalone_directory: str | Path | None = None) -> dict:
     """Accuracy of the network of record (Brian2) on ``samples``, with SOPs and energy.
 
     The NumPy kernel's predictions are computed too and their agreement with Brian2 is reported.
     With a :class:`~sdsnn_bio.interrupt.StopRequest` ``stop``, a Ctrl-C ends the evaluation after
     its current Brian2 batch with :class:`~sdsnn_bio.interrupt.RunInterrupted` (naming
     ``checkpoint``), never inside a Brian2 ``run()``.
+
+    With ``standalone_directory`` the network is simulated by Brian2's C++ standalone device
+    (:func:`sdsnn_bio.model.standalone.present_standalone`, ``batch_size`` samples per run of the
+    compiled program, compiled in that directory); otherwise by ``network`` (the runtime device).
+    A Ctrl-C also reaches the running C++ program: its batch is then discarded.
     """
     from .interrupt import RunInterrupted
     from .learning.learner import InputBatch
     from .learning.loss import predict
+    from .model.standalone import present_standalone
     from .progress import progress_bar
 
     params = network.params
-    network.load_structure(structure)
     names = tuple(p.name for p in structure.populations)
+    if standalone_directory is None:
+        network.load_structure(structure)
+        recordings = (network.present(samples[start:start + batch_size])
+                      for start in range(0, len(samples), batch_size))
+    else:
+        recordings = present_standalone(structure, params, samples, batch_size=batch_size,
+                                        directory=standalone_directory)
     brian_predictions, kernel_predictions = [], []
     counts = {name: [] for name in names}
     with _frozen_gc(), progress_bar(len(samples), "evaluate (Brian2)", progress) as bar:
         for start in range(0, len(samples), batch_size):
             chunk = samples[start:start + batch_size]
-            recording = network.present(chunk)
+            try:
+                recording = next(recordings)
+            except RuntimeError as err:  # the C++ program was stopped by the same Ctrl-C
+                if stop is not None and stop.requested:
+                    raise RunInterrupted(
+                        f"interrupted during the Brian2 evaluation ({start} of {len(samples)} samples); "
+                        "training is finished and checkpointed, --resume only evaluates",
+                        checkpoint,
+                    ) from err
+                raise
             out_counts = recording.spike_counts("output")
             mean_potential = recording.potentials["output"].mean(axis=0)
             brian_predictions.append(predict(out_counts, mean_potential))
@@ -240,6 +262,7 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
         "kernel_accuracy": float(np.mean(kernel_predictions == labels)),
         "kernel_brian2_agreement": float(np.mean(kernel_predictions == brian_predictions)),
         "n_samples": int(labels.size),
+        "brian2_device": "runtime" if standalone_directory is None else "cpp_standalone",
         "spikes_per_sample": {name: float(c.sum(axis=1).mean()) for name, c in counts.items()},
         "energy": energy_summary(sops, structure, params.n_steps),
         "predictions": brian_predictions.tolist(),
@@ -586,9 +609,17 @@ def train_model(
 
     training_seconds = time.perf_counter() - started
     logger.info("%s: evaluating the final network on %d test recordings in Brian2", model, len(data.test))
-    with _brian2_notice(config):
+    standalone = None
+    if config.simulation.device_in_force() == "cpp_standalone":
+        from .model.standalone import STANDALONE_SUBDIRECTORY, default_standalone_directory
+
+        cache = brian_cache_dir or config.simulation.cache_dir
+        standalone = Path(cache) / STANDALONE_SUBDIRECTORY if cache else default_standalone_directory()
+    with _brian2_notice(config, standalone):
         evaluation = evaluate(network, structure, learner, data.test, data.test_labels,
-                              config.simulation.evaluation_batch, progress, stop, checkpoint_path)
+                              config.simulation.standalone_batch if standalone else
+                              config.simulation.evaluation_batch, progress, stop, checkpoint_path,
+                              standalone_directory=standalone)
     save_structure(directory / STRUCTURE, structure)
     rasters = {key: values for key, values in load_rasters(rasters_path).items()
                if not key.startswith("after/")}
@@ -732,13 +763,16 @@ def development_summary(model: str, epoch: int, epochs: int, entries: list[dict]
 
 
 @contextlib.contextmanager
-def _brian2_notice(config: ExperimentConfig):
+def _brian2_notice(config: ExperimentConfig, standalone: Path | None = None):
     """Tell the user while Brian2 generates and compiles code (the first run of a network)."""
     import brian2
 
     target = brian2.prefs.codegen.target
-    compiles = target != "numpy"
-    if compiles:
+    compiles = target != "numpy" or standalone is not None
+    if standalone is not None:
+        logger.info("Brian2: C++ standalone device, compiled in %s (the first build takes about a "
+                    "minute; later builds recompile only what changed)", standalone)
+    elif compiles:
         logger.info("Brian2: generating and compiling the network's code (%s target); the first "
                     "run of a network takes 1-2 minutes, later runs reuse the cache", target)
     tick = time.perf_counter()

@@ -525,7 +525,7 @@ def test_the_cli_names_the_checkpoint_and_the_resume_command_after_ctrl_c(tmp_pa
     assert "no checkpoint was written yet" in interrupted_message(KeyboardInterrupt(), tmp_path, argv)
 
 
-def test_brian2_compiling_is_announced(caplog):
+def test_brian2_compiling_is_announced(caplog, tmp_path):
     import logging
 
     import brian2
@@ -543,6 +543,11 @@ def test_brian2_compiling_is_announced(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert any("compiling the network's code (cython target)" in m for m in messages)
     assert any(m.startswith("Brian2: done in") for m in messages)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sdsnn_bio.experiment"), _brian2_notice(config, tmp_path):
+        pass
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(f"C++ standalone device, compiled in {tmp_path}" in m for m in messages)
 
 
 def test_ctrl_c_while_loading_data_stops_before_training(tmp_path, tiny_data, monkeypatch):
@@ -593,3 +598,72 @@ def test_a_convolutional_sd_snn_run_prunes_channels_and_brian2_agrees_with_the_k
     written = {path.name for path in plot_results(tmp_path / "out", tmp_path / "figures")}
     assert {CONVOLUTION_FIGURE_NAMES["kernels"], FIGURE_NAMES["pruning"]} <= written
     assert FIGURE_NAMES["receptive_fields"] not in written, "no pixel map of a convolutional input"
+
+
+def test_final_evaluation_runs_on_the_standalone_device_when_configured(tmp_path, tiny_data, monkeypatch):
+    """``run`` hands the final structure to the C++ standalone evaluation (its equality with the
+    runtime network is tests/test_standalone.py's): here a stand-in records the call and answers
+    with the runtime network, so nothing is compiled."""
+    import sdsnn_bio.model.standalone as standalone
+    from sdsnn_bio.model import SpikingNetwork
+
+    calls = []
+
+    def stand_in(structure, params, samples, *, batch_size, directory, record_potentials=("output",)):
+        calls.append({"batch_size": batch_size, "directory": directory, "n": len(samples),
+                      "exists": structure.projection("input_to_hidden_1").exists.copy()})
+        network = SpikingNetwork(structure, params, record_potentials=record_potentials)
+        for start in range(0, len(samples), batch_size):
+            yield network.present(samples[start:start + batch_size])
+
+    monkeypatch.setattr(standalone, "present_standalone", stand_in)
+    config = tiny_config(tmp_path).with_overrides([
+        "simulation.evaluation_device=cpp_standalone", "simulation.standalone_batch=5",
+        f"simulation.cache_dir={tmp_path / 'cache'}"])
+    assert config.simulation.device_in_force() == "cpp_standalone"
+    result = train_model(config, tiny_data, tmp_path / "model", development=False, progress=False)
+    assert len(calls) == 1 and calls[0]["n"] == len(tiny_data.test_labels)
+    assert calls[0]["batch_size"] == 5
+    assert calls[0]["directory"] == tmp_path / "cache" / standalone.STANDALONE_SUBDIRECTORY
+    assert result["test"]["brian2_device"] == "cpp_standalone"
+    assert result["test"]["kernel_brian2_agreement"] == 1.0
+
+
+def test_evaluation_device_auto_compiles_only_when_the_target_does(tmp_path):
+    assert tiny_config(tmp_path).simulation.device_in_force() == "runtime", "numpy target: nothing compiled"
+    auto = tiny_config(tmp_path).with_overrides(["simulation.codegen_target=cython"])
+    assert auto.simulation.device_in_force() == "cpp_standalone"
+    forced = tiny_config(tmp_path).with_overrides(["simulation.evaluation_device=runtime",
+                                                   "simulation.codegen_target=cython"])
+    assert forced.simulation.device_in_force() == "runtime"
+    with pytest.raises(ConfigError, match="simulation.evaluation_device: expected 'auto', 'cpp_standalone' "
+                                          "or 'runtime', got 'gpu'"):
+        tiny_config(tmp_path).with_overrides(["simulation.evaluation_device=gpu"])
+    with pytest.raises(ConfigError, match="simulation.standalone_batch: expected an integer >= 1, got 0"):
+        tiny_config(tmp_path).with_overrides(["simulation.standalone_batch=0"])
+
+
+def test_ctrl_c_that_stops_the_standalone_program_discards_its_batch(tmp_path, tiny_data, monkeypatch):
+    """The terminal's Ctrl-C reaches the C++ program too: Brian2 then reports a failed run, which
+    becomes a clean interrupt naming the checkpoint (nothing of the batch is used)."""
+    import sdsnn_bio.model.standalone as standalone
+    from sdsnn_bio.interrupt import RunInterrupted, StopRequest
+
+    stop = StopRequest()
+
+    def killed(structure, params, samples, *, batch_size, directory, record_potentials=("output",)):
+        stop.request()
+        raise RuntimeError("Project run failed (project directory: ...)")
+        yield  # a generator, like present_standalone
+
+    monkeypatch.setattr(standalone, "present_standalone", killed)
+    config = tiny_config(tmp_path).with_overrides(["simulation.evaluation_device=cpp_standalone"])
+    with pytest.raises(RunInterrupted, match=r"Brian2 evaluation \(0 of 12 samples\)") as caught:
+        train_model(config, tiny_data, tmp_path / "model", development=False, progress=False, stop=stop,
+                    brian_cache_dir=tmp_path / "cache")
+    assert caught.value.checkpoint == tmp_path / "model" / CHECKPOINT
+    monkeypatch.setattr(standalone, "present_standalone", lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError("no compiler")))
+    with pytest.raises(RuntimeError, match="no compiler"):  # without a Ctrl-C, the error itself
+        train_model(config, tiny_data, tmp_path / "model", development=False, progress=False,
+                    resume=True, brian_cache_dir=tmp_path / "cache")

@@ -15,6 +15,7 @@ from .synapses import (
     VoltageJumpParameters,
     synapse_model,
 )
+from .standalone import present_standalone
 
 __all__ = [
     "ON_PRE",
@@ -36,5 +37,6 @@ __all__ = [
     "configure_brian2",
     "initial_structure",
     "lif_equations",
+    "present_standalone",
     "synapse_equations",
 ]

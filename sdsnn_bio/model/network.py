@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 from brian2 import (
+    Clock,
     Network,
     NeuronGroup,
     SpikeGeneratorGroup,
@@ -83,6 +84,27 @@ def configure_brian2(target: str = "auto", cache_dir: str | Path | None = None) 
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         prefs.codegen.runtime.cython.cache_dir = str(cache_dir)
+
+
+class _NetworkClock(Clock):
+    """A Brian2 ``Clock`` whose hash does not depend on its memory address.
+
+    Brian2's C++ standalone device writes the clocks' initialisation in the iteration order of a
+    set of clocks. Hashed by address, that order changes from build to build and an unchanged
+    network recompiles ``main.cpp``; with one hash for every such clock (equality stays identity),
+    the set keeps the order in which Brian2 inserts the clocks, which follows its own sorted list of
+    objects.
+    """
+
+    # Brian2 lets only properties of the instance's own class override its variables' setters.
+    dt = Clock.dt
+    dt_ = Clock.dt_
+
+    def __hash__(self) -> int:
+        return 0x5D5
+
+    def __eq__(self, other) -> bool:
+        return self is other
 
 
 @dataclass(frozen=True)
@@ -135,6 +157,10 @@ class SpikingNetwork:
     record_potentials : sequence of str
         Neuron groups whose potential is recorded every step (costly for large groups; the
         output layer is cheap and gives the membrane read-out used to break ties).
+    spine_state : bool
+        Copy the spine state into the ``Synapses`` (default). ``False`` leaves the spine variables
+        at zero: they never enter the dynamics, and the C++ standalone evaluation
+        (:mod:`sdsnn_bio.model.standalone`) saves writing and reading nine arrays per synapse.
     """
 
     def __init__(
@@ -143,14 +169,19 @@ class SpikingNetwork:
         params: NetworkParameters,
         *,
         record_potentials: tuple[str, ...] = ("output",),
+        spine_state: bool = True,
     ) -> None:
         self.params = params
+        self._spine_state = spine_state
         names = tuple(p.name for p in structure.populations)
         if names != params.population_names:
             raise ValueError(
                 f"structure populations {names} do not match the parameters' {params.population_names}"
             )
         self._dt = params.dt
+        # Two clocks for all objects: the time step, and the sample window of the resets.
+        self._clock = _NetworkClock(dt=params.dt, name="sdsnn_clock")
+        self._window_clock = _NetworkClock(dt=params.window, name="sdsnn_window_clock")
         self._window_steps = params.n_steps
         self._steps_done = 0
         self._sizes = {p.name: p.size for p in structure.populations}
@@ -166,7 +197,7 @@ class SpikingNetwork:
 
         objects = []
         source = SpikeGeneratorGroup(
-            params.n_input, np.zeros(0, dtype=np.int32), np.zeros(0) * second, dt=self._dt,
+            params.n_input, np.zeros(0, dtype=np.int32), np.zeros(0) * second, clock=self._clock,
             name="input",
         )
         self._groups["input"] = source
@@ -179,7 +210,7 @@ class SpikingNetwork:
             objects.append(monitor)
             if population.name in record_potentials:
                 potential = StateMonitor(
-                    group, "v", record=True, when="thresholds", order=-1, dt=self._dt,
+                    group, "v", record=True, when="thresholds", order=-1, clock=self._clock,
                     name=f"{population.name}_potential",
                 )
                 self._potential_monitors[population.name] = potential
@@ -211,12 +242,12 @@ class SpikingNetwork:
             refractory=neuron.refractory_expression,
             method="exact",
             namespace={**neuron.namespace(), **synapse.namespace()},
-            dt=self._dt,
+            clock=self._clock,
             name=population.name,
         )
         group.alive = population.neuron_alive
         group.run_regularly(
-            sample_reset, dt=self.params.window, when="start", name=f"{population.name}_sample_reset"
+            sample_reset, clock=self._window_clock, when="start", name=f"{population.name}_sample_reset"
         )
         self._groups[population.name] = group
         return group
@@ -228,7 +259,7 @@ class SpikingNetwork:
             self._groups[projection.target],
             model=self.params.synapse.equations(shared=shared),
             on_pre=self.params.synapse.on_pre,
-            dt=self._dt,
+            clock=self._clock,
             namespace={},
             name=projection.name,
         )
@@ -275,6 +306,8 @@ class SpikingNetwork:
         synapses.w[:] = self._gathered_weights(projection)
         if projection.geometry is not None:
             return  # spine state is per kernel element, in the structure only
+        if not self._spine_state:
+            return
         for field_name in SPINE_FIELDS:
             values = getattr(projection.spine, field_name).ravel()[flat]
             synapses.state(SPINE_VARIABLES[field_name])[:] = values
@@ -394,22 +427,12 @@ class SpikingNetwork:
         for monitor in self._potential_monitors.values():
             monitor.resize(0)
 
-    def present(self, samples) -> Recording:
-        """Present a batch of samples in one ``run()`` and return what the monitors recorded.
+    def _input_spikes(self, samples, start: int) -> tuple[np.ndarray, np.ndarray]:
+        """Checked input spikes of ``samples`` as ``(channel, absolute step)`` arrays.
 
-        Parameters
-        ----------
-        samples : sequence of (channels, steps)
-            Per sample, input spikes as integer arrays: channel index in ``[0, n_input)`` and time
-            step in ``[0, n_steps)``, at most one spike per channel and step (see
-            :func:`sdsnn_bio.data.encoding.events_to_spikes`).
+        Sample ``b`` occupies the steps ``[start + b*T, start + (b+1)*T)``.
         """
-        samples = list(samples)
-        n_samples = len(samples)
-        if n_samples == 0:
-            raise ValueError("present: expected at least one sample, got an empty batch")
         steps_per_sample = self._window_steps
-        start = self._steps_done
         indices, steps = [], []
         for b, (channels, sample_steps) in enumerate(samples):
             channels = np.asarray(channels, dtype=np.int64)
@@ -428,12 +451,10 @@ class SpikingNetwork:
                 )
             indices.append(channels)
             steps.append(start + b * steps_per_sample + sample_steps)
-        indices = np.concatenate(indices)
-        steps = np.concatenate(steps)
-        self._groups["input"].set_spikes(indices, steps * self._dt)
+        return np.concatenate(indices), np.concatenate(steps)
 
-        self._clear_monitors()
-        duration_steps = n_samples * steps_per_sample
+    def _run(self, duration_steps: int) -> None:
+        """``Network.run`` for ``duration_steps`` steps; an early stop is an interrupt."""
         t_before = float(self.network.t / second)
         self.network.run(duration_steps * self._dt, namespace={})
         completed = int(round((float(self.network.t / second) - t_before) / float(self._dt / second)))
@@ -442,21 +463,98 @@ class SpikingNetwork:
                 f"Brian2 stopped the run after {completed} of {duration_steps} time steps; "
                 "nothing of this batch is used"
             )
-        self._steps_done += duration_steps
 
+    def _recording(self, start: int, n_samples: int, indices: np.ndarray, steps: np.ndarray) -> Recording:
+        """What the monitors hold about the ``n_samples`` samples presented from step ``start``."""
+        steps_per_sample = self._window_steps
         dt_seconds = float(self._dt / second)
+        end = start + n_samples * steps_per_sample
         spikes = {}
         for name, monitor in self._spike_monitors.items():
-            absolute = np.rint(np.asarray(monitor.t_[:]) / dt_seconds).astype(np.int64) - start
-            spikes[name] = (
-                absolute // steps_per_sample,
-                absolute % steps_per_sample,
-                np.asarray(monitor.i[:], dtype=np.int64),
-            )
-        in_sample = steps - start
-        spikes["input"] = (in_sample // steps_per_sample, in_sample % steps_per_sample, indices)
+            absolute = np.rint(np.asarray(monitor.t_[:]) / dt_seconds).astype(np.int64)
+            neuron = np.asarray(monitor.i[:], dtype=np.int64)
+            keep = (absolute >= start) & (absolute < end)
+            relative = absolute[keep] - start
+            spikes[name] = (relative // steps_per_sample, relative % steps_per_sample, neuron[keep])
+        keep = (steps >= start) & (steps < end)
+        in_sample = steps[keep] - start
+        spikes["input"] = (in_sample // steps_per_sample, in_sample % steps_per_sample, indices[keep])
         potentials = {}
         for name, monitor in self._potential_monitors.items():
-            values = np.asarray(monitor.v[:])  # (N, B*T)
+            values = np.asarray(monitor.v[:])[:, : n_samples * steps_per_sample]  # (N, B*T)
             potentials[name] = values.T.reshape(n_samples, steps_per_sample, -1).transpose(1, 0, 2)
         return Recording(n_samples, steps_per_sample, spikes, potentials, dict(self._sizes))
+
+    def present(self, samples) -> Recording:
+        """Present a batch of samples in one ``run()`` and return what the monitors recorded.
+
+        Parameters
+        ----------
+        samples : sequence of (channels, steps)
+            Per sample, input spikes as integer arrays: channel index in ``[0, n_input)`` and time
+            step in ``[0, n_steps)``, at most one spike per channel and step (see
+            :func:`sdsnn_bio.data.encoding.events_to_spikes`).
+        """
+        samples = list(samples)
+        n_samples = len(samples)
+        if n_samples == 0:
+            raise ValueError("present: expected at least one sample, got an empty batch")
+        start = self._steps_done
+        indices, steps = self._input_spikes(samples, start)
+        self._groups["input"].set_spikes(indices, steps * self._dt)
+        self._clear_monitors()
+        duration_steps = n_samples * self._window_steps
+        self._run(duration_steps)
+        self._steps_done += duration_steps
+        return self._recording(start, n_samples, indices, steps)
+
+    def present_standalone(self, samples, *, n_samples: int, n_spikes: int, directory: str | Path) -> Recording:
+        """Present ``samples`` in one run of the network compiled by Brian2's C++ standalone device.
+
+        The network must have been built under the ``cpp_standalone`` device (see
+        :mod:`sdsnn_bio.model.standalone`, which calls this method) and never run. The simulation
+        lasts ``n_samples`` windows (the samples, then empty windows) and the input holds exactly
+        ``n_spikes`` spikes (those of the samples, then spikes placed after the end of the run,
+        which are never emitted), so that batches of equal ``n_samples`` and ``n_spikes`` generate
+        identical C++ code and reuse the compiled binary.
+
+        Parameters
+        ----------
+        samples : sequence of (channels, steps)
+            As for :meth:`present`; at most ``n_samples`` samples with at most ``n_spikes`` spikes.
+        n_samples : int
+            Windows simulated (>= ``len(samples)``).
+        n_spikes : int
+            Input spikes handed to the ``SpikeGeneratorGroup`` (>= the spikes of ``samples``).
+        directory : path
+            The standalone project directory (code, compiled objects, static arrays, results).
+        """
+        samples = list(samples)
+        if not samples:
+            raise ValueError("present_standalone: expected at least one sample, got an empty batch")
+        if n_samples < len(samples):
+            raise ValueError(f"present_standalone: n_samples={n_samples} is below the {len(samples)} samples given")
+        indices, steps = self._input_spikes(samples, 0)
+        if n_spikes < indices.size:
+            raise ValueError(
+                f"present_standalone: n_spikes={n_spikes} is below the {indices.size} input spikes given"
+            )
+        duration_steps = n_samples * self._window_steps
+        padding = n_spikes - indices.size
+        # One padding spike per step after the run (a SpikeGeneratorGroup refuses two spikes of one
+        # channel in one step): never emitted, it only fixes the size of the arrays.
+        all_indices = np.concatenate([indices, np.zeros(padding, dtype=np.int64)])
+        all_steps = np.concatenate([steps, duration_steps + 1 + np.arange(padding, dtype=np.int64)])
+        # Brian2's own order (by time, then channel), from one integer sort instead of its lexsort
+        # of float times (seconds for millions of spikes).
+        order = np.argsort(all_steps * self.params.n_input + all_indices, kind="stable")
+        self._groups["input"].set_spikes(all_indices[order], all_steps[order] * self._dt, sorted=True)
+        self._run_standalone(duration_steps, directory)
+        return self._recording(0, len(samples), indices, steps)
+
+    def _run_standalone(self, duration_steps: int, directory: str | Path) -> None:
+        from brian2 import device
+
+        self.network.run(duration_steps * self._dt, namespace={})
+        device.build(directory=str(directory), compile=True, run=True, with_output=False)
+        self._steps_done += duration_steps
