@@ -9,13 +9,13 @@ from .initial import initial_structure
 from .network import Recording, SpikingNetwork, configure_brian2
 from .neurons import ALIF, LIF, NEURON_MODELS, AdaptiveNeuronParameters, NeuronParameters, neuron_model
 from .parameters import NetworkParameters
+from .standalone import present_standalone
 from .synapses import (
     SYNAPSE_MODELS,
     ExponentialCurrentParameters,
     VoltageJumpParameters,
     synapse_model,
 )
-from .standalone import present_standalone
 
 __all__ = [
     "ON_PRE",
