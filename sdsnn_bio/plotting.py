@@ -396,20 +396,26 @@ def plot_pruning(
 
     Parameters
     ----------
-    development_log : list of dict
-        Records with ``pruning_rates`` and ``neurons_alive`` (per population name).
+    development_log : list of dict, DevelopmentMonitor or sequence of DevelopmentMonitor
+        Records with ``pruning_rates`` and ``neurons_alive`` (per population name); or population
+        monitors (:class:`~sdsnn_bio.development.DevelopmentMonitor` of a hidden layer) that record
+        ``alive`` (and ``pruning_rate`` for the upper panel): the lower panel then counts the
+        *recorded* neurons alive, and the layer size defaults to the number recorded.
     populations : sequence of str, optional
         Layers to draw (default: those with a pruning rate).
     layer_sizes : mapping, optional
         Neurons per layer (``result["structure"]["neurons"]``); adds the layer size and the target
         ``(1 - p_l) × size`` that pruning drives the layer towards (channels for a convolutional
-        layer, whose records count channels).
+        layer, whose records count channels). From monitors: the recorded neurons per layer.
     fig : Figure, optional
         Empty figure to draw into (two panels).
     unit : str
         What the layers' records count: ``"neurons"``, or ``"channels"`` for convolutional layers,
         which are pruned per channel (``"neurons or channels"`` for a mix).
     """
+    if _monitors(development_log):
+        development_log, recorded = _pruning_log_of_monitors(_monitors(development_log))
+        layer_sizes = recorded if layer_sizes is None else layer_sizes
     log = _check_log(development_log)
     populations = list(populations) if populations is not None else _hidden_populations(log)
     if not populations:
@@ -453,28 +459,39 @@ def plot_regeneration(
 
     Parameters
     ----------
-    development_log : list of dict
+    development_log : list of dict, DevelopmentMonitor or sequence of DevelopmentMonitor
         Records with ``regeneration_percentile`` (a number, ``None`` while regeneration is off, or
-        a mapping projection → q), ``synapses_added``, ``synapses_removed`` and ``synapses``.
+        a mapping projection → q), ``synapses_added``, ``synapses_removed`` and ``synapses``; or
+        projection monitors that record ``exists``: the synapses present among the *recorded*
+        ones, and those that appeared (regrown) or disappeared (removed) since the monitor's
+        previous step (none at its first step). The percentile ``q`` is not a synapse variable,
+        so its panel says so.
     projection : str, optional
         Count added/removed synapses of this projection only (default: summed over projections).
     fig : Figure, optional
         Empty figure to draw into (three panels).
     """
+    from_monitors = bool(_monitors(development_log))
+    if from_monitors:
+        development_log = _regeneration_log_of_monitors(_monitors(development_log))
     log = _check_log(development_log)
     steps = _development_steps(log)
     fig = _new_figure(fig, (7.0, 8.0))
     q_ax, change_ax, count_ax = fig.subplots(3, 1, sharex=True)
 
     values = [rec.get("regeneration_percentile") for rec in log]
-    if any(isinstance(v, Mapping) for v in values):
+    if from_monitors:
+        q_ax.text(0.5, 0.5, "q is a per-step quantity of the development log;\n"
+                  "monitors record synapses (see plot_regeneration(development_log))",
+                  transform=q_ax.transAxes, ha="center", va="center", color="0.4")
+    elif any(isinstance(v, Mapping) for v in values):
         for name in _keys_in_order(log, "regeneration_percentile"):
             q_ax.plot(steps, _series(log, "regeneration_percentile", name), marker=".", label=name)
         q_ax.legend(title="projection", fontsize=8)
     else:
         q = np.array([_number(v) for v in values])
         q_ax.plot(steps, q, marker=".", color="tab:purple", label="q")
-    if all(v is None for v in values):
+    if all(v is None for v in values) and not from_monitors:
         q_ax.text(0.5, 0.5, "regeneration not active in any step", transform=q_ax.transAxes,
                   ha="center", va="center", color="0.4")
     q_ax.set_ylabel("regeneration\npercentile q (%)")
@@ -991,6 +1008,63 @@ def _spine_log_of_monitor(monitor, projection, labels, synapses):
                     MONITOR_PANELS, monitor.n_recorded, monitor.name)
         synapses = range(MONITOR_PANELS)
     return log, monitor.source, monitor.labels if labels is None else labels, synapses
+
+
+def _monitors(value) -> list:
+    """``value`` as a list of monitors, or ``[]`` when it is a development log."""
+    if _is_monitor(value):
+        return [value]
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and value \
+            and all(_is_monitor(v) for v in value):
+        return list(value)
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and any(_is_monitor(v) for v in value):
+        raise TypeError("development_log: expected development-step records or DevelopmentMonitors, not a mix")
+    return []
+
+
+def _monitor_steps(monitors: list, kind: str, variable: str, caller: str) -> np.ndarray:
+    """The development steps all ``monitors`` recorded; each must be of ``kind`` and record ``variable``."""
+    for monitor in monitors:
+        if getattr(monitor, "kind", None) != kind or variable not in monitor.variables:
+            raise ValueError(f"{caller}: monitor {monitor.name!r} must record {variable!r} of a {kind}; it records "
+                             f"{list(monitor.variables)} of {monitor.source!r}")
+        if monitor.steps.size == 0:
+            raise ValueError(f"{caller}: monitor {monitor.name!r} recorded no development step")
+    steps = monitors[0].steps
+    for monitor in monitors[1:]:
+        if not np.array_equal(monitor.steps, steps):
+            raise ValueError(f"{caller}: monitors {monitors[0].name!r} and {monitor.name!r} recorded different "
+                             f"development steps ({steps.size} vs {monitor.steps.size})")
+    return steps
+
+
+def _pruning_log_of_monitors(monitors: list) -> tuple[list[dict], dict[str, int]]:
+    """Population monitors as ``pruning_rates``/``neurons_alive`` records, and the neurons recorded per layer."""
+    steps = _monitor_steps(monitors, "population", "alive", "plot_pruning")
+    log = [{"development_step": int(step), "pruning_rates": {}, "neurons_alive": {}} for step in steps]
+    for monitor in monitors:
+        alive = monitor.values("alive").sum(axis=0)
+        rate = monitor.values("pruning_rate")[0] if "pruning_rate" in monitor.variables and monitor.n_recorded \
+            else np.full(steps.size, np.nan)
+        for k, rec in enumerate(log):
+            rec["pruning_rates"][monitor.source] = float(rate[k])
+            rec["neurons_alive"][monitor.source] = int(alive[k])
+    return log, {monitor.source: monitor.n_recorded for monitor in monitors}
+
+
+def _regeneration_log_of_monitors(monitors: list) -> list[dict]:
+    """Projection monitors as ``synapses``/``synapses_added``/``synapses_removed`` records (recorded synapses)."""
+    steps = _monitor_steps(monitors, "projection", "exists", "plot_regeneration")
+    log = [{"development_step": int(step), "regeneration_percentile": None, "synapses": {},
+            "synapses_added": {}, "synapses_removed": {}} for step in steps]
+    for monitor in monitors:
+        exists = monitor.values("exists")
+        for k, rec in enumerate(log):
+            rec["synapses"][monitor.source] = int(exists[:, k].sum())
+            before = exists[:, k - 1] if k else exists[:, k]
+            rec["synapses_added"][monitor.source] = int((exists[:, k] & ~before).sum())
+            rec["synapses_removed"][monitor.source] = int((before & ~exists[:, k]).sum())
+    return log
 
 
 def plot_monitor(monitor, variables: Sequence[str] | None = None, *, max_lines: int = MONITOR_LINES,

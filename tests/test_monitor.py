@@ -257,3 +257,47 @@ def test_a_changed_monitor_table_is_a_configuration_change():
     after = {"run": {"seed": 0}, "monitor": [{"source": "hidden_1", "variables": ["importance"]}]}
     assert configuration_changes(before, after) == ["monitor"]
     assert configuration_changes({"run": {"seed": 0}}, after) == ["monitor"], "monitors added"
+
+
+def test_pruning_and_regeneration_figures_accept_monitors():
+    from sdsnn_bio.plotting import plot_pruning, plot_regeneration
+
+    # The structure is changed by hand between recordings (standing in for the rules), so that
+    # neurons die and synapses are removed *and* regrown at known steps.
+    structure = initial_structure(PARAMS, np.random.default_rng(0))
+    synapses = DevelopmentMonitor("input_to_hidden_1", "exists", "i < 10")
+    neurons = DevelopmentMonitor("hidden_1", ["alive", "pruning_rate"], "i < 8")
+    projection, hidden = structure.projection("input_to_hidden_1"), structure.population("hidden_1")
+    rng = np.random.default_rng(1)
+    rates = [0.1, 0.2, 0.3, 0.3]
+    for step, rate in enumerate(rates, start=1):
+        for monitor in (synapses, neurons):
+            monitor.record(step, structure, {"hidden_1": rate})
+        hidden.alive[step] = False                                  # one more recorded neuron dies
+        projection.exists[rng.integers(0, 20, 15), rng.integers(0, 12, 15)] ^= True  # removals and regrowth
+    exists = synapses.exists
+    assert (exists[:, 1:] & ~exists[:, :-1]).any() and (exists[:, :-1] & ~exists[:, 1:]).any(), \
+        "the fixture both removes and regrows recorded synapses"
+
+    fig = plot_pruning(neurons)
+    rate_ax, alive_ax = fig.axes
+    assert alive_ax.lines[0].get_ydata().tolist() == [8, 7, 6, 5], "recorded neurons alive per step"
+    assert np.allclose(rate_ax.lines[0].get_ydata(), rates)
+    assert list(alive_ax.lines[1].get_ydata()) == [8, 8], "the layer size is the number recorded"
+    assert np.allclose(alive_ax.lines[2].get_ydata(), (1 - np.array(rates)) * 8), "target (1 - p_l) x recorded"
+
+    fig = plot_regeneration([synapses])
+    _, change_ax, count_ax = fig.axes
+    assert np.array_equal(count_ax.lines[0].get_ydata(), exists.sum(axis=0))
+    added = [bar.get_height() for bar in change_ax.containers[0]]
+    removed = [-bar.get_height() for bar in change_ax.containers[1]]
+    assert added == [0] + (exists[:, 1:] & ~exists[:, :-1]).sum(axis=0).tolist()
+    assert removed == [0] + (exists[:, :-1] & ~exists[:, 1:]).sum(axis=0).tolist()
+    assert np.diff(exists.sum(axis=0)).tolist() == [a - r for a, r in zip(added[1:], removed[1:])]
+
+    with pytest.raises(ValueError, match="must record 'alive' of a population"):
+        plot_pruning(synapses)
+    with pytest.raises(ValueError, match="must record 'exists' of a projection"):
+        plot_regeneration(neurons)
+    with pytest.raises(TypeError, match="not a mix"):
+        plot_pruning([neurons, {"pruning_rates": {}}])

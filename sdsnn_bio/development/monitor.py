@@ -37,7 +37,9 @@ in the structure's dtype, so they equal the structure's exactly.
 
 Monitors are saved with the run (:func:`save_monitors`, file :data:`MONITORS_FILE` of the model's
 folder) and read back with :func:`load_monitors`; :func:`sdsnn_bio.plotting.plot_monitor` and
-:func:`sdsnn_bio.plotting.plot_spine_dynamics` draw them.
+:func:`sdsnn_bio.plotting.plot_spine_dynamics` draw them, and so do
+:func:`~sdsnn_bio.plotting.plot_pruning` (population monitors recording ``alive``) and
+:func:`~sdsnn_bio.plotting.plot_regeneration` (projection monitors recording ``exists``).
 """
 
 from __future__ import annotations
