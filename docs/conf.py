@@ -29,6 +29,7 @@ version = release = sdsnn_bio.__version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax copied into _static/: the site renders math offline
     "sphinx.ext.viewcode",
     "numpydoc",
     "myst_parser",

@@ -67,6 +67,14 @@ def test_site_builds_without_running_the_examples(tmp_path: Path):
     assert "spine_range_upper : 1" in model and "upper_streak : integer" in model
     assert "v_post += w" in model, "the synapses' on_pre code is shown"
     assert "20. * msecond" in model, "the constants in force are shown with their units"
+    page = (out / "model.html").read_text(encoding="utf-8")
+    sources = re.findall(r'<script[^>]*\bsrc="([^"]+)"', page)
+    assert any(src.endswith("_static/mathjax/tex-chtml.js") for src in sources), sources
+    assert (out / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax is shipped with the site"
+    for path in out.rglob("*.html"):
+        remote = [src for src in re.findall(r'<script[^>]*\bsrc="([^"]+)"', path.read_text(encoding="utf-8"))
+                  if "//" in src]
+        assert not remote, f"{path.name} loads scripts from the network: {remote}"
 
     api = (out / "api.html").read_text(encoding="utf-8")
     for anchor in ("sdsnn_bio.config.load_config", "sdsnn_bio.experiment.run_experiment",
