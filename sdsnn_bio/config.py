@@ -49,6 +49,8 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     augment_max_shift = 0    # random translation of training samples by up to N pixels (0 = off)
     optimizer_reset = "restart"  # or "keep" (released code): Adam state of removed/regrown synapses
     masked_forward = true    # false (released code): pruned weights train densely between steps
+    forward = "kernel"       # or "brian2": every training batch simulated by the Brian2 network,
+                             # learning from its SpikeMonitors (same weights, slower; sdsnn_bio.forward)
 
     [development]            # SD-SNN structural development (off = dense training)
     enabled = false
@@ -97,6 +99,8 @@ from pathlib import Path
 from typing import Any
 
 from brian2 import Quantity, ms, second, us
+
+from .forward import FORWARD_PASSES
 
 __all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_time", "format_time"]
 
@@ -205,6 +209,7 @@ class LearningConfig:
     augment_max_shift: int = 0  # pixels; random translation of training samples (0 = off)
     optimizer_reset: str = "restart"  # Adam state of removed/regrown synapses: "restart" or "keep"
     masked_forward: bool = True  # false (released): pruned synapses and neurons take part in training
+    forward: str = "kernel"  # "kernel" or "brian2": what simulates the training batches (sdsnn_bio.forward)
 
 
 @dataclass(frozen=True)
@@ -503,6 +508,16 @@ class ExperimentConfig:
         if not 0 <= self.data.validation_fraction < 1:
             raise ConfigError(
                 f"data.validation_fraction: expected a number in [0, 1), got {self.data.validation_fraction}"
+            )
+        if self.learning.forward not in FORWARD_PASSES:
+            raise ConfigError(
+                f"learning.forward: expected one of {list(FORWARD_PASSES)}, got {self.learning.forward!r}"
+            )
+        if self.learning.forward == "brian2" and not self.learning.masked_forward:
+            raise ConfigError(
+                "learning.forward: 'brian2' needs learning.masked_forward = true (the Brian2 network holds "
+                "only the existing synapses and silences pruned neurons); use forward = \"kernel\" with "
+                "masked_forward = false"
             )
         if self.learning.augment_max_shift < 0:
             raise ConfigError(

@@ -7,10 +7,13 @@ One call, :func:`run_experiment`, does what ``sdsnn-bio run`` does:
    ``data.validation_fraction > 0`` a class-stratified validation split, fixed by the seed, is
    carved from the training split (:func:`sdsnn_bio.data.validation_split`);
 2. build the initial dense structure from the seed, the NumPy learner and the Brian2 network;
-3. train for ``learning.epochs`` epochs with the NumPy kernel (spike-for-spike equal to the Brian2
-   network); with development enabled, the structural scheduler applies SD-SNN's rules
-   ``development.steps_per_epoch`` times per epoch (``sync="lazy"``: the Brian2 synapses are rebuilt by
-   the ``load_structure`` that starts every Brian2 run, not at every step); with
+3. train for ``learning.epochs`` epochs; each batch's forward pass is simulated by the NumPy kernel
+   (spike-for-spike equal to the Brian2 network; the default) or, with ``learning.forward =
+   "brian2"``, by the Brian2 network itself, the learner reconstructing potentials and traces from
+   its ``SpikeMonitor`` recordings (:mod:`sdsnn_bio.forward`); with development enabled, the
+   structural scheduler applies SD-SNN's rules ``development.steps_per_epoch`` times per epoch
+   (``sync="lazy"``: the Brian2 synapses are rebuilt by the ``load_structure`` or ``load_weights``
+   that starts the next Brian2 run, not at every step); with
    ``learning.augment_max_shift > 0`` every training sample is translated by a random shift drawn
    from ``(seed, epoch, batch)`` (:mod:`sdsnn_bio.learning.augment`); after every epoch the
    validation accuracy is measured with the kernel (no augmentation);
@@ -336,6 +339,10 @@ def _restore_checkpoint(checkpoint_path: Path, config_echo: dict, fingerprint: d
 #: Configuration keys that say where files go, not what is computed: a run may resume with others.
 PLACEMENT_KEYS = frozenset({("simulation", "cache_dir"), ("data", "cache_dir"), ("run", "output_dir")})
 
+#: Keys added after checkpoints were first written, with the value an echo without them implies
+#: (a checkpoint written before ``learning.forward`` existed was trained with the kernel).
+ADDED_KEYS = {("learning", "forward"): "kernel"}
+
 
 def configuration_changes(before: dict, after: dict) -> list[str]:
     """``section.key`` of every setting that differs between two configuration echoes.
@@ -353,7 +360,9 @@ def configuration_changes(before: dict, after: dict) -> list[str]:
             continue
         changes += [
             f"{section}.{key}" for key in set(old or {}) | set(new or {})
-            if (section, key) not in PLACEMENT_KEYS and (old or {}).get(key) != (new or {}).get(key)
+            if (section, key) not in PLACEMENT_KEYS
+            and (old or {}).get(key, ADDED_KEYS.get((section, key)))
+            != (new or {}).get(key, ADDED_KEYS.get((section, key)))
         ]
     return sorted(changes)
 
@@ -426,6 +435,7 @@ def train_model(
     from .data.split import validation_split
     from .development.monitor import save_monitors
     from .development.scheduler import StructuralScheduler
+    from .forward import training_forward
     from .interrupt import RunInterrupted
     from .learning.augment import augment_samples, batch_shifts
     from .learning.learner import InputBatch, Learner
@@ -488,8 +498,9 @@ def train_model(
         save_rasters(rasters_path, before)
     scheduler = None
     if development:
-        # Brian2 does not run during training (the NumPy kernel does): the synapses are rebuilt by the
-        # load_structure that starts evaluate and record_rasters, not at every development step.
+        # The synapses are rebuilt by the next Brian2 run (a training batch's load_weights with
+        # learning.forward = "brian2", else the load_structure that starts evaluate and record_rasters),
+        # not at every development step.
         monitors = _development_monitors(config, directory / MONITORS if resume else None,
                                          0 if scheduler_state is None else scheduler_state["rules"]["step"])
         scheduler = StructuralScheduler(
@@ -512,6 +523,7 @@ def train_model(
             save_monitors(directory / MONITORS, scheduler.monitors)
         write_checkpoint(checkpoint_path, structure, learner.optimizer.state_arrays(), meta)
 
+    forward = training_forward(learning.forward, learner, network, structure)
     n_train = len(train_samples)
     n_batches = math.ceil(n_train / learning.batch_size)
     if scheduler is not None:
@@ -540,7 +552,7 @@ def train_model(
                 batch = InputBatch.from_samples(samples, params.n_steps, params.n_input)
                 learner.optimizer.learning_rate = learning_rate.at(global_batch)
                 try:
-                    step = learner.train_step(batch, train_labels[chosen])
+                    step = forward.train_step(batch, train_labels[chosen])
                 except FloatingPointError as err:
                     raise TrainingDiverged(
                         f"{directory}: {err} at epoch {epoch + 1}, batch {batch_in_epoch + 1}; "

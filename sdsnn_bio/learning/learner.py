@@ -183,6 +183,22 @@ class InputBatch:
             object.__setattr__(self, "_transposed", cached)
         return cached
 
+    def samples(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The batch as per-sample ``(channels, steps)`` int64 arrays (the inverse of :meth:`from_samples`).
+
+        Exactly the spikes of :attr:`matrix`, ordered by step then channel: what a Brian2
+        ``SpikeGeneratorGroup`` is given when the batch is simulated by the network of record.
+        """
+        coo = self.matrix.tocoo()
+        rows = np.asarray(coo.row, dtype=np.int64)
+        channels = np.asarray(coo.col, dtype=np.int64)
+        steps, sample = rows // self.n_samples, rows % self.n_samples
+        order = np.lexsort((channels, steps, sample))
+        sample, steps, channels = sample[order], steps[order], channels[order]
+        bounds = np.searchsorted(sample, np.arange(self.n_samples + 1))
+        return [(channels[bounds[b]:bounds[b + 1]], steps[bounds[b]:bounds[b + 1]])
+                for b in range(self.n_samples)]
+
     @classmethod
     def from_samples(cls, samples, n_steps: int, n_input: int) -> "InputBatch":
         """Build from per-sample ``(channels, steps)`` arrays (see ``data.encoding``)."""

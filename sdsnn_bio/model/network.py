@@ -385,6 +385,31 @@ class SpikingNetwork:
         if flat.size:
             self._synapses[projection.name].w[:] = self._gathered_weights(projection)
 
+    def load_weights(self, structure: Structure) -> list[str]:
+        """Bring connectivity, weights and alive masks in line with ``structure``, not the spine state.
+
+        What a training batch simulated in Brian2 needs (``learning.forward = "brian2"``): the
+        weights of every projection are written into its ``Synapses`` (a projection whose
+        connectivity changed is rebuilt under the same name, so no code is regenerated) and the
+        ``alive`` masks into the neuron groups. The spine variables, which never enter the
+        dynamics, wait for the next :meth:`load_structure` (the final evaluation starts with one).
+
+        Returns
+        -------
+        list of str
+            Names of the projections whose ``Synapses`` were rebuilt.
+        """
+        rebuilt = []
+        for projection in structure.projections:
+            if np.array_equal(self._built_exists[projection.name], projection.exists):
+                self.write_weights(projection)
+            else:
+                self.rebuild_projection(projection)
+                rebuilt.append(projection.name)
+        for population in structure.populations[1:]:
+            self.set_alive(population.name, population.alive)
+        return rebuilt
+
     def _per_neuron(self, population: str, values: np.ndarray) -> np.ndarray:
         """Per-unit values (one per channel of a convolutional population) spread to its neurons."""
         values = np.asarray(values)
