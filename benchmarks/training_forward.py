@@ -40,6 +40,7 @@ def cache_modules(directory: Path) -> int:
 
 
 def main(argv=None) -> int:
+    """Run the benchmark (options: see ``--help``); returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(CONFIG))
     parser.add_argument("--samples", type=int, default=320, help="recordings per timed pass")
@@ -104,7 +105,8 @@ def main(argv=None) -> int:
     for name, path in paths.items():
         tick = time.perf_counter()
         path.train_step(*warm_up)
-        print(f"{name:>7}: first batch (Brian2 code generation/compilation or cache) {time.perf_counter() - tick:.1f} s")
+        print(f"{name:>7}: first batch (Brian2 code generation/compilation or cache) "
+              f"{time.perf_counter() - tick:.1f} s")
     modules_before = cache_modules(cache)
     rates = {name: [] for name in paths}
     brian2_share = []

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 from brian2 import ms, us
 
 from sdsnn_bio.config import ConfigError, ExperimentConfig, load_config, parse_time
+
+
+def test_importing_the_config_imports_neither_the_model_nor_the_learner_nor_development():
+    """config.py names its choices as plain data; the subpackages are imported when a config is validated."""
+    code = ("import sys, sdsnn_bio.config as c; subpackages = ('sdsnn_bio.model', 'sdsnn_bio.learning', "
+            "'sdsnn_bio.development'); print(sorted(m for m in subpackages if m in sys.modules)); "
+            "c.load_config(None); print(sorted(m for m in subpackages if m in sys.modules))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    after_import, after_validation = completed.stdout.strip().splitlines()
+    assert after_import == "[]", f"import sdsnn_bio.config imported {after_import}"
+    assert after_validation == "['sdsnn_bio.development', 'sdsnn_bio.learning', 'sdsnn_bio.model']", (
+        "validation builds the parameter objects (so the check above can see these imports)")
 
 
 def test_defaults_are_valid_and_echo_as_json():
