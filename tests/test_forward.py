@@ -18,7 +18,7 @@ from sdsnn_bio.experiment import PreparedData, configuration_changes, train_mode
 from sdsnn_bio.forward import FORWARD_PASSES, Brian2Forward, KernelForward, training_forward
 from sdsnn_bio.learning.augment import augment_samples, batch_shifts
 from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
-from sdsnn_bio.model import NetworkParameters, NeuronParameters, SpikingNetwork, initial_structure
+from sdsnn_bio.model import NetworkParameters, SpikingNetwork, initial_structure, neuron_model, synapse_model
 from sdsnn_bio.runfolder import STRUCTURE, load_structure
 
 #: 50 input channels laid out as a 5 x 5 sensor with 2 polarities, so augmentation can shift them.
@@ -34,11 +34,21 @@ def random_samples(rng, n_samples, n_events=120):
     return samples
 
 
-def small_case(rng):
-    """50-20-3 LIF network with two pruned hidden neurons and 30% of the input synapses absent."""
+#: Neuron model, synapse model, their constants, and the weight gain that makes the case spike.
+MODELS = {
+    "lif-voltage_jump": ("lif", "voltage_jump", {}, {}, 7.0),
+    "alif-voltage_jump": ("alif", "voltage_jump", {"tau_adaptation": 40 * ms, "adaptation_increment": 0.3}, {}, 7.0),
+}
+
+
+def small_case(rng, model="lif-voltage_jump"):
+    """50-20-3 network with two pruned hidden neurons and 30% of the input synapses absent."""
+    neuron, synapse, neuron_constants, synapse_constants, gain = MODELS[model]
     params = NetworkParameters(
-        n_input=N_INPUT, hidden_sizes=(20,), n_output=3, n_steps=N_STEPS, weight_init_gain=7.0,
-        hidden=NeuronParameters(refractory=2 * ms), output=NeuronParameters(tau_membrane=10 * ms),
+        n_input=N_INPUT, hidden_sizes=(20,), n_output=3, n_steps=N_STEPS, weight_init_gain=gain,
+        hidden=neuron_model(neuron, refractory=2 * ms, **neuron_constants),
+        output=neuron_model(neuron, tau_membrane=10 * ms, **neuron_constants),
+        synapse=synapse_model(synapse, **synapse_constants),
     )
     structure = initial_structure(params, rng)
     structure.population("hidden_1").alive[[3, 11]] = False
@@ -59,9 +69,10 @@ def test_input_batch_samples_give_back_the_spikes_of_the_batch(rng):
     assert (rebuilt.matrix != batch.matrix).nnz == 0, "from_samples(samples()) is the same batch"
 
 
-@pytest.mark.parametrize("backend", ["numpy", "auto"])
-def test_a_few_batches_trained_from_brian2_give_the_kernels_weights(rng, backend):
-    params, kernel_structure = small_case(rng)
+@pytest.mark.parametrize("model, backend", [("lif-voltage_jump", "numpy"), ("lif-voltage_jump", "auto"),
+                                            ("alif-voltage_jump", "numpy")])
+def test_a_few_batches_trained_from_brian2_give_the_kernels_weights(rng, model, backend):
+    params, kernel_structure = small_case(rng, model)
     brian_structure = copy.deepcopy(kernel_structure)
     learning = LearningParameters(learning_rate=0.05, logit_scale=5.0)
     kernel = training_forward("kernel", Learner(kernel_structure, params.layer_dynamics(), learning,
@@ -73,13 +84,18 @@ def test_a_few_batches_trained_from_brian2_give_the_kernels_weights(rng, backend
     initial = copy.deepcopy(kernel_structure)
     first_learner = Learner(initial, params.layer_dynamics(), learning, n_threads=1, backend="numpy")
     moved_spikes = 0
+    recordings = []  # what each Brian2 batch recorded, kept for the comparison below
+    record = brian2.record
+    brian2.record = lambda batch: recordings.append(record(batch)) or recordings[-1]
     for index in range(4):
         shifts = batch_shifts(5, 0, index, 4, 1)
         samples = augment_samples(random_samples(rng, 4), shifts, SENSOR)  # the same shifted input for both
         batch = InputBatch.from_samples(samples, N_STEPS, N_INPUT)
         labels = rng.integers(0, 3, 4)
         expected = kernel.learner.simulate(batch)
-        recorded = brian2.record(batch)
+        brian2_step = brian2.train_step(batch, labels)
+        kernel_step = kernel.train_step(batch, labels)
+        recorded = recordings[index]
         for name in learner.order:
             assert np.array_equal(recorded[name], expected.traces[name].spikes), f"batch {index}: {name} spikes"
             assert not recorded[name][:, :, ~brian_structure.population(name).alive].any(), "pruned neurons silent"
@@ -87,8 +103,6 @@ def test_a_few_batches_trained_from_brian2_give_the_kernels_weights(rng, backend
         # Brian2 simulates with the trained weights, not the ones it was built with:
         before = first_learner.simulate(batch)
         moved_spikes += sum(int((before.traces[n].spikes != recorded[n]).sum()) for n in learner.order)
-        kernel_step = kernel.train_step(batch, labels)
-        brian2_step = brian2.train_step(batch, labels)
         assert brian2_step.loss == pytest.approx(kernel_step.loss, rel=1e-12)
         assert brian2_step.spike_counts == kernel_step.spike_counts
     assert moved_spikes > 0, "training changed the spikes, so the weights were pushed into Brian2"
