@@ -9,7 +9,7 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     [data]
     dataset = "nmnist"       # a name in sdsnn_bio.data.registry.DATASETS; sets n_input and n_output
     root = ""                # dataset folder (N-MNIST: Train/, Test/ or Train.zip, Test.zip; "" = embedded)
-    encoding = ""            # samples -> input spikes ("" = the dataset's default encoding)
+    encoding = ""            # samples -> input ("" = the dataset's default; images: "poisson" or "direct")
     input_size = []          # event datasets: [width, height] to down-sample to ([] = dataset default)
     train_subset = 0         # class-balanced subset size (0 = all)
     test_subset = 0
@@ -694,6 +694,10 @@ class ExperimentConfig:
             synapse = SYNAPSE_MODELS[net.synapse_model](**synapse_constants)
         descriptor = self.dataset()
         n_input = math.prod(self.input_shape())
+        try:
+            direct_input = descriptor.encoding(self.data.encoding).analog
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         if net.layers:
             width, height, channels = self.input_shape()
             try:
@@ -701,6 +705,7 @@ class ExperimentConfig:
                     list(net.layers), (channels, height, width), descriptor.n_classes,
                     dt=parse_time("network.dt", net.dt), n_steps=net.n_steps, hidden=hidden,
                     output=output, weight_init_gain=net.weight_init_gain, synapse=synapse,
+                    direct_input=direct_input,
                 )
             except ValueError as err:
                 message = str(err)
@@ -713,7 +718,7 @@ class ExperimentConfig:
                 n_input=n_input, n_output=descriptor.n_classes,
                 hidden_sizes=tuple(net.hidden_sizes), dt=parse_time("network.dt", net.dt),
                 n_steps=net.n_steps, hidden=hidden, output=output,
-                weight_init_gain=net.weight_init_gain, synapse=synapse,
+                weight_init_gain=net.weight_init_gain, synapse=synapse, direct_input=direct_input,
             )
 
     def dataset(self):

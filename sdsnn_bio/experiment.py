@@ -99,7 +99,8 @@ class PreparedData:
     """Binned input spikes and labels of both splits (the validation split is carved at training).
 
     ``train`` and ``test`` are sequences of ``(channels, steps)``: :class:`~sdsnn_bio.data.BinnedSamples`
-    from :func:`prepare_data` (compact), or plain lists.
+    from :func:`prepare_data` (compact), or plain lists; with direct encoding, sequences of intensity
+    vectors (:class:`~sdsnn_bio.data.analog.IntensitySamples`).
     """
 
     train: list
@@ -154,14 +155,19 @@ def data_fingerprint(samples, labels) -> dict:
 
     Parameters
     ----------
-    samples : list of (channels, steps)
+    samples : list of (channels, steps), or of intensity vectors (direct encoding)
     labels : array_like of int
     """
     import hashlib
 
     digest = hashlib.sha256()
     digest.update(np.asarray(labels, dtype=np.int64).tobytes())
-    for channels, steps in samples:
+    for sample in samples:
+        if isinstance(sample, np.ndarray) and sample.ndim == 1:  # direct encoding: intensities
+            digest.update(np.int64(sample.size).tobytes())
+            digest.update(np.asarray(sample, dtype=np.float64).tobytes())
+            continue
+        channels, steps = sample
         channels = np.asarray(channels, dtype=np.int64)
         digest.update(np.int64(channels.size).tobytes())
         digest.update(channels.tobytes())
@@ -431,6 +437,7 @@ def train_model(
     epochs_after : int
         Epochs of the models the run trains after this one (for the whole run's ETA).
     """
+    from .data.analog import IntensitySamples
     from .data.binned import BinnedSamples
     from .data.split import validation_split
     from .development.monitor import save_monitors
@@ -450,7 +457,8 @@ def train_model(
     seed = config.run.seed
     train_indices, validation_indices = validation_split(
         data.train_labels, config.data.validation_fraction, seed)
-    all_train = BinnedSamples.from_spikes(data.train, params.n_steps, params.n_input)
+    all_train = data.train if isinstance(data.train, IntensitySamples) else BinnedSamples.from_spikes(
+        data.train, params.n_steps, params.n_input)
     train_samples = all_train[train_indices]
     train_labels = np.asarray(data.train_labels)[train_indices]
     validation_samples = all_train[validation_indices]

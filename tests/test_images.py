@@ -260,7 +260,7 @@ def test_stochastic_encoding_is_reproducible_and_depends_on_the_seed(tmp_path):
     ("data", "needle"),
     [
         ({"dataset": "mnist", "input_size": [14, 14]}, "applies to event datasets"),
-        ({"dataset": "cifar10", "encoding": "frames"}, "cifar10 accepts ['poisson']"),
+        ({"dataset": "cifar10", "encoding": "frames"}, "cifar10 accepts ['poisson', 'direct']"),
     ],
 )
 def test_image_configuration_errors(data, needle):

@@ -1,7 +1,7 @@
-"""Static images (MNIST, CIFAR-10) from a local folder, rate coded.
+"""Static images (MNIST, CIFAR-10) from a local folder, rate or direct coded.
 
 Static images from a local folder — MNIST's IDX files and CIFAR-10's python batches — and their
-rate coding into input spikes.
+encodings: rate coding into input spikes, or direct (analog) input.
 
 Nothing is downloaded; the folder must already hold
 
@@ -38,12 +38,15 @@ Rate coding (``encoding = "poisson"``)
     sample keeps its spikes over epochs (the released script redraws them at every presentation).
     Channel ``c = (ch * H + y) * W + x`` for colour channel ``ch`` (MNIST has one).
 
-Direct coding (the intensity as an analog current into the first layer, as in the released
-CIFAR-10 model) is not provided: the network's input is a ``SpikeGeneratorGroup`` and the training
-kernel's input is a binary spike matrix (``InputBatch`` refuses other values; the fused Numba
-kernels read only the indices of the input spikes), so it needs an analog input population in
-:mod:`sdsnn_bio.model.network` (e.g. a ``NeuronGroup`` with a ``TimedArray`` current and synapses
-``v_post += w * x_pre`` every step) and valued input matrices in :mod:`sdsnn_bio.learning`.
+Direct coding (``encoding = "direct"``)
+    The encoding of the released SD-SNN CIFAR-10 script (BrainCog's ``encode_type='direct'``):
+    no spikes; the intensities themselves, flattened in the same channel order, are the input of
+    the first layer at every time step, a constant analog drive ``J_t = W^T x``
+    (:func:`encode_direct`, :mod:`sdsnn_bio.data.analog`). In Brian2 the input is a ``NeuronGroup``
+    holding ``x`` per channel (:class:`~sdsnn_bio.model.SpikingNetwork`); in the training kernel the
+    first projection's current is ``x @ W`` and its gradient ``x^T sum_t dL/dJ_t``. The intensities
+    are ``value / 255`` in ``[0, 1]``; BrainCog's CIFAR-10 loader further standardises each colour
+    channel (mean and standard deviation), which is not done here.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ __all__ = [
     "read_cifar10_batch",
     "open_cifar10",
     "encode_poisson",
+    "encode_direct",
     "image_channels",
 ]
 
@@ -355,3 +359,30 @@ def encode_poisson(image, *, shape, dt=None, n_steps: int, rng) -> tuple[np.ndar
     fires = rng.random((int(n_steps), intensity.size)) < intensity
     steps, channels = np.nonzero(fires)
     return channels.astype(np.int64), steps.astype(np.int64)
+
+
+def encode_direct(image, *, shape, dt=None, n_steps: int, rng=None) -> np.ndarray:
+    """Direct coding: the image's intensities as the analog input of every step (module docstring).
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W) or (H, W, C)
+        Intensities in ``[0, 1]``.
+    shape : (int, int, int)
+        Input shape ``(W, H, C)``.
+    dt : brian2.Quantity, optional
+        Unused: the input is the same at every step whatever the step.
+    n_steps : int
+        Time steps (checked; the same vector is presented at each of them).
+    rng : numpy.random.Generator, optional
+        Unused (the encoding is deterministic).
+
+    Returns
+    -------
+    ndarray of float64, shape (W*H*C,)
+        Intensity of every input channel ``c = (ch * H + y) * W + x`` (dimensionless; it multiplies
+        the weights, which are in units of the normalised potential).
+    """
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps: expected a positive integer, got {n_steps!r}")
+    return image_channels(image, shape)

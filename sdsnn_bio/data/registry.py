@@ -14,8 +14,10 @@ output sizes, the figures' pixel maps and the results' description all come from
 where ``(W, H, C)`` is the input shape: an event sensor's ``(width, height, polarities)``, possibly
 spatially down-sampled (``[data] input_size``), or an image's ``(width, height, colour channels)``.
 
-An :class:`Encoding` turns one sample into spikes ``(channels, steps)`` on the simulation time grid;
-every encoding function has the signature ``encode(sample, *, shape, dt, n_steps, rng)``.
+An :class:`Encoding` turns one sample into spikes ``(channels, steps)`` on the simulation time grid,
+or, for an analog encoding (``"direct"``), into one vector of intensities ``(n_input,)`` presented at
+every step (:mod:`.analog`); every encoding function has the signature
+``encode(sample, *, shape, dt, n_steps, rng)``.
 
 Adding a dataset (checklist)
 ----------------------------
@@ -49,6 +51,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .analog import IntensitySamples
 from .binned import BinnedSamplesBuilder, require_spikes
 from .dvs_gesture import CLASSES as GESTURE_CLASSES
 from .format import CLASSES as NMNIST_CLASSES
@@ -107,6 +110,9 @@ class Encoding:
         run seed, the split and the sample's index, so the spikes do not depend on loading order).
     description : str
         One line for the documentation and ``sdsnn-bio info``.
+    analog : bool
+        The function returns a float vector ``(n_input,)`` of intensities, presented as a constant
+        analog input at every step, instead of spikes (:mod:`.analog`; default False).
     """
 
     name: str
@@ -114,6 +120,7 @@ class Encoding:
     function: str
     stochastic: bool
     description: str
+    analog: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -262,6 +269,9 @@ ENCODINGS: dict[str, Encoding] = {e.name: e for e in (
              "the recording cut into n_steps equal time bins (tonic ToFrame); a spike where a bin holds an event"),
     Encoding("poisson", "images", "sdsnn_bio.data.images:encode_poisson", True,
              "rate coding: a spike at every step with probability = intensity in [0, 1] (Bernoulli per step)"),
+    Encoding("direct", "images", "sdsnn_bio.data.images:encode_direct", False,
+             "direct coding: the intensities in [0, 1] as a constant analog input of the first layer at every step",
+             analog=True),
 )}
 
 #: Every dataset, by name (one line each; see the checklist in the module docstring).
@@ -278,12 +288,13 @@ DATASETS: dict[str, DatasetDescriptor] = {d.name: d for d in (
         layout="the original release (trials_to_train.txt, trials_to_test.txt, user*.aedat with "
                "user*_labels.csv) or tonic's ibmGestureTrain/ and ibmGestureTest/"),
     DatasetDescriptor(
-        "mnist", "MNIST", "images", (28, 28, 1), MNIST_CLASSES, "sdsnn_bio.data.images:open_mnist", ("poisson",),
+        "mnist", "MNIST", "images", (28, 28, 1), MNIST_CLASSES, "sdsnn_bio.data.images:open_mnist",
+        ("poisson", "direct"),
         layout="train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
                "t10k-labels-idx1-ubyte (optionally .gz)"),
     DatasetDescriptor(
         "cifar10", "CIFAR-10", "images", (32, 32, 3), CIFAR10_CLASSES, "sdsnn_bio.data.images:open_cifar10",
-        ("poisson",), layout="the python batches data_batch_1 ... data_batch_5 and test_batch"),
+        ("poisson", "direct"), layout="the python batches data_batch_1 ... data_batch_5 and test_batch"),
 )}
 
 
@@ -338,8 +349,9 @@ def encode_split(descriptor: DatasetDescriptor, split: str, *, root=None, subset
 
     Returns
     -------
-    samples : BinnedSamples
-        A sequence of ``(channels, steps)`` int64 pairs, stored compactly.
+    samples : BinnedSamples or IntensitySamples
+        A sequence of ``(channels, steps)`` int64 pairs, stored compactly; for an analog encoding
+        (``"direct"``) an :class:`~.analog.IntensitySamples` of ``(n_input,)`` intensity vectors.
     labels : ndarray of int64
     source : str
         Provenance of the samples (the reader's ``source``).
@@ -347,7 +359,7 @@ def encode_split(descriptor: DatasetDescriptor, split: str, *, root=None, subset
     Raises
     ------
     DataError
-        If the split has samples but not one spike among them.
+        If the split has samples but not one spike among them (analog: not one non-zero intensity).
     """
     chosen = descriptor.encoding(encoding)
     encode = chosen.load()
@@ -359,17 +371,23 @@ def encode_split(descriptor: DatasetDescriptor, split: str, *, root=None, subset
 
         downsample = Downsample(sensor_size=descriptor.shape, target_size=shape[:2])
     split_key = {"train": 0, "test": 1}.get(split, 2)
-    # Compact storage (sdsnn_bio.data.binned): 2 bytes per spike instead of two int64 arrays.
+    # Compact storage (sdsnn_bio.data.binned): 2 bytes per spike instead of two int64 arrays;
+    # analog encodings: one float32 row of intensities per sample (sdsnn_bio.data.analog).
     builder = BinnedSamplesBuilder(n_steps, int(np.prod(shape)))
+    rows = np.zeros((len(dataset), int(np.prod(shape))), dtype=np.float32) if chosen.analog else None
     labels = np.empty(len(dataset), dtype=np.int64)
     for index in range(len(dataset)):
         sample, label = dataset[index]
         if downsample is not None:
             sample = downsample(sample)
         rng = np.random.default_rng([int(seed), split_key, index]) if chosen.stochastic else None
-        builder.append(*encode(sample, shape=shape, dt=dt, n_steps=n_steps, rng=rng))
+        encoded = encode(sample, shape=shape, dt=dt, n_steps=n_steps, rng=rng)
+        if chosen.analog:
+            rows[index] = encoded
+        else:
+            builder.append(*encoded)
         labels[index] = int(label)
-    samples = builder.finish()
+    samples = IntensitySamples(rows, n_steps) if chosen.analog else builder.finish()
     source = str(getattr(dataset, "source", root))
     require_spikes(samples, source, split, n_steps, dt)
     return samples, labels, source

@@ -14,6 +14,10 @@ are the event-based analogue of the translation augmentation that classic MNIST 
 close their train-test gap. Augmentation acts on training batches only; validation, test and the
 Brian2 evaluation see the recordings as recorded.
 
+A direct-encoded sample (a vector of intensities, :mod:`sdsnn_bio.data.analog`) is shifted the same
+way (:func:`shift_intensities`): pixel ``(x, y)`` moves to ``(x + dx, y + dy)``, pixels leaving the
+image are dropped and the uncovered ones are 0.
+
 The shifts are a pure function of ``(seed, epoch, batch)`` (:func:`batch_shifts`), so an
 interrupted and resumed run draws the same shifts as an uninterrupted one.
 """
@@ -24,7 +28,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["shift_spikes", "batch_shifts", "augment_samples"]
+__all__ = ["shift_spikes", "shift_intensities", "batch_shifts", "augment_samples"]
 
 #: ``(width, height, polarities)`` of N-MNIST's ATIS recordings.
 _SENSOR_SIZE = (34, 34, 2)
@@ -76,6 +80,36 @@ def shift_spikes(channels, steps, dx: int, dy: int, sensor_size=_SENSOR_SIZE):
     return ((p[keep] * height + y[keep]) * width + x[keep]), steps[keep]
 
 
+def shift_intensities(values, dx: int, dy: int, sensor_size=_SENSOR_SIZE) -> np.ndarray:
+    """Translate one direct-encoded sample by ``(dx, dy)`` pixels (uncovered pixels become 0).
+
+    Parameters
+    ----------
+    values : array_like of float, shape (W*H*C,)
+        Intensity of every channel ``(c*H + y)*W + x``.
+    dx, dy : int
+        Shift in pixels (positive: right, down).
+    sensor_size : (int, int, int)
+        ``(W, H, C)`` of the channel layout.
+
+    Returns
+    -------
+    ndarray of float64, shape (W*H*C,)
+    """
+    dx, dy = _check_shift("dx", dx), _check_shift("dy", dy)
+    width, height, channels = (int(v) for v in sensor_size)
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (width * height * channels,):
+        raise ValueError(f"shift_intensities: expected {width * height * channels} intensities for sensor size "
+                         f"{(width, height, channels)}, got shape {values.shape}")
+    image = values.reshape(channels, height, width)
+    shifted = np.zeros_like(image)
+    if abs(dx) < width and abs(dy) < height:
+        shifted[:, max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
+            image[:, max(-dy, 0):height - max(dy, 0), max(-dx, 0):width - max(dx, 0)]
+    return shifted.reshape(-1)
+
+
 def batch_shifts(seed: int, epoch: int, batch: int, n_samples: int, max_shift: int) -> np.ndarray:
     """Shifts ``(n_samples, 2)`` of one training batch, a pure function of its position in the run.
 
@@ -98,9 +132,20 @@ def batch_shifts(seed: int, epoch: int, batch: int, n_samples: int, max_shift: i
 
 
 def augment_samples(samples, shifts, sensor_size=_SENSOR_SIZE) -> list:
-    """Shift each ``(channels, steps)`` sample by its row of ``shifts`` (see :func:`shift_spikes`)."""
+    """Shift each sample by its row of ``shifts``.
+
+    A ``(channels, steps)`` sample with :func:`shift_spikes`, a direct-encoded intensity vector
+    (1-D float array) with :func:`shift_intensities`.
+    """
     samples = list(samples)
     shifts = np.asarray(shifts)
     if shifts.shape != (len(samples), 2):
         raise ValueError(f"shifts: expected shape ({len(samples)}, 2), got {shifts.shape}")
-    return [shift_spikes(c, s, int(dx), int(dy), sensor_size) for (c, s), (dx, dy) in zip(samples, shifts)]
+    shifted = []
+    for sample, (dx, dy) in zip(samples, shifts):
+        if isinstance(sample, np.ndarray) and sample.ndim == 1 and np.issubdtype(sample.dtype, np.floating):
+            shifted.append(shift_intensities(sample, int(dx), int(dy), sensor_size))
+        else:
+            channels, steps = sample
+            shifted.append(shift_spikes(channels, steps, int(dx), int(dy), sensor_size))
+    return shifted

@@ -20,6 +20,15 @@ Inputs are sparse (a few thousand events per sample): a batch is a CSR matrix of
 ``(T*B, n_input)`` (row ``t*B + b``), so the input currents and the input weights' gradient are
 sparse-dense products.
 
+Direct (analog) input (``data.encoding = "direct"``, :mod:`sdsnn_bio.data.analog`): a sample is a
+vector of intensities ``x`` presented at every step, so the first projection's current is the same
+at every step, ``J_t = x W`` (``geometry.forward(x, W)`` for a convolution), computed once per
+batch and broadcast over time, and its gradient is ``dL/dW = sum_t x^T dL/dJ_t = x^T (sum_t
+dL/dJ_t)`` (``geometry.backward`` of the summed ``dL/dJ``). The layers above are unchanged; with the
+``"numba"`` backend the first layer's loop is integrated from these currents and its BPTT stores
+``dL/dJ`` instead of scattering it over input events (tested against finite differences and
+against Brian2, spike for spike).
+
 Two backends compute the same thing. ``"numpy"``: the reference, one NumPy/SciPy operation per
 time step (:mod:`.kernel`, :mod:`.bptt`, :mod:`.optim`). ``"numba"``: each layer's time loop is one
 compiled call (:mod:`.fused`) that accumulates the input currents inside the loop, computes the
@@ -154,14 +163,23 @@ def _zeros_aligned(shape: tuple[int, ...]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class InputBatch:
-    """Input spikes of B samples as a sparse (T*B, n_input) matrix, time-major rows.
+    """Input of B samples as a sparse (T*B, n_input) matrix, time-major rows.
 
-    Every stored value is 1 (one spike); :meth:`from_samples` builds it from per-sample events.
+    Spikes: every stored value is 1 (one spike); :meth:`from_samples` builds it from per-sample
+    events. Direct (analog) input: ``intensities`` holds each sample's constant input ``x``,
+    shape (B, n_input), and ``matrix`` repeats it at every step (row ``t*B + b`` is ``x_b``), so
+    that ``matrix`` is the input of every step either way (:meth:`from_intensities`).
     """
 
     matrix: sp.csr_matrix
     n_samples: int
     n_steps: int
+    intensities: np.ndarray | None = None
+
+    @property
+    def analog(self) -> bool:
+        """True for a direct-encoded (analog) batch."""
+        return self.intensities is not None
 
     def __post_init__(self) -> None:
         if not sp.issparse(self.matrix) or self.matrix.format != "csr":
@@ -171,8 +189,18 @@ class InputBatch:
                 f"InputBatch.matrix: expected n_steps*n_samples = {self.n_steps * self.n_samples} rows, "
                 f"got {self.matrix.shape[0]}"
             )
-        if self.matrix.nnz and not np.all(self.matrix.data == 1):
-            raise ValueError("InputBatch.matrix: expected spikes (every stored value 1)")
+        if self.intensities is not None:
+            values = self.intensities
+            if not isinstance(values, np.ndarray) or values.shape != (self.n_samples, self.matrix.shape[1]):
+                raise ValueError(
+                    f"InputBatch.intensities: expected an array of shape {(self.n_samples, self.matrix.shape[1])}, "
+                    f"got {getattr(values, 'shape', type(values).__name__)}"
+                )
+            if values.size and not np.all(np.isfinite(values)):
+                raise ValueError("InputBatch.intensities: expected finite values, got NaN or infinity")
+        elif self.matrix.nnz and not np.all(self.matrix.data == 1):
+            raise ValueError("InputBatch.matrix: expected spikes (every stored value 1); analog input "
+                             "goes through InputBatch.from_intensities")
 
     @property
     def transposed(self) -> sp.csr_matrix:
@@ -200,9 +228,36 @@ class InputBatch:
                 for b in range(self.n_samples)]
 
     @classmethod
+    def from_intensities(cls, intensities, n_steps: int) -> "InputBatch":
+        """An analog batch: ``intensities`` (B, n_input), each row presented at every one of ``n_steps``."""
+        values = np.array(intensities, dtype=np.float64)
+        if values.ndim != 2:
+            raise ValueError(f"intensities: expected shape (B, n_input), got {values.shape}")
+        once = sp.csr_matrix(values)
+        matrix = sp.vstack([once] * int(n_steps), format="csr") if values.shape[0] else sp.csr_matrix(
+            (0, values.shape[1]))
+        return cls(matrix, values.shape[0], int(n_steps), values)
+
+    @classmethod
     def from_samples(cls, samples, n_steps: int, n_input: int) -> "InputBatch":
-        """Build from per-sample ``(channels, steps)`` arrays (see ``data.encoding``)."""
+        """Build from per-sample ``(channels, steps)`` arrays (see ``data.encoding``).
+
+        Samples that are 1-D float arrays of ``n_input`` intensities (direct encoding,
+        :mod:`sdsnn_bio.data.analog`) give an analog batch (:meth:`from_intensities`); a batch
+        cannot mix the two.
+        """
         samples = list(samples)
+        analog = [isinstance(s, np.ndarray) and s.ndim == 1 and np.issubdtype(s.dtype, np.floating)
+                  for s in samples]
+        if any(analog):
+            if not all(analog):
+                raise ValueError("InputBatch.from_samples: a batch mixes analog samples (intensity vectors) "
+                                 "and spike samples ((channels, steps) pairs)")
+            shapes = {s.shape for s in samples}
+            if shapes != {(n_input,)}:
+                raise ValueError(f"InputBatch.from_samples: expected intensity vectors of shape ({n_input},), "
+                                 f"got {sorted(shapes)}")
+            return cls.from_intensities(np.stack(samples) if samples else np.zeros((0, n_input)), n_steps)
         n_samples = len(samples)
         rows, cols = [], []
         for b, (channels, steps) in enumerate(samples):
@@ -394,6 +449,24 @@ class Learner:
             return integrate_layer(currents, dynamics, self._alive(name), given)
         return integrate_model(dynamics, currents, self._alive(name), given, compiled=self.backend == "numba")
 
+    def _analog_currents(self, batch: InputBatch, projection, weight: np.ndarray) -> np.ndarray:
+        """First-layer currents of an analog batch: ``x W`` once, the same at every step (T, B, N)."""
+        values = batch.intensities
+        if projection.geometry is not None:
+            once = projection.geometry.forward(values, weight)
+        else:
+            once = values @ weight
+        return np.broadcast_to(once, (batch.n_steps,) + once.shape)
+
+    def _analog_gradient(self, batch: InputBatch, projection, grad_currents: np.ndarray) -> np.ndarray:
+        """``dL/dW = x^T sum_t dL/dJ_t`` of the first projection of an analog batch."""
+        summed = grad_currents.sum(axis=0)  # (B, N)
+        if projection.geometry is not None:
+            grad, _ = projection.geometry.backward(batch.intensities, summed, self._backprop_weight(projection),
+                                                   need_input=False)
+            return grad
+        return batch.intensities.T @ summed
+
     def _run(self, batch: InputBatch, recorded: dict | None) -> ForwardPass:
         traces = {}
         presynaptic = None  # the input layer: batch.matrix
@@ -401,7 +474,12 @@ class Learner:
             projection = self.structure.projection_into(name)
             weight = self._effective_weight(projection)
             given = None if recorded is None else recorded[name]
-            if projection.geometry is not None:
+            if presynaptic is None and batch.analog:
+                currents = self._analog_currents(batch, projection, weight)
+                if not isinstance(self.dynamics[name], LayerDynamics):
+                    currents = np.ascontiguousarray(currents)  # the models' own loops write per step
+                trace = self._integrate(currents, name, given)
+            elif projection.geometry is not None:
                 currents = projection.geometry.forward(self._dense_spikes(batch, presynaptic), weight)
                 trace = self._integrate(currents.reshape(batch.n_steps, batch.n_samples, -1), name, given)
             elif self.backend == "numba" and isinstance(self.dynamics[name], LayerDynamics):
@@ -477,6 +555,9 @@ class Learner:
                 grad_currents = backward_model(dynamics, trace, self.surrogate, grad_spikes, grad_potential,
                                                compiled=self.backend == "numba")
             projection = self.structure.projection_into(name)
+            if index == 0 and batch.analog:
+                grads[projection.name] = self._analog_gradient(batch, projection, grad_currents)
+                break
             flat_grad = grad_currents.reshape(n_steps * n_samples, -1)
             if projection.geometry is not None:
                 source = None if index == 0 else forward.traces[self.order[index - 1]].spikes
@@ -534,13 +615,16 @@ class Learner:
                               if has_grad_potential else _NO_FLOAT3)
             has_above = index < len(self.order) - 1
             first = index == 0
-            if first:
+            # Spike input: the kernel scatters dL/dJ over the input events into dW_input. Analog
+            # input: it stores dL/dJ, and dW_input = x^T sum_t dL/dJ_t follows (_analog_gradient).
+            scatter = first and not batch.analog
+            if scatter:
                 grad_weight_input = _zeros_aligned(projection.shape)
                 grads[projection.name] = grad_weight_input
                 indptr, indices = matrix.indptr, matrix.indices
             else:
                 grad_weight_input, indptr, indices = _NO_FLOAT2, _NO_INDEX, _NO_INDEX
-            grad_currents = _NO_FLOAT3 if first else np.empty(shape)
+            grad_currents = _NO_FLOAT3 if scatter else np.empty(shape)
 
             def block(n0: int, n1: int) -> None:
                 backward_block(
@@ -548,12 +632,14 @@ class Learner:
                     float(dynamics.threshold), surrogate_code, surrogate_scale,
                     grad_spikes, has_grad_spikes, grad_potential, has_grad_potential,
                     grad_above, weight_above, grad_weight_above, has_above,
-                    indptr, indices, grad_weight_input, first,
-                    grad_currents, not first, n0, n1,
+                    indptr, indices, grad_weight_input, scatter,
+                    grad_currents, not scatter, n0, n1,
                 )
 
             self.workers.map(block, shape[2], _BACKWARD_BLOCKS_PER_THREAD)
             if first:
+                if batch.analog:
+                    grads[projection.name] = self._analog_gradient(batch, projection, grad_currents)
                 break
             # The layer below computes dL/dW of this projection and dL/ds from these dL/dI.
             grad_above = grad_currents
@@ -575,8 +661,12 @@ class Learner:
         self.optimizer.update(weights, grads, self.workers)
         counts, mean_potential = self.readout(forward)
         layer_counts = {name: forward.traces[name].counts() for name in self.order}
+        if batch.analog:  # deliveries: every channel with a non-zero input, at every step
+            input_counts = np.count_nonzero(batch.intensities, axis=0)[None, :] * (batch.n_steps / batch.n_samples)
+        else:
+            input_counts = np.asarray(batch.matrix.sum(axis=0)).ravel()[None, :] / batch.n_samples
         self.last_spike_counts = {
-            "input": np.asarray(batch.matrix.sum(axis=0)).ravel()[None, :] / batch.n_samples,
+            "input": input_counts,
             **{name: layer_counts[name].mean(axis=0, keepdims=True) for name in self.order},
         }
         return StepResult(

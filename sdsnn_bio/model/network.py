@@ -3,6 +3,8 @@
 ``SpikingNetwork`` builds one explicit, named Brian2 ``Network`` from a :class:`~sdsnn_bio.structure.Structure`:
 
 * ``input``: a ``SpikeGeneratorGroup`` of ``n_input`` channels (N-MNIST: ``(p*34 + y)*34 + x``);
+  with direct encoding (``NetworkParameters.direct_input``) a ``NeuronGroup`` of ``n_input``
+  analog channels instead (:data:`DIRECT_INPUT_EQUATIONS`, below);
 * ``hidden_1`` ... ``hidden_L`` and ``output``: ``NeuronGroup`` objects of the neuron model in force
   (:mod:`sdsnn_bio.model.neurons`; LIF by default), with what the synapse model adds to them;
 * one ``Synapses`` object per projection, of the synapse model in force
@@ -28,6 +30,21 @@ Brian2 cannot delete synapses (brian2 issue #166). When development changes a pr
 connectivity, :meth:`SpikingNetwork.rebuild_projection` removes its ``Synapses`` object from the
 network and adds a new one *with the same name*, so the generated code is reused.
 
+Direct (analog) input. The ``input`` group holds the intensity ``x`` of every channel, written at
+the start of each sample window from a ``TimedArray`` of the batch's intensities (one row per
+window, ``x = direct_input(t - presentation_start, i)``, a ``run_regularly`` on the window clock),
+and constant during the window. A channel with ``x != 0`` emits an event at every step
+(``threshold = "x != 0"``, no reset, no refractoriness), and the input projection delivers
+``w * x_pre`` instead of ``w``: its ``on_pre`` is the synapse model's with ``w`` replaced by
+``w * x_pre`` (Brian2's ``word_substitute``; voltage jumps: ``v_post += w * x_pre``). Every step
+each neuron of the first layer thus receives ``J = sum_c w_c x_c``, the analog current the training
+kernel integrates (:mod:`sdsnn_bio.learning.learner`, tested spike for spike, fully connected and
+convolutional: the convolution's explicit synapses deliver the same way). Events rather than a
+``(summed)`` synaptic variable were chosen so that the input enters exactly where a spike's
+weight enters in every synapse model, with Brian2's own ordering and refractoriness rules
+(a summed variable would need one more neuron-side operation per synapse model), and so that
+channels with ``x = 0`` (most of an MNIST digit) cost nothing.
+
 Per time step Brian2 executes, in order: state update (decay), threshold, synaptic propagation,
 reset. Consequently input arriving during a step in which the neuron fires is discarded by the reset;
 :mod:`sdsnn_bio.learning.kernel` reproduces exactly this order.
@@ -42,25 +59,39 @@ from pathlib import Path
 import numpy as np
 from brian2 import (
     Clock,
+    Equations,
     Network,
     NeuronGroup,
     SpikeGeneratorGroup,
     SpikeMonitor,
     StateMonitor,
     Synapses,
+    TimedArray,
     prefs,
     second,
 )
+from brian2.utils.stringtools import word_substitute
 
 from ..structure import SPINE_FIELDS, Population, Projection, Structure
 from .equations import SPINE_VARIABLES
 from .parameters import NetworkParameters
 
-__all__ = ["SpikingNetwork", "Recording", "configure_brian2"]
+__all__ = ["SpikingNetwork", "Recording", "configure_brian2", "DIRECT_INPUT_EQUATIONS"]
 
 logger = logging.getLogger(__name__)
 
 _INTEGER_SPINE = {"upper_streak", "lower_streak", "shrink_streak", "regrowth_streak"}
+
+#: The analog input channels of direct encoding (module docstring).
+DIRECT_INPUT_EQUATIONS = Equations(
+    """
+    x : 1  # intensity of the channel in this sample window (normalised; multiplies w)
+    presentation_start : second (shared)  # network time at which the batch's first window starts
+    """
+)
+
+#: Written at the start of every sample window: the window's row of the batch's ``TimedArray``.
+DIRECT_INPUT_UPDATE = "x = direct_input(t - presentation_start, i)"
 
 
 def configure_brian2(target: str = "auto", cache_dir: str | Path | None = None) -> None:
@@ -196,10 +227,19 @@ class SpikingNetwork:
         self._potential_monitors: dict[str, StateMonitor] = {}
 
         objects = []
-        source = SpikeGeneratorGroup(
-            params.n_input, np.zeros(0, dtype=np.int32), np.zeros(0) * second, clock=self._clock,
-            name="input",
-        )
+        if params.direct_input:
+            source = NeuronGroup(
+                params.n_input, DIRECT_INPUT_EQUATIONS, threshold="x != 0", reset="", clock=self._clock,
+                namespace={"direct_input": self._intensity_table(np.zeros((1, params.n_input)))},
+                name="input",
+            )
+            source.run_regularly(DIRECT_INPUT_UPDATE, clock=self._window_clock, when="start",
+                                 name="input_intensity_update")
+        else:
+            source = SpikeGeneratorGroup(
+                params.n_input, np.zeros(0, dtype=np.int32), np.zeros(0) * second, clock=self._clock,
+                name="input",
+            )
         self._groups["input"] = source
         objects.append(source)
         for population in structure.populations[1:]:
@@ -252,13 +292,20 @@ class SpikingNetwork:
         self._groups[population.name] = group
         return group
 
+    def _intensity_table(self, values: np.ndarray) -> TimedArray:
+        """The ``TimedArray`` of direct input: row ``b`` holds the intensities of window ``b``."""
+        return TimedArray(values, dt=self.params.window, name="direct_input")
+
     def _make_synapses(self, projection: Projection) -> Synapses:
         shared = projection.geometry is not None
+        on_pre = self.params.synapse.on_pre
+        if self.params.direct_input and projection.source == "input":
+            on_pre = word_substitute(on_pre, {"w": "w * x_pre"})  # analog input: delivers w * x
         synapses = Synapses(
             self._groups[projection.source],
             self._groups[projection.target],
             model=self.params.synapse.equations(shared=shared),
-            on_pre=self.params.synapse.on_pre,
+            on_pre=on_pre,
             clock=self._clock,
             namespace={},
             name=projection.name,
@@ -459,6 +506,13 @@ class SpikingNetwork:
         """
         steps_per_sample = self._window_steps
         indices, steps = [], []
+        analog = [isinstance(s, np.ndarray) and s.ndim == 1 and np.issubdtype(s.dtype, np.floating)
+                  for s in samples]
+        if any(analog) and not self.params.direct_input:
+            raise ValueError(
+                "present: got intensity vectors (direct encoding) for a network whose input is spikes; "
+                "build it with NetworkParameters(direct_input=True) (data.encoding = \"direct\")"
+            )
         for b, (channels, sample_steps) in enumerate(samples):
             channels = np.asarray(channels, dtype=np.int64)
             sample_steps = np.asarray(sample_steps, dtype=np.int64)
@@ -477,6 +531,37 @@ class SpikingNetwork:
             indices.append(channels)
             steps.append(start + b * steps_per_sample + sample_steps)
         return np.concatenate(indices), np.concatenate(steps)
+
+    def _intensities(self, samples) -> np.ndarray:
+        """Checked direct-input samples as an array (B, n_input) of float64."""
+        n_input = self.params.n_input
+        for b, sample in enumerate(samples):
+            if not (isinstance(sample, np.ndarray) and sample.ndim == 1 and np.issubdtype(sample.dtype, np.floating)):
+                raise ValueError(
+                    f"present: sample {b} is not an intensity vector; this network's input is direct "
+                    "(analog): each sample must be a 1-D float array of n_input intensities"
+                )
+            if sample.shape != (n_input,):
+                raise ValueError(f"present: sample {b} has {sample.size} intensities, expected {n_input}")
+            if not np.all(np.isfinite(sample)):
+                raise ValueError(f"present: sample {b} has intensities that are NaN or infinite")
+        return np.stack(samples).astype(np.float64)
+
+    def _direct_input_events(self, values: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(channel, absolute step)`` of the input events of direct input: non-zero channels, every step."""
+        steps_per_sample = self._window_steps
+        sample, channel = np.nonzero(values)
+        offsets = np.arange(steps_per_sample, dtype=np.int64)
+        steps = (start + sample[:, None].astype(np.int64) * steps_per_sample + offsets[None, :]).ravel()
+        indices = np.repeat(channel.astype(np.int64), steps_per_sample)
+        order = np.argsort(steps * self.params.n_input + indices, kind="stable")
+        return indices[order], steps[order]
+
+    def _set_direct_input(self, values: np.ndarray, start: int) -> None:
+        """Hand the intensities of the batch starting at step ``start`` to the input group."""
+        group = self._groups["input"]
+        group.namespace["direct_input"] = self._intensity_table(values)
+        group.presentation_start = start * self._dt
 
     def _run(self, duration_steps: int) -> None:
         """``Network.run`` for ``duration_steps`` steps; an early stop is an interrupt."""
@@ -515,18 +600,25 @@ class SpikingNetwork:
 
         Parameters
         ----------
-        samples : sequence of (channels, steps)
+        samples : sequence of (channels, steps), or of intensity vectors
             Per sample, input spikes as integer arrays: channel index in ``[0, n_input)`` and time
             step in ``[0, n_steps)``, at most one spike per channel and step (see
-            :func:`sdsnn_bio.data.encoding.events_to_spikes`).
+            :func:`sdsnn_bio.data.encoding.events_to_spikes`). With direct input
+            (``params.direct_input``): a 1-D float array of ``n_input`` intensities per sample; the
+            recording's ``"input"`` spikes are then its events (non-zero channels, every step).
         """
         samples = list(samples)
         n_samples = len(samples)
         if n_samples == 0:
             raise ValueError("present: expected at least one sample, got an empty batch")
         start = self._steps_done
-        indices, steps = self._input_spikes(samples, start)
-        self._groups["input"].set_spikes(indices, steps * self._dt)
+        if self.params.direct_input:
+            values = self._intensities(samples)
+            self._set_direct_input(values, start)
+            indices, steps = self._direct_input_events(values, start)
+        else:
+            indices, steps = self._input_spikes(samples, start)
+            self._groups["input"].set_spikes(indices, steps * self._dt)
         self._clear_monitors()
         duration_steps = n_samples * self._window_steps
         self._run(duration_steps)
@@ -559,6 +651,13 @@ class SpikingNetwork:
             raise ValueError("present_standalone: expected at least one sample, got an empty batch")
         if n_samples < len(samples):
             raise ValueError(f"present_standalone: n_samples={n_samples} is below the {len(samples)} samples given")
+        if self.params.direct_input:  # one TimedArray row per window, empty windows padded with zeros
+            values = self._intensities(samples)
+            padded = np.zeros((n_samples, self.params.n_input))
+            padded[:len(samples)] = values
+            self._set_direct_input(padded, 0)
+            self._run_standalone(n_samples * self._window_steps, directory)
+            return self._recording(0, len(samples), *self._direct_input_events(values, 0))
         indices, steps = self._input_spikes(samples, 0)
         if n_spikes < indices.size:
             raise ValueError(

@@ -54,6 +54,10 @@ class NetworkParameters:
     input_shape : tuple of int or None
         ``(channels, height, width)`` of the input, required with ``layers`` (``n_input`` is its
         product).
+    direct_input : bool
+        False (default): the input is spikes (a ``SpikeGeneratorGroup``). True: direct encoding,
+        the input is an analog intensity per channel presented at every step (a ``NeuronGroup``
+        holding ``x``; :class:`~sdsnn_bio.model.SpikingNetwork`, :mod:`sdsnn_bio.data.analog`).
     """
 
     n_input: int = 2312
@@ -67,6 +71,7 @@ class NetworkParameters:
     layers: tuple = ()
     input_shape: tuple | None = None
     synapse: VoltageJumpParameters = field(default_factory=VoltageJumpParameters)
+    direct_input: bool = False
 
     @classmethod
     def from_layers(cls, layers, input_shape, n_output: int = 10, **kwargs) -> "NetworkParameters":
@@ -112,6 +117,8 @@ class NetworkParameters:
                 "NetworkParameters.synapse: expected a synapse model (see "
                 f"sdsnn_bio.model.synapses.SYNAPSE_MODELS), got {self.synapse!r}"
             )
+        if not isinstance(self.direct_input, bool):
+            raise ValueError(f"NetworkParameters.direct_input: expected True or False, got {self.direct_input!r}")
         check = getattr(self.synapse, "check_neuron", None)
         if check is not None:
             check(self.hidden)

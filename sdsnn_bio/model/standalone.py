@@ -17,7 +17,8 @@ windows (a short last batch is completed with empty windows) and hands the same 
 spikes to the ``SpikeGeneratorGroup`` (the samples' spikes, then spikes placed after the end of the
 run, never emitted). Only the data files change between batches (Brian2 may still order a few
 initialisation lines of ``main.cpp`` differently, which recompiles that one file). Large batches
-spread the fixed cost of a run (a build, the data files) over more samples.
+spread the fixed cost of a run (a build, the data files) over more samples. Direct (analog) input
+goes to the input group's ``TimedArray``, padded with zero rows to the same number of windows.
 
 Pruned synapses are absent, as in the runtime network: the standalone ``Synapses`` are built from
 the structure's existing ``(i, j)`` pairs. A structure with other connectivity (or a network of
@@ -108,8 +109,9 @@ def present_standalone(structure: Structure, params: NetworkParameters, samples,
         Populations and projections (weights, spine state, alive masks, existing synapses).
     params : NetworkParameters
         Neuron models and time grid.
-    samples : sequence of (channels, steps)
-        Input spikes per sample, as for :meth:`SpikingNetwork.present`.
+    samples : sequence of (channels, steps), or of intensity vectors
+        Input spikes per sample, or direct input (``params.direct_input``), as for
+        :meth:`SpikingNetwork.present`.
     batch_size : int
         Samples per run of the compiled program (>= 1). Larger batches spread the fixed cost of a
         run (building the Brian2 objects, writing and reading their data files) over more samples.
@@ -142,7 +144,9 @@ def present_standalone(structure: Structure, params: NetworkParameters, samples,
     directory.mkdir(parents=True, exist_ok=True)
     batches = [samples[k:k + batch_size] for k in range(0, len(samples), batch_size)]
     windows = len(batches[0])
-    spikes = max(sum(int(np.size(channels)) for channels, _ in batch) for batch in batches)
+    # Direct input: the intensities go to a TimedArray of n_samples rows, not to spikes (n_spikes unused).
+    spikes = 0 if params.direct_input else max(
+        sum(int(np.size(channels)) for channels, _ in batch) for batch in batches)
     for batch in batches:
         with FileLock(str(directory / "sdsnn_bio.lock")):
             try:
