@@ -308,3 +308,16 @@ def test_sdsnn_bio_run_with_direct_encoding_on_generated_mnist(tmp_path, capsys)
     assert model["test"]["n_samples"] == 10 and model["test"]["kernel_brian2_agreement"] == 1.0
     assert model["test"]["spikes_per_sample"]["hidden_1"] > 0, "the analog input drives the first layer"
     assert "final test accuracy" in capsys.readouterr().out
+
+
+def test_presets_use_the_released_scripts_encodings():
+    """The released MNIST script draws spikes every step (Poisson); the released CIFAR-10 script is direct."""
+    from pathlib import Path
+
+    from sdsnn_bio.config import load_config
+
+    presets = Path(__file__).resolve().parents[1] / "examples" / "configs"
+    mnist = load_config(presets / "released_mnist_scnn.toml")
+    cifar = load_config(presets / "released_cifar10.toml")
+    assert mnist.data.encoding == "poisson" and not mnist.network_parameters().direct_input
+    assert cifar.data.encoding == "direct" and cifar.network_parameters().direct_input

@@ -39,7 +39,9 @@ Adding a dataset (checklist)
 
 Adding an encoding: a function with the signature above (in :mod:`.encoding` for events, in the
 module of its sample kind otherwise), one line in :data:`ENCODINGS`, its name in the ``encodings``
-of the datasets that accept it, and a test that it produces the spikes it documents.
+of the datasets that accept it, and a test that it produces the spikes it documents. An analog
+encoding (``analog=True``, returning intensities) needs nothing else: the learner and the Brian2
+network take intensity vectors wherever they take spikes (``tests/test_direct.py``).
 
 Nothing here imports a reader until a dataset is opened, and nothing is ever downloaded.
 """
