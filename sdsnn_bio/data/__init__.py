@@ -13,6 +13,8 @@ input spikes.
 * :func:`events_to_spikes` bins events into ``(channels, steps)`` for a Brian2
   ``SpikeGeneratorGroup``, channel ``(p*34 + y)*34 + x`` (:mod:`.encoding`).
 * :func:`bin_dataset` bins a whole split into :class:`BinnedSamples` (2 bytes per spike, :mod:`.binned`).
+* :class:`IntensitySamples` holds directly coded images (``encoding = "direct"``): one vector of
+  intensities per sample, the analog input of the first layer at every step (:mod:`.analog`).
 * :func:`read_nmnist_file` decodes one ``.bin`` recording (tonic's decoder, :mod:`.format`).
 * :func:`emulate_idx` / :func:`emulate_images` record MNIST's IDX files (or any array of grayscale
   images) into an N-MNIST folder with a stratified train/validation/test split (:mod:`.convert`).
@@ -22,6 +24,7 @@ Nothing here downloads anything, and importing the package does no work. See ``d
 
 from __future__ import annotations
 
+from .analog import IntensitySamples
 from .binned import BinnedSamples, bin_dataset
 from .convert import emulate_idx, emulate_images, stratified_split
 from .embedded import (
@@ -63,6 +66,7 @@ __all__ = [
     "events_to_spikes",
     "bin_dataset",
     "BinnedSamples",
+    "IntensitySamples",
     "binning_summary",
     "channel_index",
     "channel_coordinates",
