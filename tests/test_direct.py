@@ -9,7 +9,6 @@ tiny ``sdsnn-bio run`` on generated MNIST IDX files.
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -266,25 +265,6 @@ def test_direct_input_errors(rng):
         InputBatch.from_intensities(np.full((1, 3), np.nan), N_STEPS)
     with pytest.raises(ValueError, match="IntensitySamples: expected values of shape"):
         IntensitySamples(np.zeros(4), N_STEPS)
-
-
-# ---------------------------------------------------------------------------------------- C++ standalone
-@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                    reason="Brian2's C++ standalone device needs a C++ compiler")
-def test_standalone_evaluation_with_direct_input_equals_the_runtime_network(rng, tmp_path):
-    from sdsnn_bio.model.standalone import present_standalone
-
-    params, structure = fc_case(rng, refractory=2 * ms)
-    samples = intensity_samples(rng, 5)
-    names = params.population_names[1:]
-    recordings = list(present_standalone(structure, params, samples, batch_size=3, directory=tmp_path / "cpp"))
-    assert [r.n_samples for r in recordings] == [3, 2], "the last batch is padded with empty windows"
-    network = SpikingNetwork(structure, params)
-    for recording, chunk in zip(recordings, (samples[:3], samples[3:])):
-        reference = network.present(chunk)
-        for name in ("input",) + names:
-            assert np.array_equal(recording.dense_spikes(name), reference.dense_spikes(name)), name
-        np.testing.assert_allclose(recording.potentials["output"], reference.potentials["output"], rtol=0, atol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------- end to end

@@ -111,6 +111,39 @@ def test_pruned_synapses_are_absent_after_a_rebuild(project):
     assert hidden.any()
 
 
+@pytest.mark.slow  # its input group changes objects.h: every file recompiles (~170 s here, loaded machine)
+def test_direct_input_in_standalone_equals_the_runtime_network_and_the_kernel(project):
+    """Direct (analog) input: the input group's TimedArray is padded with zero rows to the same number
+    of windows, so both batches run one compiled program; spikes as the runtime network's and the kernel's.
+
+    Slow: ``pytest -m slow tests/test_standalone.py``."""
+    rng = np.random.default_rng(9)
+    params = NetworkParameters(
+        n_input=N_INPUT, hidden_sizes=(25, 15), n_output=4, dt=1 * ms, n_steps=N_STEPS, weight_init_gain=3.0,
+        hidden=NeuronParameters(refractory=2 * ms), output=NeuronParameters(tau_membrane=10 * ms),
+        direct_input=True,
+    )
+    structure = initial_structure(params, rng)
+    samples = [np.where(rng.random(N_INPUT) < 0.5, rng.random(N_INPUT), 0.0) for _ in range(5)]
+    names = params.population_names[1:]
+    recordings, compiled = [], []
+    for recording in present_standalone(structure, params, samples, batch_size=3, directory=project,
+                                        record_potentials=names):
+        recordings.append(recording)
+        compiled.append({path.name: path.stat().st_mtime_ns for path in project.rglob("*.o")})
+    assert [r.n_samples for r in recordings] == [3, 2] and compiled[0] == compiled[1], "compiled once"
+    network = SpikingNetwork(structure, params, record_potentials=names)
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1, backend="numpy")
+    total = 0
+    for recording, batch in zip(recordings, (samples[:3], samples[3:])):
+        assert_same(recording, network.present(batch), ("input",) + names)
+        forward = learner.simulate(InputBatch.from_samples(batch, N_STEPS, N_INPUT))
+        for name in names:
+            assert np.array_equal(recording.dense_spikes(name), forward.traces[name].spikes), f"{name}: kernel"
+            total += int(recording.dense_spikes(name).sum())
+    assert total > 50, "the case must actually spike to test anything"
+
+
 def test_present_standalone_rejects_bad_arguments(tmp_path):
     params, structure = make_case(np.random.default_rng(0))
     with pytest.raises(ValueError, match="batch_size: expected an integer >= 1, got 0"):
