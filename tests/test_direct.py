@@ -140,6 +140,30 @@ def test_kernel_gives_the_same_spikes_as_brian2_for_a_conv_net_with_direct_input
     assert not silent.any(), "the pruned channel stays silent"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(("neuron", "synapse", "gain"), [("alif", "voltage_jump", 3.0),
+                                                         ("lif", "current_exponential", 10.0)])
+def test_direct_input_with_other_neuron_and_synapse_models(rng, backend, neuron, synapse, gain):
+    """The input projection delivers w * x_pre through the synapse model's own on_pre (a current's
+    jump for current_exponential), and the kernel runs the model's own step on x W."""
+    from sdsnn_bio.model import neuron_model, synapse_model
+
+    constants = {"alif": {"tau_adaptation": 40 * ms, "adaptation_increment": 0.3}, "lif": {}}[neuron]
+    params = NetworkParameters(
+        n_input=N_INPUT, hidden_sizes=(25, 15), n_output=4, n_steps=N_STEPS, weight_init_gain=gain,
+        hidden=neuron_model(neuron, refractory=2 * ms, **constants),
+        output=neuron_model(neuron, tau_membrane=10 * ms, **constants),
+        synapse=synapse_model(synapse, **({"tau_synapse": 4 * ms} if synapse == "current_exponential" else {})),
+        direct_input=True,
+    )
+    structure = initial_structure(params, rng)
+    network = SpikingNetwork(structure, params)
+    delivered = {"voltage_jump": "v_post += w * x_pre", "current_exponential": "synaptic_current_post += w * x_pre"}
+    assert str(network["input_to_hidden_1"].pre.code).strip() == delivered[synapse]
+    assert str(network["hidden_1_to_hidden_2"].pre.code).strip() == params.synapse.on_pre, "spikes above"
+    assert_kernel_equals_brian2(params, structure, intensity_samples(rng, 4), backend)
+
+
 def test_binary_intensities_are_spikes_at_every_step(rng):
     """x in {0, 1} presented at every step is the spike input 'every non-zero channel fires at every step':
     the same spikes, potentials and gradients."""
