@@ -14,7 +14,8 @@ give the same spikes (the kernel is tested spike for spike against the Brian2 ne
     so Brian2 generates and compiles no code again; a projection whose connectivity development
     changed is rebuilt under its name, which reuses the compiled code). The batch's input spikes,
     exactly those the kernel would see, augmentation included (:meth:`InputBatch.samples
-    <sdsnn_bio.learning.InputBatch.samples>`), are presented in one ``run()``; the spikes of every
+    <sdsnn_bio.learning.InputBatch.samples>`; with direct encoding its intensity vectors), are
+    presented in one ``run()``; the spikes of every
     layer are read from its ``SpikeMonitor`` (:meth:`~sdsnn_bio.model.Recording.dense_spikes`) and
     the learner reconstructs the potentials and traces from them
     (:meth:`~sdsnn_bio.learning.Learner.reconstruct`), then runs its backward pass and Adam on

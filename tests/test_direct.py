@@ -325,3 +325,32 @@ def test_presets_use_the_released_scripts_encodings():
     cifar = load_config(presets / "released_cifar10.toml")
     assert mnist.data.encoding == "poisson" and not mnist.network_parameters().direct_input
     assert cifar.data.encoding == "direct" and cifar.network_parameters().direct_input
+
+
+def test_training_from_brian2_with_direct_input_gives_the_kernels_weights(rng):
+    """learning.forward = "brian2": every batch's intensities (shifted by augmentation) go to the Brian2
+    input group; its recorded spikes train the same weights as the kernel's forward pass."""
+    import copy
+
+    from sdsnn_bio.forward import training_forward
+    from sdsnn_bio.learning.augment import batch_shifts
+
+    params, kernel_structure = fc_case(rng, refractory=2 * ms)
+    brian_structure = copy.deepcopy(kernel_structure)
+    learning = LearningParameters(learning_rate=0.05, logit_scale=5.0)
+    kernel = training_forward("kernel", Learner(kernel_structure, params.layer_dynamics(), learning, n_threads=1))
+    learner = Learner(brian_structure, params.layer_dynamics(), learning, n_threads=1)
+    brian2 = training_forward("brian2", learner, SpikingNetwork(brian_structure, params))
+    for index in range(3):
+        samples = augment_samples(intensity_samples(rng, 4), batch_shifts(5, 0, index, 4, 1), (5, 4, 2))
+        batch = InputBatch.from_samples(samples, N_STEPS, N_INPUT)
+        for got, want in zip(batch.samples(), samples):
+            np.testing.assert_array_equal(got, want)
+        expected = kernel.learner.simulate(batch)
+        recorded = brian2.record(batch)
+        for name in learner.order:
+            assert np.array_equal(recorded[name], expected.traces[name].spikes), f"batch {index}: {name}"
+        labels = rng.integers(0, 4, 4)
+        assert brian2.train_step(batch, labels).loss == pytest.approx(kernel.train_step(batch, labels).loss, rel=1e-12)
+    for mine, theirs in zip(brian_structure.projections, kernel_structure.projections):
+        np.testing.assert_allclose(mine.weight, theirs.weight, rtol=0, atol=1e-12, err_msg=mine.name)

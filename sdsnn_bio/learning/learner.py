@@ -211,12 +211,16 @@ class InputBatch:
             object.__setattr__(self, "_transposed", cached)
         return cached
 
-    def samples(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def samples(self) -> list:
         """The batch as per-sample ``(channels, steps)`` int64 arrays (the inverse of :meth:`from_samples`).
 
         Exactly the spikes of :attr:`matrix`, ordered by step then channel: what a Brian2
-        ``SpikeGeneratorGroup`` is given when the batch is simulated by the network of record.
+        ``SpikeGeneratorGroup`` is given when the batch is simulated by the network of record. An
+        analog batch gives its intensity vectors, (n_input,) float64 each: what the network's
+        direct input group is given.
         """
+        if self.analog:
+            return [row.copy() for row in self.intensities]
         coo = self.matrix.tocoo()
         rows = np.asarray(coo.row, dtype=np.int64)
         channels = np.asarray(coo.col, dtype=np.int64)
