@@ -2,7 +2,9 @@
 
 The final test evaluation of ``sdsnn-bio run`` simulates the network of record in Brian2. This
 script times it on the main job's network (``examples/configs/embedded.toml``: 2312-800-10, 30 steps
-of 10 ms) over recordings of the embedded dataset, with the two devices:
+of 10 ms), or on the network of ``--config`` (e.g. the N-MNIST SCNN preset), over recordings of the
+configuration's dataset in its encoding (the embedded dataset unless ``data.root`` is set), with
+the two devices:
 
 * ``runtime``: :meth:`SpikingNetwork.present` under Brian2's Cython target, ``--runtime-batch``
   samples per ``run()`` (the configuration's ``simulation.evaluation_batch``);
@@ -18,6 +20,8 @@ machine the numbers move with it (CPU seconds, also printed, move less).
 
     python benchmarks/evaluation.py                       # 1000 recordings, both devices
     python benchmarks/evaluation.py --devices cpp_standalone --samples 2000 --check 100
+    python benchmarks/evaluation.py --config examples/configs/released_nmnist_scnn.toml \
+        --samples 200 --standalone-batch 200 --check 20
 """
 
 from __future__ import annotations
@@ -36,20 +40,21 @@ CONFIG = Path(__file__).resolve().parent.parent / "examples" / "configs" / "embe
 
 
 def load_samples(config, n_samples: int):
-    """``n_samples`` recordings of the embedded dataset (test split first, then training), binned."""
-    from sdsnn_bio.data import events_to_spikes, load_dataset
+    """``n_samples`` recordings of the configuration's dataset (test split first, then training),
+    encoded as the configuration says (``data.encoding``: e.g. the SCNN presets' frames)."""
+    from sdsnn_bio.data.registry import encode_split
 
     params = config.network_parameters()
     samples = []
     for split in ("test", "train"):
-        dataset = load_dataset(None, split=split)
-        for k in range(len(dataset)):
-            if len(samples) == n_samples:
-                return samples
-            samples.append(events_to_spikes(dataset[k][0], params.dt, params.n_steps))
-    if len(samples) < n_samples:
-        raise SystemExit(f"--samples: the embedded dataset has only {len(samples)} recordings")
-    return samples
+        encoded, _, _ = encode_split(
+            config.dataset(), split, root=config.data.root or None, encoding=config.data.encoding,
+            input_size=config.data.input_size, dt=params.dt, n_steps=params.n_steps,
+        )
+        samples.extend(encoded[k] for k in range(min(len(encoded), n_samples - len(samples))))
+        if len(samples) == n_samples:
+            return samples
+    raise SystemExit(f"--samples: the dataset has only {len(samples)} recordings")
 
 
 def cpu_seconds() -> float:

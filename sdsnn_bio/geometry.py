@@ -47,12 +47,15 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["Geometry", "KINDS", "SharedSynapses"]
 
 #: Projection kinds with shared parameters (see the module docstring).
 KINDS = ("convolution", "dense")
+
+#: A convolution's forward and backward passes take the samples in blocks whose im2col array holds
+#: about this many bytes (bounded memory, cache-friendly BLAS products).
+_CHUNK_BYTES = 32 << 20
 
 
 def _positive_int(owner: str, name: str, value, low: int = 1) -> int:
@@ -276,15 +279,23 @@ class Geometry:
 
     # ------------------------------------------------------------------ linear operator
     def _pool(self, spikes: np.ndarray) -> np.ndarray:
-        """Average pooling of ``(B, C*H*W)`` spikes into ``(B, C, Hp, Wp)``."""
+        """Average pooling of ``(B, C*H*W)`` spikes (bool or float) into ``(B, C, Hp, Wp)`` floats.
+
+        The ``s * s`` strided slices of each window are added in float64 (spike counts, exact in
+        any order) and the sum is multiplied by ``1 / s**2`` once, as ``avg_pool2d`` does.
+        """
         c, h, w = self.source_shape
         _, hp, wp = self.pooled_shape
         s = self.pool
         x = spikes.reshape(-1, c, h, w)
         if s == 1:
-            return x
-        x = x[:, :, : hp * s, : wp * s].reshape(-1, c, hp, s, wp, s)
-        return x.sum(axis=(3, 5)) * self.factor
+            return x.astype(np.float64, copy=False)
+        pooled = np.zeros((x.shape[0], c, hp, wp))
+        for a in range(s):
+            for b in range(s):
+                np.add(pooled, x[:, :, a: hp * s: s, b: wp * s: s], out=pooled)
+        pooled *= self.factor
+        return pooled
 
     def _unpool(self, grad: np.ndarray) -> np.ndarray:
         """Adjoint of :meth:`_pool`: ``(B, C, Hp, Wp)`` to ``(B, C*H*W)``."""
@@ -293,23 +304,57 @@ class Geometry:
         s = self.pool
         if s == 1:
             return grad.reshape(grad.shape[0], -1)
-        out = np.zeros((grad.shape[0], c, h, w))
-        spread = np.broadcast_to((grad * self.factor)[:, :, :, None, :, None],
-                                 (grad.shape[0], c, hp, s, wp, s))
-        out[:, :, : hp * s, : wp * s] = spread.reshape(grad.shape[0], c, hp * s, wp * s)
+        scaled = grad * self.factor
+        trailing = hp * s != h or wp * s != w
+        out = (np.zeros if trailing else np.empty)((grad.shape[0], c, h, w))
+        for a in range(s):
+            for b in range(s):
+                out[:, :, a: hp * s: s, b: wp * s: s] = scaled
         return out.reshape(grad.shape[0], -1)
 
-    def _columns(self, pooled: np.ndarray) -> np.ndarray:
-        """Im2col of the padded input.
+    def _offsets(self):
+        """Each kernel offset ``(dy, dx)`` with the output and input positions it pairs.
 
-        Shape ``(B * H_out * W_out, C_in * k * k)``, row ``(b, y, x)``, column ``(c_in, dy, dx)``
-        (the parameter rows' order).
+        Yields ``dy, dx, (out_rows, out_cols), (in_rows, in_cols)`` (slices): the output positions
+        whose input lies inside the (unpadded) pooled input, and the input positions they read.
         """
-        p, k = self.padding, self.kernel_size
-        padded = np.pad(pooled, ((0, 0), (0, 0), (p, p), (p, p))) if p else pooled
-        windows = sliding_window_view(padded, (k, k), axis=(2, 3))  # (B, C_in, H_out, W_out, k, k)
-        n, c_in, out_h, out_w = windows.shape[:4]
-        return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * out_h * out_w, c_in * k * k)
+        k, p = self.kernel_size, self.padding
+        _, hp, wp = self.pooled_shape
+        _, out_h, out_w = self.target_shape
+
+        def span(d: int, out: int, size: int) -> tuple[slice, slice]:
+            first, last = max(0, p - d), min(out, size + p - d)
+            return slice(first, max(first, last)), slice(first + d - p, max(first, last) + d - p)
+
+        for dy in range(k):
+            out_y, in_y = span(dy, out_h, hp)
+            for dx in range(k):
+                out_x, in_x = span(dx, out_w, wp)
+                yield dy, dx, (out_y, out_x), (in_y, in_x)
+
+    def _columns(self, pooled: np.ndarray) -> np.ndarray:
+        """Im2col of the padded input, transposed.
+
+        Shape ``(C_in * k * k, B * H_out * W_out)``: row ``(c_in, dy, dx)`` (the parameter rows'
+        order), column ``(b, y, x)``; built from ``k * k`` slice copies (zero padding never
+        materialised), so that the convolution is one BLAS product with the ``(rows, cols)``
+        parameters.
+        """
+        k = self.kernel_size
+        n, c_in = pooled.shape[:2]
+        _, out_h, out_w = self.target_shape
+        columns = np.zeros((c_in, k, k, n, out_h, out_w))
+        for dy, dx, (out_y, out_x), (in_y, in_x) in self._offsets():
+            columns[:, dy, dx, :, out_y, out_x] = pooled[:, :, in_y, in_x].transpose(1, 0, 2, 3)
+        return columns.reshape(c_in * k * k, n * out_h * out_w)
+
+    def _chunks(self, n: int):
+        """Sample blocks whose im2col array stays near :data:`_CHUNK_BYTES`."""
+        _, out_h, out_w = self.target_shape
+        per_sample = self.parameter_shape[0] * out_h * out_w * 8
+        size = max(1, _CHUNK_BYTES // per_sample)
+        for start in range(0, n, size):
+            yield start, min(n, start + size)
 
     def _kernel(self, weight: np.ndarray) -> np.ndarray:
         """The parameters as ``(C_in, k, k, C_out)``."""
@@ -319,15 +364,22 @@ class Geometry:
     def forward(self, spikes: np.ndarray, weight: np.ndarray) -> np.ndarray:
         """Postsynaptic currents ``(B, n_target)`` of presynaptic spikes ``(B, n_source)``.
 
-        ``weight``: the ``(rows, cols)`` parameters (absent ones already 0).
+        ``spikes``: bool or float; ``weight``: the ``(rows, cols)`` parameters (absent ones already
+        0).
         """
-        spikes = np.asarray(spikes, dtype=np.float64)
+        spikes = np.asarray(spikes)
+        weight = np.asarray(weight, dtype=np.float64)
         pooled = self._pool(spikes)
+        n = spikes.shape[0]
         if self.kind == "dense":
-            return pooled.reshape(pooled.shape[0], -1) @ weight
+            return pooled.reshape(n, -1) @ weight
         c_out, out_h, out_w = self.target_shape
-        currents = (self._columns(pooled) @ weight).reshape(spikes.shape[0], out_h, out_w, c_out)
-        return np.ascontiguousarray(currents.transpose(0, 3, 1, 2)).reshape(spikes.shape[0], -1)
+        currents = np.empty((n, c_out, out_h * out_w))
+        kernel_t = np.ascontiguousarray(weight.T)
+        for n0, n1 in self._chunks(n):
+            block = kernel_t @ self._columns(pooled[n0:n1])  # (C_out, block * H_out * W_out)
+            currents[n0:n1] = block.reshape(c_out, n1 - n0, out_h * out_w).transpose(1, 0, 2)
+        return currents.reshape(n, -1)
 
     def backward(self, spikes: np.ndarray, grad_currents: np.ndarray, weight: np.ndarray,
                  need_input: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -336,6 +388,7 @@ class Geometry:
         Parameters
         ----------
         spikes : ndarray, shape (B, n_source)
+            Bool or float.
         grad_currents : ndarray, shape (B, n_target)
             ``dL/dI``.
         weight : ndarray, shape (rows, cols)
@@ -350,8 +403,9 @@ class Geometry:
             pooling factor, which the synapses' weights carry).
         grad_spikes : ndarray, shape (B, n_source), or None
         """
-        spikes = np.asarray(spikes, dtype=np.float64)
+        spikes = np.asarray(spikes)
         grad_currents = np.asarray(grad_currents, dtype=np.float64)
+        weight = np.asarray(weight, dtype=np.float64)
         pooled = self._pool(spikes)
         n = spikes.shape[0]
         if self.kind == "dense":
@@ -361,20 +415,24 @@ class Geometry:
                 return grad_weight, None
             return grad_weight, self._unpool((grad_currents @ weight.T).reshape(pooled.shape))
         c_out, out_h, out_w = self.target_shape
-        # (b, y, x) rows, c_out columns: the layout of the im2col product.
-        grad = grad_currents.reshape(n, c_out, out_h * out_w).transpose(0, 2, 1).reshape(-1, c_out)
-        grad_weight = self._columns(pooled).T @ grad
+        k = self.kernel_size
+        c_in, hp, wp = self.pooled_shape
+        grad_weight = np.zeros(self.parameter_shape)
+        grad_pooled = np.zeros((n, c_in, hp, wp)) if need_input else None
+        for n0, n1 in self._chunks(n):
+            # dL/dI of the block as (C_out, block * H_out * W_out): the columns' order.
+            grad = np.ascontiguousarray(
+                grad_currents[n0:n1].reshape(n1 - n0, c_out, out_h * out_w).transpose(1, 0, 2)
+            ).reshape(c_out, -1)
+            grad_weight += self._columns(pooled[n0:n1]) @ grad.T
+            if not need_input:
+                continue
+            grad_columns = (weight @ grad).reshape(c_in, k, k, n1 - n0, out_h, out_w)  # col2im below
+            target = grad_pooled[n0:n1]
+            for dy, dx, (out_y, out_x), (in_y, in_x) in self._offsets():
+                target[:, :, in_y, in_x] += grad_columns[:, dy, dx, :, out_y, out_x].transpose(1, 0, 2, 3)
         if not need_input:
             return grad_weight, None
-        k, p = self.kernel_size, self.padding
-        c_in, hp, wp = self.pooled_shape
-        grad_columns = (grad @ weight.T).reshape(n, out_h, out_w, c_in, k, k)  # col2im below
-        grad_padded = np.zeros((n, c_in, hp + 2 * p, wp + 2 * p))
-        for dy in range(k):
-            for dx in range(k):
-                window = grad_columns[:, :, :, :, dy, dx].transpose(0, 3, 1, 2)
-                grad_padded[:, :, dy:dy + out_h, dx:dx + out_w] += window
-        grad_pooled = grad_padded[:, :, p:p + hp, p:p + wp]
         return grad_weight, self._unpool(grad_pooled)
 
 

@@ -89,6 +89,23 @@ def test_forward_and_backward_are_those_of_the_listed_synapses(rng, geometry):
     assert geometry.n_synapses == listed.pre.size
 
 
+@pytest.mark.parametrize("geometry", GEOMETRIES[:3], ids=lambda g: f"pool{g.pool}-k{g.kernel_size}")
+def test_bool_spikes_and_sample_blocks_give_the_same_operator(rng, geometry, monkeypatch):
+    """The learner passes a layer's bool spikes as they are, and a convolution takes the samples in
+    blocks: the currents and gradients are those of float spikes in one block."""
+    weight = rng.normal(size=geometry.parameter_shape)
+    spikes = rng.random((7, geometry.n_source)) < 0.3
+    grad_currents = rng.normal(size=(7, geometry.n_target))
+    whole = geometry.forward(spikes.astype(float), weight)
+    whole_grads = geometry.backward(spikes.astype(float), grad_currents, weight)
+    per_sample = geometry.parameter_shape[0] * int(np.prod(geometry.target_shape[1:])) * 8
+    monkeypatch.setattr("sdsnn_bio.geometry._CHUNK_BYTES", 3 * per_sample)  # blocks of 3, 3, 1
+    assert [b - a for a, b in geometry._chunks(7)] == [3, 3, 1]
+    np.testing.assert_allclose(geometry.forward(spikes, weight), whole, rtol=0, atol=1e-12)
+    for blocked, reference in zip(geometry.backward(spikes, grad_currents, weight), whole_grads):
+        np.testing.assert_allclose(blocked, reference, rtol=1e-12, atol=1e-12)
+
+
 def test_released_nmnist_shapes():
     """2-15C3-AP2-40C3-AP2-300FC-10 on 34x34 N-MNIST with the released padding 1."""
     architecture = parse_layers(["15C3", "AP2", "40C3", "AP2", "300FC"], (2, 34, 34), 10)

@@ -437,10 +437,14 @@ class Learner:
 
     @staticmethod
     def _dense_spikes(batch: InputBatch, presynaptic) -> np.ndarray:
-        """Presynaptic spikes as a float (T*B, n_source) array."""
+        """Presynaptic spikes as a (T*B, n_source) array.
+
+        Float for the input; a hidden layer's own spikes otherwise (a view, no copy: the geometries
+        read bool spikes).
+        """
         if presynaptic is None:
             return batch.matrix.toarray()
-        return presynaptic.reshape(batch.n_steps * batch.n_samples, -1).astype(np.float64)
+        return presynaptic.reshape(batch.n_steps * batch.n_samples, -1)
 
     def _integrate(self, currents: np.ndarray, name: str, given) -> LayerTrace:
         """One layer's forward pass from its input currents.
