@@ -151,3 +151,30 @@ def test_present_standalone_rejects_bad_arguments(tmp_path):
                                 batch_size=0, directory=tmp_path))
     with pytest.raises(ValueError, match="expected at least one sample"):
         next(present_standalone(structure, params, [], batch_size=2, directory=tmp_path))
+
+
+def test_conv_network_compiles_and_equals_the_runtime_network_and_the_kernel(tmp_path):
+    """A convolutional network (shared kernels, folded pooling, a pruned channel, absent kernel
+    elements) runs on the C++ standalone device spike for spike as on the runtime device and in
+    the learner's kernel (kernel_index is written, never read back before the run)."""
+    rng = np.random.default_rng(9)
+    params = NetworkParameters.from_layers(
+        ["3C3", "AP2", "4C3", "AP2", "12FC"], (2, 4, 5), 4, n_steps=N_STEPS, dt=1 * ms,
+        weight_init_gain=6.0, hidden=NeuronParameters(refractory=0 * ms),
+        output=NeuronParameters(tau_membrane=10 * ms),
+    )
+    structure = initial_structure(params, rng)
+    structure.population("hidden_2").alive[1] = False
+    second = structure.projection("hidden_1_to_hidden_2")
+    second.exists[rng.random(second.shape) < 0.2] = False
+    samples = random_samples(rng, 3)
+    names = params.population_names[1:]
+    reference = SpikingNetwork(structure, params, record_potentials=names).present(samples)
+    (recording,) = present_standalone(structure, params, samples, batch_size=3, directory=tmp_path,
+                                      record_potentials=names)
+    assert_same(recording, reference, names)
+    forward = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1).simulate(
+        InputBatch.from_samples(samples, N_STEPS, N_INPUT))
+    for name in names:
+        assert np.array_equal(recording.dense_spikes(name), forward.traces[name].spikes), f"{name}: kernel"
+    assert recording.dense_spikes("hidden_1").any() and recording.dense_spikes("hidden_2").any()

@@ -319,7 +319,8 @@ class SpikingNetwork:
                 raise RuntimeError(  # kernel_index is written in the order the pairs were given
                     f"{projection.name}: Brian2 stored the synapses in another order than given"
                 )
-            synapses.kernel_index[:] = listed.parameter_index[present]
+            kernel_index = listed.parameter_index[present]
+            synapses.kernel_index[:] = kernel_index
             synapses.pooling_factor = listed.factor
             self._factor[projection.name] = listed.factor
         else:
@@ -332,7 +333,9 @@ class SpikingNetwork:
         self._synapse_pairs[projection.name] = (pre, post)
         # Flat positions in the parameter arrays: one gather per variable, no 2-D indexing.
         if shared:
-            self._flat_index[projection.name] = np.asarray(synapses.kernel_index[:], dtype=np.int64)
+            # The values just written (the pairs are in the given order, checked above): under the
+            # C++ standalone device a variable written with an index cannot be read before the run.
+            self._flat_index[projection.name] = np.asarray(kernel_index, dtype=np.int64)
         else:
             self._flat_index[projection.name] = pre * projection.shape[1] + post
         self._built_exists[projection.name] = projection.exists.copy()
