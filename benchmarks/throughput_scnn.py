@@ -9,7 +9,7 @@ on the same input batches: recordings of the embedded dataset (34x34x2) in the p
 encoding. The time per batch includes building the input batch from the binned events, forward,
 backward and the optimiser step.
 
-snnTorch's network is written the way its tutorials write one (``nn.Conv2d``, ``nn.AvgPool2d``,
+snnTorch's network is written the way its tutorials write one (``nn.Conv2d``, ``F.avg_pool2d``,
 ``nn.Linear``, ``snn.Leaky`` with ``reset_mechanism="zero"``, a time loop in ``forward``; the
 surrogate is a ``torch.autograd.Function``, as in the tutorial on custom surrogates) and starts
 from sdsnn_bio's initial weights (:func:`torch_network` copies them; a conv kernel element

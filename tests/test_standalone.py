@@ -153,6 +153,7 @@ def test_present_standalone_rejects_bad_arguments(tmp_path):
         next(present_standalone(structure, params, [], batch_size=2, directory=tmp_path))
 
 
+@pytest.mark.slow  # a project of its own: a cold C++ build (~200 s here, loaded machine)
 def test_conv_network_compiles_and_equals_the_runtime_network_and_the_kernel(tmp_path):
     """A convolutional network (shared kernels, folded pooling, a pruned channel, absent kernel
     elements) runs on the C++ standalone device spike for spike as on the runtime device and in
