@@ -6,7 +6,9 @@ Build (warnings are errors)::
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
 The example gallery runs every ``examples/NN_*.py`` in quick mode (about a minute on 2 cores);
-``-D sdsnn_gallery_execute=0`` renders it without running the examples.
+``-D sdsnn_gallery_execute=0`` renders it without running the examples, and
+``-D sdsnn_gallery_results=FOLDER`` takes their outputs from runs made beforehand (the test suite
+does; see ``docs/building_the_docs.md``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ numpydoc_class_members_toctree = False
 
 sdsnn_gallery_examples = "../examples"
 sdsnn_gallery_execute = True
+sdsnn_gallery_results = ""  # a folder of precomputed runs (<example>/run.json); empty: none
 
 html_theme = "alabaster"
 html_title = f"sdsnn_bio {release}"

@@ -1,16 +1,20 @@
 """The documentation site builds with warnings as errors, with its generated pages.
 
-``test_site_builds_without_running_the_examples`` (default suite, about 10 s) builds the API
-reference, the model page generated from the Brian2 objects, every Markdown page and the gallery
-pages (code and text); ``test_gallery_runs_the_examples`` (slow: the examples take about a minute in
-quick mode, and ``tests/test_examples.py`` already runs them in the default suite) builds the whole
-site with the examples executed and checks their outputs and figures are on the pages. The docs are
-built from a copy of ``docs/`` in a temporary folder, so nothing is written into the repository.
+``test_site_builds_with_the_examples_outputs`` (default suite, about 10 s beyond the examples'
+runs) builds the whole site: the API reference, the model page generated from the Brian2 objects,
+every Markdown page, and the gallery with every example's printed output and figures, taken from
+the quick-mode runs that ``tests/test_examples.py`` checks (fixture ``example_runs``: each example
+runs once per session; ``sdsnn_gallery_results`` points the build at them).
+``test_gallery_runs_the_examples`` (slow: about a minute more) builds it as the documented command
+does, the build itself running the examples. The docs are built from a copy of ``docs/`` in a
+temporary folder, so nothing is written into the repository.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import os
 import re
 import shutil
@@ -19,6 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import example_runner
 
 pytest.importorskip("sphinx", reason="the documentation extra (pip install '.[docs]') is not installed")
 pytest.importorskip("numpydoc")
@@ -35,8 +40,12 @@ def _text(path: Path) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", page))
 
 
-def _build(tmp_path: Path, *, execute: bool, cache: Path | None = None) -> Path:
-    """Build the site from a copy of docs/ beside links to the package and the examples."""
+def _build(tmp_path: Path, *, execute: bool, results: Path | None = None, cache: Path | None = None) -> Path:
+    """Build the site from a copy of docs/ beside links to the package and the examples.
+
+    ``results``: a folder of the examples' runs for the gallery (``sdsnn_gallery_results``);
+    without it, ``execute`` says whether the build runs the examples itself.
+    """
     shutil.copytree(REPOSITORY / "docs", tmp_path / "docs",
                     ignore=shutil.ignore_patterns("_build", "gallery", "__pycache__"))
     for name in ("sdsnn_bio", "examples"):
@@ -47,6 +56,8 @@ def _build(tmp_path: Path, *, execute: bool, cache: Path | None = None) -> Path:
         env["SDSNN_BIO_CACHE"] = str(cache)
     command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
                "-D", f"sdsnn_gallery_execute={int(execute)}", "docs", str(out)]
+    if results is not None:
+        command[-2:-2] = ["-D", f"sdsnn_gallery_results={results}"]
     completed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                                timeout=900)
     assert completed.returncode == 0, (
@@ -57,8 +68,44 @@ def _build(tmp_path: Path, *, execute: bool, cache: Path | None = None) -> Path:
     return out
 
 
-def test_site_builds_without_running_the_examples(tmp_path: Path):
-    out = _build(tmp_path, execute=False)
+def _assert_gallery_shows_the_runs(out: Path, runs: Path) -> None:
+    """Check that every example's page carries each cell's output and every figure.
+
+    The figures are copied into the site byte for byte, as recorded in ``runs/<stem>/run.json``.
+    """
+    assert "Example gallery" in _text(out / "gallery" / "index.html")
+    for example in EXAMPLES:
+        record = example_runner.load_run(runs / example.stem, example)
+        page = out / "gallery" / f"{example.stem}.html"
+        assert page.is_file(), f"{example.name} has a gallery page"
+        source = page.read_text(encoding="utf-8")
+        images = re.findall(r'<img[^>]+src="([^"]+\.png)"', source)
+        assert images, f"{example.name}: its figures are on its gallery page"
+        for image in images:
+            assert (page.parent / image).is_file(), f"{example.name}: {image} was copied into the site"
+        # Sphinx renames images whose names collide across pages: a figure is found by its content.
+        shown = {hashlib.sha256((page.parent / image).read_bytes()).hexdigest() for image in images}
+        figures = example_runner.run_figures(record)
+        assert figures, f"{example.name}: the run recorded its figures"
+        for figure in figures:
+            digest = hashlib.sha256((runs / example.stem / figure).read_bytes()).hexdigest()
+            assert digest in shown, f"{example.name}: {figure} is on its page, copied byte for byte"
+        text = _text(page)
+        assert "Output:" in text, f"{example.name}: what it printed is on its page"
+        assert "did not run the example" not in text
+        assert "import" in text, "the example's code is on its page"
+        for index, cell in enumerate(record["cells"], 1):
+            printed = [line.strip() for line in cell["stdout"].splitlines() if line.strip()]
+            for line in printed[:1] + printed[-1:]:
+                assert line in text, f"{example.name}: cell {index} printed {line!r}, not on its page"
+    first = _text(out / "gallery" / "01_lif_neuron_and_spine_traces.html")
+    assert "dv/dt = -v / tau_membrane" in first, "example 01 prints the package's equations"
+
+
+def test_site_builds_with_the_examples_outputs(tmp_path: Path, example_runs):
+    failed = [name for name, run in example_runs.all().items() if example_runner.run_failure(run)]
+    assert not failed, f"examples failed (tests/test_examples.py says why): {failed}"
+    out = _build(tmp_path, execute=False, results=example_runs.folder)
 
     model = _text(out / "model.html")
     # Generated from the Brian2 objects: the equations, the threshold, the spine variables.
@@ -87,28 +134,47 @@ def test_site_builds_without_running_the_examples(tmp_path: Path):
         assert (out / f"{page}.html").is_file(), f"docs/{page}.md is a page of the site"
     assert "Dendritic-spine plasticity" in _text(out / "development.html")
 
-    gallery = _text(out / "gallery" / "index.html")
-    for example in EXAMPLES:
-        page = out / "gallery" / f"{example.stem}.html"
-        assert page.is_file(), f"{example.name} has a gallery page"
-        text = _text(page)
-        assert "did not run the example" in text, "a gallery built without running says so"
-        assert "import" in text, "the example's code is on its page"
-    assert "Example gallery" in gallery
+    _assert_gallery_shows_the_runs(out, example_runs.folder)
 
 
 @pytest.mark.slow
 def test_gallery_runs_the_examples(tmp_path: Path):
     out = _build(tmp_path, execute=True, cache=tmp_path / "embedded_cache")
-    for example in EXAMPLES:
-        page = out / "gallery" / f"{example.stem}.html"
-        source = page.read_text(encoding="utf-8")
-        images = re.findall(r'<img[^>]+src="([^"]+\.png)"', source)
-        assert images, f"{example.name}: its figures are on its gallery page"
-        for image in images:
-            assert (page.parent / image).is_file(), f"{example.name}: {image} was copied into the site"
-        text = _text(page)
-        assert "Output:" in text, f"{example.name}: what it printed is on its page"
-        assert "did not run the example" not in text
-    first = _text(out / "gallery" / "01_lif_neuron_and_spine_traces.html")
-    assert "dv/dt = -v / tau_membrane" in first, "example 01 prints the package's equations"
+    _assert_gallery_shows_the_runs(out, tmp_path / "gallery_work")
+
+
+def _gallery_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPOSITORY / "docs" / "_ext"))
+    import sdsnn_gallery
+
+    return sdsnn_gallery
+
+
+def test_a_gallery_page_without_a_run_says_so(tmp_path: Path, monkeypatch):
+    gallery = _gallery_module(monkeypatch)
+    example = EXAMPLES[0]
+    cells = gallery.parse_percent(example.read_text(encoding="utf-8"))
+    text, figure = gallery._page(example, cells, None, None, tmp_path / "gallery" / "images", tmp_path)
+    assert "did not run the example" in text and "Output:" not in text
+    assert figure is None and not (tmp_path / "gallery").exists(), "no figure without a run"
+    assert example_runner.code_cells(example)[0] in text, "the code is on the page"
+
+
+def test_precomputed_runs_must_exist_and_be_of_the_current_example(tmp_path: Path, monkeypatch):
+    gallery = _gallery_module(monkeypatch)
+    from sphinx.errors import ExtensionError
+
+    example = EXAMPLES[0]
+    with pytest.raises(ExtensionError, match=r"run\.json: no run record"):
+        gallery._precomputed(example, tmp_path / example.stem)
+    (tmp_path / example.stem).mkdir()
+    record = {"example": example.stem, "source_sha256": example_runner.source_digest(["print(1)"]),
+              "returncode": 0, "seconds": 1.0, "stderr": "", "cells": [{"stdout": "1\n", "figures": [], "error": None}]}
+    (tmp_path / example.stem / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(ExtensionError, match=r"another version of 01_lif_neuron_and_spine_traces\.py"):
+        gallery._precomputed(example, tmp_path / example.stem)
+    with pytest.raises(ExtensionError, match=r"a run of 01_lif_neuron_and_spine_traces, expected 02_"):
+        gallery._precomputed(EXAMPLES[1], tmp_path / example.stem)
+    record["source_sha256"] = example_runner.source_digest(example_runner.code_cells(example))
+    (tmp_path / example.stem / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    assert gallery._precomputed(example, tmp_path / example.stem) == record

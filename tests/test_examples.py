@@ -1,28 +1,26 @@
-"""Every example in ``examples/`` runs end to end in quick mode, as a user would run it.
+"""Every example in ``examples/`` runs end to end in quick mode, as a notebook user would run it.
 
-Each example is a subprocess (``python examples/<name>.py`` from the repository root) with
-``SDSNN_QUICK=1``, its figures, run folders and the embedded-dataset cache redirected into
-temporary folders. A new ``examples/[0-9]*.py`` is picked up automatically and gets the generic
-checks (exit code 0, at least one PNG written, nothing written into the repository); the examples
-listed in ``EXPECTED`` must also write the named figures and print their measured quantities.
+Each example runs once per test session (fixture ``example_runs`` of ``conftest.py``): a subprocess
+from the repository root that executes its ``# %%`` code cells in order in one namespace (the
+gallery's runner, ``docs/_ext/sdsnn_example_runner.py``), with ``SDSNN_QUICK=1``, its figures, run
+folders and the embedded-dataset cache redirected into temporary folders. The same runs give the
+documentation site its gallery (``tests/test_docs.py``), so the examples are executed once. A new
+``examples/[0-9]*.py`` is picked up automatically and gets the generic checks (every cell ran, at
+least one PNG written, nothing written into the repository); the examples listed in ``EXPECTED``
+must also write the named figures and print (the cells' output concatenated) their measured
+quantities.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import EXAMPLES, example_runner
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((REPOSITORY / "examples").glob("[0-9]*.py"))
-TIMEOUT_SECONDS = 600
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NUMBER = r"-?\d+(?:\.\d+)?"
 
@@ -197,13 +195,6 @@ EXPECTED = {
 }
 
 
-def _tree(folder: Path) -> dict[str, float]:
-    """Files under ``folder`` with their modification times (empty if it does not exist)."""
-    if not folder.is_dir():
-        return {}
-    return {str(p): p.stat().st_mtime for p in folder.rglob("*") if p.is_file()}
-
-
 def test_examples_are_found():
     names = [path.stem for path in EXAMPLES]
     missing = sorted(set(EXPECTED) - set(names))
@@ -211,34 +202,14 @@ def test_examples_are_found():
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[path.stem for path in EXAMPLES])
-def test_example_runs_in_quick_mode(example: Path, tmp_path: Path, embedded_cache: Path):
-    figures, runs = tmp_path / "figures", tmp_path / "runs"
-    env = {key: value for key, value in os.environ.items() if key != "SDSNN_NMNIST"}
-    env.update({
-        "SDSNN_QUICK": "1",
-        "SDSNN_FIGURES_DIR": str(figures),
-        "SDSNN_OUTPUT_DIR": str(runs),
-        "SDSNN_BIO_CACHE": str(embedded_cache),
-        "MPLBACKEND": "Agg",
-        # The package of this checkout, not whichever copy is installed (e.g. editable elsewhere).
-        "PYTHONPATH": os.pathsep.join([str(REPOSITORY), *filter(None, [os.environ.get("PYTHONPATH")])]),
-    })
-    # Where the example would write by default outside quick mode (relative to the working folder).
-    watched = [REPOSITORY / "figures" / example.stem, REPOSITORY / "runs" / example.stem,
-               REPOSITORY / "examples" / "figures"]
-    before = [_tree(folder) for folder in watched]
-
-    started = time.perf_counter()
-    completed = subprocess.run(
-        [sys.executable, str(example.relative_to(REPOSITORY))], cwd=REPOSITORY, env=env,
-        capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
-    )
-    seconds = time.perf_counter() - started
-    print(f"{example.name}: {seconds:.1f} s in quick mode")
-    assert completed.returncode == 0, (
-        f"{example.name} exited with {completed.returncode}\n--- stdout\n{completed.stdout[-4000:]}"
-        f"\n--- stderr\n{completed.stderr[-4000:]}"
-    )
+def test_example_runs_in_quick_mode(example: Path, example_runs):
+    run = example_runs(example)
+    failure = example_runner.run_failure(run)
+    assert failure is None, failure
+    assert len(run["cells"]) == len(example_runner.code_cells(example)), "every code cell ran"
+    stdout = example_runner.run_stdout(run)
+    folder = example_runs.folder / example.stem
+    figures, runs = folder / "figures", folder / "runs"
 
     written = sorted((figures / example.stem).glob("*.png"))
     assert written, f"{example.name} wrote no figure into $SDSNN_FIGURES_DIR/{example.stem}"
@@ -246,9 +217,10 @@ def test_example_runs_in_quick_mode(example: Path, tmp_path: Path, embedded_cach
         with open(path, "rb") as handle:
             assert handle.read(8) == PNG_SIGNATURE, f"{path.name} is a PNG file"
         assert path.stat().st_size > 10_000, f"{path.name} holds a drawn figure, not an empty canvas"
-    after = [_tree(folder) for folder in watched]
-    for folder, old, new in zip(watched, before, after):
-        assert old == new, f"{example.name} wrote into the repository ({folder}) in quick mode"
+    assert sorted(folder / name for name in example_runner.run_figures(run)) == written, (
+        "each figure written is attributed to the cell that wrote it (the gallery shows it there)")
+    assert not run["wrote_into_repository"], (
+        f"{example.name} wrote into the repository ({run['wrote_into_repository']}) in quick mode")
 
     expected = EXPECTED.get(example.stem)
     if expected is None:
@@ -257,9 +229,40 @@ def test_example_runs_in_quick_mode(example: Path, tmp_path: Path, embedded_cach
     missing = [name for name in expected["figures"] if name not in names]
     assert not missing, f"{example.name} did not write {missing} (wrote {sorted(names)})"
     for pattern in expected["printed"]:
-        assert re.search(pattern, completed.stdout), (
-            f"{example.name} did not print a line matching {pattern!r}\n--- stdout\n"
-            f"{completed.stdout[-4000:]}"
+        assert re.search(pattern, stdout), (
+            f"{example.name} did not print a line matching {pattern!r}\n--- stdout\n{stdout[-4000:]}"
         )
     if "check" in expected:
-        expected["check"](completed.stdout, runs, example.stem)
+        expected["check"](stdout, runs, example.stem)
+
+
+def test_the_runner_records_each_cell_and_the_failing_one(tmp_path: Path):
+    """Check the cell runner behind ``example_runs`` and the gallery.
+
+    Per cell: its output and the figures that appeared or changed after it; a failing cell stops
+    the run and is named with its traceback.
+    """
+    example = tmp_path / "examples" / "99_cells.py"
+    example.parent.mkdir()
+    example.write_text(
+        "# %% [markdown]\n# # A title\n"
+        "# %%\nimport os\nfrom pathlib import Path\n"
+        "folder = Path(os.environ['SDSNN_FIGURES_DIR']) / '99_cells'\nprint('first', os.environ['SDSNN_QUICK'])\n"
+        "# %%\n# %matplotlib inline\nfolder.mkdir(parents=True)\n(folder / 'a.png').write_bytes(b'a')\n"
+        "print('second')\n"
+        "# %%\n(folder / 'a.png').write_bytes(b'changed')\n(folder / 'b.png').write_bytes(b'b')\n"
+        "# %%\nprint('fourth')\nraise RuntimeError('cell four fails')\n"
+        "# %%\nprint('never')\n",
+        encoding="utf-8")
+    run = example_runner.run_example(example, tmp_path, tmp_path / "run", timeout=60)
+    assert run["returncode"] == 0 and run["example"] == "99_cells"
+    assert [cell["stdout"] for cell in run["cells"]] == ["first 1\n", "second\n", "", "fourth\n"]
+    assert [cell["figures"] for cell in run["cells"]] == [
+        [], ["figures/99_cells/a.png"], ["figures/99_cells/a.png", "figures/99_cells/b.png"], []]
+    assert example_runner.run_figures(run) == ["figures/99_cells/a.png", "figures/99_cells/b.png"]
+    assert example_runner.run_stdout(run) == "first 1\nsecond\nfourth\n"
+    failure = example_runner.run_failure(run)
+    assert failure.startswith("99_cells failed in code cell 4:") and "RuntimeError: cell four fails" in failure
+    assert example_runner.load_run(tmp_path / "run", example) == run, "run.json holds the record"
+    with pytest.raises(ValueError, match="is not empty"):
+        example_runner.run_example(example, tmp_path, tmp_path / "run")

@@ -1,125 +1,58 @@
 """A gallery of the examples: each jupytext percent-format ``examples/NN_*.py`` becomes a page.
 
 Markdown cells (``# %% [markdown]``) become text, code cells become code blocks followed by what
-the cell printed and the figures it wrote. The examples are executed in quick mode
-(``SDSNN_QUICK=1``), cell by cell, in one subprocess per example (``python -c`` of
-:data:`RUNNER`, working folder the repository root, as ``tests/test_examples.py`` runs them), with
-``SDSNN_FIGURES_DIR`` and ``SDSNN_OUTPUT_DIR`` pointing into the build folder; a figure belongs to
-the cell after which it appeared or changed. A failing example fails the build with its traceback.
+the cell printed and the figures it wrote. The outputs come from a quick-mode run of the example,
+cell by cell, by :func:`sdsnn_example_runner.run_example` (one subprocess per example, working
+folder the repository root, ``SDSNN_FIGURES_DIR`` and ``SDSNN_OUTPUT_DIR`` in its run folder; a
+figure belongs to the cell after which it appeared or changed): either executed by the build, or
+taken from runs made beforehand with the same runner (the test suite runs the examples once and
+builds the site from those runs). A failing example fails the build with its traceback.
 
-Configuration values (``conf.py``):
+Configuration values (``conf.py`` or ``-D``):
 
 ``sdsnn_gallery_examples``
     Folder of the examples (relative to the configuration folder).
+``sdsnn_gallery_results``
+    Folder of precomputed runs, ``<folder>/<example stem>/run.json`` plus the figures beside it
+    (relative to the configuration folder, or absolute; default empty: none). When set, the pages
+    are built from these runs and nothing is executed; a missing run, a failed one or a run of
+    another version of the example (its code cells changed since) fails the build.
 ``sdsnn_gallery_execute``
-    Run the examples (default True). False renders code and text only, with a note saying so:
-    the fast documentation test uses it, the gallery test runs them.
+    Without precomputed runs: run the examples (default True). False renders code and text only,
+    with a note saying so.
 
 The pages are generated into ``<source>/gallery/`` at ``builder-inited`` (not committed).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
+from sdsnn_example_runner import Cell, load_run, parse_percent, run_example, run_failure
 from sphinx.errors import ExtensionError
 from sphinx.util import logging
 
-__all__ = ["Cell", "parse_percent", "RUNNER", "setup"]
+__all__ = ["generate", "setup"]
 
 logger = logging.getLogger(__name__)
 
 GALLERY = "gallery"
-CELL = re.compile(r"^# %%(?P<rest>.*)$")
-
-#: Runs an example cell by cell; prints a JSON line per cell (stdout captured, figures written).
-RUNNER = r"""
-import contextlib, io, json, os, sys, traceback
-from pathlib import Path
-cells = json.loads(Path(sys.argv[2]).read_text(encoding="utf-8"))
-figures = Path(os.environ["SDSNN_FIGURES_DIR"])
-def pictures():
-    return {str(p): p.stat().st_mtime_ns for p in figures.rglob("*.png")} if figures.is_dir() else {}
-namespace = {"__name__": "__main__", "__file__": sys.argv[1]}
-sys.argv = [sys.argv[1]]
-seen = pictures()
-results = []
-for index, source in enumerate(cells):
-    buffer = io.StringIO()
-    error = None
-    with contextlib.redirect_stdout(buffer):
-        try:
-            exec(compile(source, f"{sys.argv[0]} (cell {index + 1})", "exec"), namespace)
-        except BaseException:
-            error = traceback.format_exc()
-    now = pictures()
-    new = sorted(p for p, t in now.items() if seen.get(p) != t)
-    seen = now
-    results.append({"stdout": buffer.getvalue(), "figures": new, "error": error})
-    if error:
-        break
-print(json.dumps(results))
-"""
 
 
-class Cell:
-    """One cell of a percent-format file: ``kind`` is "markdown" or "code"."""
-
-    def __init__(self, kind: str, lines: list[str]) -> None:
-        self.kind = kind
-        self.lines = lines
-
-    @property
-    def text(self) -> str:
-        if self.kind == "markdown":
-            stripped = [line[2:] if line.startswith("# ") else line.lstrip("#") for line in self.lines]
-            return "\n".join(stripped).strip("\n")
-        kept = [line for line in self.lines if not line.startswith("# %matplotlib")]
-        return "\n".join(kept).strip("\n")
+def _execute(example: Path, folder: Path, root: Path) -> dict:
+    """Run ``example`` into ``folder`` (quick mode, cell by cell) and return its record."""
+    record = run_example(example, root, folder)
+    logger.info("gallery: %s ran in %.1f s (quick mode)", example.name, record["seconds"])
+    return record
 
 
-def parse_percent(text: str) -> list[Cell]:
-    """Cells of a jupytext percent-format script (the YAML header and empty cells dropped)."""
-    cells: list[Cell] = []
-    current: Cell | None = None
-    for line in text.splitlines():
-        match = CELL.match(line)
-        if match:
-            kind = "markdown" if "[markdown]" in match.group("rest") else "code"
-            current = Cell(kind, [])
-            cells.append(current)
-        elif current is not None:
-            current.lines.append(line)
-    return [cell for cell in cells if cell.text.strip()]
-
-
-def _execute(example: Path, cells: list[Cell], work: Path, root: Path) -> list[dict]:
-    code = [cell.text for cell in cells if cell.kind == "code"]
-    work.mkdir(parents=True, exist_ok=True)
-    cells_file = work / f"{example.stem}.cells.json"
-    cells_file.write_text(json.dumps(code), encoding="utf-8")
-    env = dict(os.environ)
-    env.pop("SDSNN_NMNIST", None)
-    env.update({"SDSNN_QUICK": "1", "SDSNN_FIGURES_DIR": str(work / "figures"),
-                "SDSNN_OUTPUT_DIR": str(work / "runs"), "MPLBACKEND": "Agg"})
-    started = time.perf_counter()
-    completed = subprocess.run([sys.executable, "-c", RUNNER, str(example.relative_to(root)), str(cells_file)],
-                               cwd=root, env=env, capture_output=True, text=True)
-    logger.info("gallery: %s ran in %.1f s (quick mode)", example.name, time.perf_counter() - started)
-    if completed.returncode != 0:
-        raise ExtensionError(f"gallery: {example} could not run\n{completed.stderr[-4000:]}")
-    results = json.loads(completed.stdout.strip().splitlines()[-1])
-    failed = [r for r in results if r["error"]]
-    if failed:
-        raise ExtensionError(f"gallery: {example} failed in cell {len(results)}:\n{failed[0]['error']}")
-    return results
+def _precomputed(example: Path, folder: Path) -> dict:
+    """The record of a run made before the build, checked to be a run of this example's text."""
+    try:
+        return load_run(folder, example)
+    except (OSError, ValueError) as error:
+        raise ExtensionError(f"gallery: sdsnn_gallery_results: {error}") from error
 
 
 def _fence(text: str, language: str = "") -> list[str]:
@@ -127,9 +60,13 @@ def _fence(text: str, language: str = "") -> list[str]:
     return [f"{ticks}{language}", text, ticks, ""]
 
 
-def _page(example: Path, cells: list[Cell], results: list[dict] | None, images: Path,
-          source_dir: Path) -> tuple[str, str | None]:
-    """MyST text of one example page and the first figure (for the gallery index)."""
+def _page(example: Path, cells: list[Cell], results: list[dict] | None, run_folder: Path | None,
+          images: Path, source_dir: Path) -> tuple[str, str | None]:
+    """MyST text of one example page and the first figure (for the gallery index).
+
+    ``results`` are the cells of a run record (None: the example was not run), their figures
+    relative to ``run_folder``; the figures are copied into ``images/<example stem>/``.
+    """
     lines = [f"({GALLERY}-{example.stem})=", ""]
     first_figure = None
     code_index = 0
@@ -155,13 +92,13 @@ def _page(example: Path, cells: list[Cell], results: list[dict] | None, images: 
         for figure in result["figures"]:
             target = images / example.stem / Path(figure).name
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(figure, target)
+            shutil.copyfile(run_folder / figure, target)
             relative = target.relative_to(source_dir / GALLERY).as_posix()
             first_figure = first_figure or relative
             lines += [f"```{{image}} {relative}", f":alt: {Path(figure).stem}", "```", ""]
     if results is None:
         lines += ["```{note}", "This build did not run the example (``sdsnn_gallery_execute = False``); "
-                  "the documentation build of record does, and shows its output and figures.", "```", ""]
+                  "a build that runs the examples shows their output and figures here.", "```", ""]
     lines += [f"Source: ``examples/{example.name}`` (run it with ``python examples/{example.name}``; "
               "``SDSNN_QUICK=1`` for the quick mode shown here).", ""]
     return "\n".join(lines), first_figure
@@ -189,18 +126,36 @@ def generate(app) -> None:
         shutil.rmtree(gallery)
     images = gallery / "images"
     images.mkdir(parents=True)
-    work = Path(app.outdir).parent / "gallery_work"
-    if work.exists():
-        shutil.rmtree(work)
+    precomputed = app.config.sdsnn_gallery_results
+    if precomputed:
+        runs = (Path(app.confdir) / precomputed).resolve()
+        if not runs.is_dir():
+            raise ExtensionError(f"gallery: sdsnn_gallery_results: {runs} is not a folder (expected "
+                                 "<example stem>/run.json for every example)")
+        logger.info("gallery: outputs and figures taken from the runs in %s", runs)
+    elif app.config.sdsnn_gallery_execute:
+        runs = Path(app.outdir).parent / "gallery_work"
+        if runs.exists():
+            shutil.rmtree(runs)
+    else:
+        runs = None
     index = [f"({GALLERY})=", "", "# Example gallery", "",
              "The examples of ``examples/``, run in quick mode (``SDSNN_QUICK=1``: tiny subsets, "
-             "Brian2's numpy target) by the documentation build; every number and figure below was "
-             "produced by that run.", ""]
+             "Brian2's numpy target) cell by cell; every number and figure below was produced by "
+             "that run.", ""]
     toctree = ["```{toctree}", ":hidden:", ""]
     for example in examples:
         cells = parse_percent(example.read_text(encoding="utf-8"))
-        results = _execute(example, cells, work / example.stem, root) if app.config.sdsnn_gallery_execute else None
-        text, figure = _page(example, cells, results, images, source_dir)
+        results = None
+        if runs is not None:
+            folder = runs / example.stem
+            record = _precomputed(example, folder) if precomputed else _execute(example, folder, root)
+            failure = run_failure(record)
+            if failure:
+                raise ExtensionError(f"gallery: {example} could not run (quick mode)\n{failure}")
+            results = record["cells"]
+        text, figure = _page(example, cells, results, runs / example.stem if runs else None, images,
+                             source_dir)
         (gallery / f"{example.stem}.md").write_text(text, encoding="utf-8")
         toctree.append(example.stem)
         index += [f"## [{_title(cells, example)}]({example.stem}.md)", ""]
@@ -212,6 +167,7 @@ def generate(app) -> None:
 
 def setup(app):
     app.add_config_value("sdsnn_gallery_examples", "../examples", "env")
+    app.add_config_value("sdsnn_gallery_results", "", "env")
     app.add_config_value("sdsnn_gallery_execute", True, "env")
     app.connect("builder-inited", generate)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
