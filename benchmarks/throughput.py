@@ -12,7 +12,9 @@ frameworks take turns: ``--rounds`` rounds, each running every framework once fo
 timed repeats of ``--batches`` batches (after 2 warm-up batches), so that a change of load on a
 shared machine hits all of them alike. The parent prints the median over all repeats and the ratios
 of the medians. sdsnn_bio is measured with its default backend (Numba when installed) and, as
-``sdsnn_bio[numpy]``, with its NumPy reference backend.
+``sdsnn_bio[numpy]``, with its NumPy reference backend; ``sdsnn_bio[float32]`` is the default
+backend training in float32 (``learning.dtype = "float32"``; the others train in float64, the
+default), and its speed-up over ``sdsnn_bio`` is printed.
 
 Memory (from ``/proc/self/status``): ``RSS before`` is the resident memory once the data are loaded
 and before the model is built; the peak counter is then reset (``/proc/self/clear_refs``), so
@@ -29,6 +31,7 @@ beside the ratio of medians as a bound that noise cannot inflate.
 
     python benchmarks/throughput.py                 # T=30 and T=300
     python benchmarks/throughput.py --steps 30 --rounds 1 --repeats 2 --batches 5
+    python benchmarks/throughput.py --frameworks sdsnn_bio sdsnn_bio[float32]   # float64 vs float32
 
 snnTorch is optional (``pip install torch==2.13.0 snntorch``; keep numpy<2.4); without it its rows
 say "not measured".
@@ -53,8 +56,8 @@ BATCH = 32
 TAU_MS = 20.0
 WINDOW_MS = 300.0
 THREADS = 2
-FRAMEWORKS = ("sdsnn_bio", "sdsnn_bio[numpy]", "snntorch", "snntorch[1 thread]")
-DEFAULT_FRAMEWORKS = FRAMEWORKS[:3]
+FRAMEWORKS = ("sdsnn_bio", "sdsnn_bio[float32]", "sdsnn_bio[numpy]", "snntorch", "snntorch[1 thread]")
+DEFAULT_FRAMEWORKS = FRAMEWORKS[:4]
 
 
 def load_batches(n_steps: int, n_batches: int, seed: int = 0, batch_size: int = BATCH):
@@ -77,7 +80,8 @@ def load_batches(n_steps: int, n_batches: int, seed: int = 0, batch_size: int = 
     ]
 
 
-def run_sdsnn(n_steps: int, batches, repeats: int, backend: str = "auto") -> tuple[list[float], dict]:
+def run_sdsnn(n_steps: int, batches, repeats: int, backend: str = "auto",
+              dtype: str = "float64") -> tuple[list[float], dict]:
     from brian2 import ms
 
     from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
@@ -86,8 +90,8 @@ def run_sdsnn(n_steps: int, batches, repeats: int, backend: str = "auto") -> tup
     params = NetworkParameters(hidden_sizes=(ARCH[1],), n_steps=n_steps, dt=(WINDOW_MS / n_steps) * ms)
     structure = initial_structure(params, np.random.default_rng(0))
     options = {} if backend == "auto" else {"backend": backend}  # also runs versions without backends
-    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=THREADS,
-                      **options)
+    learning = LearningParameters() if dtype == "float64" else LearningParameters(dtype=dtype)
+    learner = Learner(structure, params.layer_dynamics(), learning, n_threads=THREADS, **options)
     for samples, labels in batches[:2]:  # warm-up (and Numba's compilation or cache load)
         learner.train_step(InputBatch.from_samples(samples, n_steps, ARCH[0]), labels)
     rates, hidden_spikes = [], []
@@ -183,7 +187,8 @@ def worker(framework: str, n_steps: int, n_batches: int, repeats: int, batch_siz
         rates, info = run_snntorch(n_steps, batches, repeats, 1 if framework.endswith("[1 thread]") else THREADS)
     else:
         backend = "numpy" if framework == "sdsnn_bio[numpy]" else "auto"
-        rates, info = run_sdsnn(n_steps, batches, repeats, backend)
+        dtype = "float32" if framework == "sdsnn_bio[float32]" else "float64"
+        rates, info = run_sdsnn(n_steps, batches, repeats, backend, dtype)
     peak = _status_mib("VmHWM")
     print(json.dumps({
         "framework": framework, "n_steps": n_steps, "batch_size": batch_size, "samples_per_second": rates,
@@ -342,6 +347,12 @@ def main() -> None:
                       f"(worst case, our slowest / their fastest repeat: {ours['min'] / theirs['max']:.2f}x), "
                       f"training peak memory = {ours['peak'] / theirs['peak']:.2f}x "
                       f"(+training {ours['extra'] / theirs['extra']:.2f}x)")
+        single, double = rows.get((n_steps, "sdsnn_bio[float32]")), rows.get((n_steps, "sdsnn_bio"))
+        if single and double:
+            print(f"T={n_steps}: sdsnn_bio float32 / float64 throughput = "
+                  f"{single['median'] / double['median']:.2f}x (medians; range of the repeats "
+                  f"{single['min'] / double['max']:.2f}x-{single['max'] / double['min']:.2f}x), "
+                  f"training peak memory = {single['peak'] / double['peak']:.2f}x")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -51,6 +51,9 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     masked_forward = true    # false (released code): pruned weights train densely between steps
     forward = "kernel"       # or "brian2": every training batch simulated by the Brian2 network,
                              # learning from its SpikeMonitors (same weights, slower; sdsnn_bio.forward)
+    dtype = "float64"        # or "float32": the learner's weights, potentials, gradients and Adam
+                             # state (Brian2 always simulates in float64); float64 stays the default
+                             # until float32 matches its accuracy (docs/benchmarks.md)
 
     [development]            # SD-SNN structural development (off = dense training)
     enabled = false
@@ -210,6 +213,7 @@ class LearningConfig:
     optimizer_reset: str = "restart"  # Adam state of removed/regrown synapses: "restart" or "keep"
     masked_forward: bool = True  # false (released): pruned synapses and neurons take part in training
     forward: str = "kernel"  # "kernel" or "brian2": what simulates the training batches (sdsnn_bio.forward)
+    dtype: str = "float64"  # the learner's floating-point type: "float64" or "float32"
 
 
 @dataclass(frozen=True)
@@ -748,6 +752,7 @@ class ExperimentConfig:
                 surrogate_scale=learn.surrogate_scale or None,
                 loss=learn.loss, logit_scale=learn.logit_scale, learning_rate=learn.learning_rate,
                 optimizer_reset=learn.optimizer_reset, masked_forward=learn.masked_forward,
+                dtype=learn.dtype,
             )
         except ValueError as err:
             raise ConfigError(str(err)) from None
@@ -816,6 +821,8 @@ class ExperimentConfig:
         for key in self._unused_model_keys():
             del out["network"][key]
         out["data"]["input_size"] = list(self.data.input_size)
+        if self.learning.dtype == "float64":  # the default: echoes written before the key are unchanged
+            del out["learning"]["dtype"]
         out["development"] = dict(self.development)
         out["figures"]["spine_synapses"] = list(self.figures.spine_synapses)
         if self.monitors:  # absent when empty: echoes of configurations without monitors are unchanged
@@ -859,6 +866,7 @@ class ExperimentConfig:
         """
         out = self.to_dict()
         out["network"] = {**dataclasses.asdict(self.network), **out["network"]}  # every model key
+        out["learning"] = dataclasses.asdict(self.learning)  # learning.dtype even at its default
         development = {**_development_fields(), **self.development}
         schedule = self.schedule()
         derived = []

@@ -278,10 +278,10 @@ class Geometry:
         return SharedSynapses(*arrays, self.factor)
 
     # ------------------------------------------------------------------ linear operator
-    def _pool(self, spikes: np.ndarray) -> np.ndarray:
+    def _pool(self, spikes: np.ndarray, dtype=np.float64) -> np.ndarray:
         """Average pooling of ``(B, C*H*W)`` spikes (bool or float) into ``(B, C, Hp, Wp)`` floats.
 
-        The ``s * s`` strided slices of each window are added in float64 (spike counts, exact in
+        The ``s * s`` strided slices of each window are added in ``dtype`` (spike counts, exact in
         any order) and the sum is multiplied by ``1 / s**2`` once, as ``avg_pool2d`` does.
         """
         c, h, w = self.source_shape
@@ -289,8 +289,8 @@ class Geometry:
         s = self.pool
         x = spikes.reshape(-1, c, h, w)
         if s == 1:
-            return x.astype(np.float64, copy=False)
-        pooled = np.zeros((x.shape[0], c, hp, wp))
+            return x.astype(dtype, copy=False)
+        pooled = np.zeros((x.shape[0], c, hp, wp), dtype=dtype)
         for a in range(s):
             for b in range(s):
                 np.add(pooled, x[:, :, a: hp * s: s, b: wp * s: s], out=pooled)
@@ -306,7 +306,7 @@ class Geometry:
             return grad.reshape(grad.shape[0], -1)
         scaled = grad * self.factor
         trailing = hp * s != h or wp * s != w
-        out = (np.zeros if trailing else np.empty)((grad.shape[0], c, h, w))
+        out = (np.zeros if trailing else np.empty)((grad.shape[0], c, h, w), dtype=grad.dtype)
         for a in range(s):
             for b in range(s):
                 out[:, :, a: hp * s: s, b: wp * s: s] = scaled
@@ -332,7 +332,7 @@ class Geometry:
                 out_x, in_x = span(dx, out_w, wp)
                 yield dy, dx, (out_y, out_x), (in_y, in_x)
 
-    def _columns(self, pooled: np.ndarray) -> np.ndarray:
+    def _columns(self, pooled: np.ndarray, dtype=np.float64) -> np.ndarray:
         """Im2col of the padded input, transposed.
 
         Shape ``(C_in * k * k, B * H_out * W_out)``: row ``(c_in, dy, dx)`` (the parameter rows'
@@ -343,7 +343,7 @@ class Geometry:
         k = self.kernel_size
         n, c_in = pooled.shape[:2]
         _, out_h, out_w = self.target_shape
-        columns = np.zeros((c_in, k, k, n, out_h, out_w))
+        columns = np.zeros((c_in, k, k, n, out_h, out_w), dtype=dtype)
         for dy, dx, (out_y, out_x), (in_y, in_x) in self._offsets():
             columns[:, dy, dx, :, out_y, out_x] = pooled[:, :, in_y, in_x].transpose(1, 0, 2, 3)
         return columns.reshape(c_in * k * k, n * out_h * out_w)
@@ -365,19 +365,20 @@ class Geometry:
         """Postsynaptic currents ``(B, n_target)`` of presynaptic spikes ``(B, n_source)``.
 
         ``spikes``: bool or float; ``weight``: the ``(rows, cols)`` parameters (absent ones already
-        0).
+        0); computed in float32 if they are float32 (the learner's ``dtype``), else in float64.
         """
         spikes = np.asarray(spikes)
-        weight = np.asarray(weight, dtype=np.float64)
-        pooled = self._pool(spikes)
+        dtype = _real(weight)
+        weight = np.asarray(weight, dtype=dtype)
+        pooled = self._pool(spikes, dtype)
         n = spikes.shape[0]
         if self.kind == "dense":
             return pooled.reshape(n, -1) @ weight
         c_out, out_h, out_w = self.target_shape
-        currents = np.empty((n, c_out, out_h * out_w))
+        currents = np.empty((n, c_out, out_h * out_w), dtype=dtype)
         kernel_t = np.ascontiguousarray(weight.T)
         for n0, n1 in self._chunks(n):
-            block = kernel_t @ self._columns(pooled[n0:n1])  # (C_out, block * H_out * W_out)
+            block = kernel_t @ self._columns(pooled[n0:n1], dtype)  # (C_out, block * H_out * W_out)
             currents[n0:n1] = block.reshape(c_out, n1 - n0, out_h * out_w).transpose(1, 0, 2)
         return currents.reshape(n, -1)
 
@@ -404,9 +405,10 @@ class Geometry:
         grad_spikes : ndarray, shape (B, n_source), or None
         """
         spikes = np.asarray(spikes)
-        grad_currents = np.asarray(grad_currents, dtype=np.float64)
-        weight = np.asarray(weight, dtype=np.float64)
-        pooled = self._pool(spikes)
+        dtype = _real(weight)  # float32 weights (the learner's dtype): computed in float32
+        grad_currents = np.asarray(grad_currents, dtype=dtype)
+        weight = np.asarray(weight, dtype=dtype)
+        pooled = self._pool(spikes, dtype)
         n = spikes.shape[0]
         if self.kind == "dense":
             flat = pooled.reshape(n, -1)
@@ -417,14 +419,14 @@ class Geometry:
         c_out, out_h, out_w = self.target_shape
         k = self.kernel_size
         c_in, hp, wp = self.pooled_shape
-        grad_weight = np.zeros(self.parameter_shape)
-        grad_pooled = np.zeros((n, c_in, hp, wp)) if need_input else None
+        grad_weight = np.zeros(self.parameter_shape, dtype=dtype)
+        grad_pooled = np.zeros((n, c_in, hp, wp), dtype=dtype) if need_input else None
         for n0, n1 in self._chunks(n):
             # dL/dI of the block as (C_out, block * H_out * W_out): the columns' order.
             grad = np.ascontiguousarray(
                 grad_currents[n0:n1].reshape(n1 - n0, c_out, out_h * out_w).transpose(1, 0, 2)
             ).reshape(c_out, -1)
-            grad_weight += self._columns(pooled[n0:n1]) @ grad.T
+            grad_weight += self._columns(pooled[n0:n1], dtype) @ grad.T
             if not need_input:
                 continue
             grad_columns = (weight @ grad).reshape(c_in, k, k, n1 - n0, out_h, out_w)  # col2im below
@@ -440,3 +442,8 @@ class Geometry:
 def _listed_synapses(geometry: Geometry) -> SharedSynapses:
     """:meth:`Geometry.synapses`, listed once per geometry (geometries are frozen and hashable)."""
     return geometry._list_synapses()
+
+
+def _real(weight: np.ndarray) -> np.dtype:
+    """The type products with ``weight`` run in: float32 for float32 weights, else float64."""
+    return np.dtype(np.float32 if np.asarray(weight).dtype == np.float32 else np.float64)

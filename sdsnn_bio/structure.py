@@ -135,9 +135,11 @@ class Projection:
         Unique name, also the name of the Brian2 ``Synapses`` object (e.g. ``"input_to_hidden_1"``).
     source, target : str
         Names of the presynaptic and postsynaptic populations.
-    weight : ndarray of float64, shape (n_source, n_target)
+    weight : ndarray of float64 (or float32), shape (n_source, n_target)
         Weight (existing synapses) or latent weight (pruned synapses), in units of the normalised
-        membrane potential (a weight of 1 brings a resting neuron to threshold).
+        membrane potential (a weight of 1 brings a resting neuron to threshold). float32 arrays
+        stay float32 (a learner with ``dtype = "float32"`` trains them so); any other type becomes
+        float64. The spine state is float64 either way.
     exists : ndarray of bool, shape (n_source, n_target)
         Which synapses are present.
     spine : SpineState
@@ -158,7 +160,8 @@ class Projection:
     geometry: Geometry | None = None
 
     def __post_init__(self) -> None:
-        self.weight = np.asarray(self.weight, dtype=np.float64)
+        weight = np.asarray(self.weight)
+        self.weight = weight if weight.dtype == np.float32 else weight.astype(np.float64, copy=False)
         self.exists = np.asarray(self.exists, dtype=bool)
         if self.weight.ndim != 2:
             raise ValueError(

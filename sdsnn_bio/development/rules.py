@@ -489,8 +489,26 @@ def _clip_at(weight: np.ndarray, spine: SpineState, index: np.ndarray):
         keep = ~inside
         index, value, lower, upper = index[keep], value[keep], lower[keep], upper[keep]
     clipped = np.clip(value, lower, upper)
-    changed = clipped.view(np.uint64) != value.view(np.uint64)
+    if clipped.dtype != value.dtype:  # float32 weights (the learner's dtype), float64 ranges
+        clipped = _inside_in_type(clipped, lower, upper, value.dtype)
+    unsigned = np.dtype(f"u{value.dtype.itemsize}")
+    changed = clipped.view(unsigned) != value.view(unsigned)
     return index, clipped, changed, int(np.count_nonzero(clipped != value))
+
+
+def _inside_in_type(clipped: np.ndarray, lower: np.ndarray, upper: np.ndarray, dtype) -> np.ndarray:
+    """Clipped weights in the weights' (narrower) type, rounded towards the inside of their range.
+
+    A bound that the type cannot hold becomes the nearest number of the type inside ``[lower,
+    upper]``, so the constraint never leaves a weight outside its range; such a weight then sits
+    strictly inside, within one spacing of the type (float32: relative 6e-8) of its bound.
+    """
+    narrow = clipped.astype(dtype)
+    above = narrow > upper
+    narrow[above] = np.nextafter(narrow[above], dtype.type(-np.inf))
+    below = narrow < lower
+    narrow[below] = np.nextafter(narrow[below], dtype.type(np.inf))
+    return narrow
 
 
 def constrain_weights(weight: np.ndarray, exists: np.ndarray, spine: SpineState) -> tuple[np.ndarray, int]:
@@ -499,7 +517,9 @@ def constrain_weights(weight: np.ndarray, exists: np.ndarray, spine: SpineState)
     Returns the new weights (latent weights of absent synapses unchanged) and how many weights
     were clipped.
     """
-    weight = np.asarray(weight, dtype=np.float64)
+    weight = np.asarray(weight)  # float32 stays float32 (clipped into the range in float32)
+    if weight.dtype != np.float32:
+        weight = weight.astype(np.float64, copy=False)
     exists = np.asarray(exists, dtype=bool)
     index, clipped, changed, n_clipped = _clip_at(weight, spine, _not_strictly_inside(weight, exists, spine))
     new = weight.copy()

@@ -4,6 +4,11 @@ Module-level functions, so that Numba's on-disk cache (``cache=True``) keeps the
 across processes. See :mod:`.fused` for the equations. Inner loops run over contiguous rows (one
 sample's neurons, one weight row) so that LLVM vectorises them; no reduction is reordered (no
 ``fastmath``), which keeps every sum in the order of the NumPy path.
+
+Every kernel runs in the floating-point type of its arrays (float64 or float32, the learner's
+``dtype``): work arrays are allocated in that type, scalar arguments come in it, and constants are
+made in it (``x.dtype.type(1.0)``), because a float literal would be float64 and promote every
+operation it enters.
 """
 
 from __future__ import annotations
@@ -26,21 +31,24 @@ def surrogate_times(potential, threshold, code, k, factor, out):
     operation as :meth:`.surrogate.Surrogate.derivative` followed by the product.
     """
     n = out.shape[0]
+    real = out.dtype.type
+    one, two, half_pi = real(1.0), real(2.0), real(HALF_PI)
     if code == 0:  # fast sigmoid
         for i in range(n):
-            y = 1.0 + k * abs(potential[i] - threshold)
-            out[i] = (1.0 / (y * y)) * factor[i]
+            y = one + k * abs(potential[i] - threshold)
+            out[i] = (one / (y * y)) * factor[i]
     elif code == 1:  # sigmoid
         for i in range(n):
-            s = 1.0 / (1.0 + math.exp(-k * (potential[i] - threshold)))
-            out[i] = (k * s * (1.0 - s)) * factor[i]
+            s = one / (one + math.exp(-k * (potential[i] - threshold)))
+            out[i] = (k * s * (one - s)) * factor[i]
     elif code == 2:  # arctan
         for i in range(n):
-            y = HALF_PI * k * (potential[i] - threshold)
-            out[i] = ((k / 2.0) / (1.0 + y * y)) * factor[i]
+            y = half_pi * k * (potential[i] - threshold)
+            out[i] = ((k / two) / (one + y * y)) * factor[i]
     else:  # rectangular
+        zero = real(0.0)
         for i in range(n):
-            inside = 1.0 if abs(potential[i] - threshold) < k / 2.0 else 0.0
+            inside = one if abs(potential[i] - threshold) < k / two else zero
             out[i] = (inside / k) * factor[i]
 
 
@@ -56,9 +64,9 @@ def forward_block(indptr, indices, pre_spikes, use_dense, weight, n_samples, b0,
     """
     n_steps = potential.shape[0]
     n_pre, n_neurons = weight.shape
-    v_all = np.zeros((b1 - b0, n_neurons))
+    v_all = np.zeros((b1 - b0, n_neurons), potential.dtype)
     last_all = np.full((b1 - b0, n_neurons), -(10**9), dtype=np.int64)
-    current = np.empty(n_neurons)
+    current = np.empty(n_neurons, potential.dtype)
     active = np.empty(n_pre + 1, dtype=np.int64)
     for t in range(n_steps):
         for b in range(b0, b1):
@@ -138,10 +146,12 @@ def backward_block(potential, spikes, not_refractory, has_refractory, decay, thr
     n_steps, n_samples, _ = potential.shape
     width = n1 - n0
     n_above = grad_above.shape[2]
-    grad_v_all = np.zeros((n_samples, width))
-    g_spike = np.empty(width)
-    direct = np.empty(width)
-    block = np.empty(width)
+    real = potential.dtype.type
+    zero, one = real(0.0), real(1.0)
+    grad_v_all = np.zeros((n_samples, width), potential.dtype)
+    g_spike = np.empty(width, potential.dtype)
+    direct = np.empty(width, potential.dtype)
+    block = np.empty(width, potential.dtype)
     for t in range(n_steps - 1, -1, -1):
         for b in range(n_samples):
             u_row = potential[t, b, n0:n1]
@@ -163,7 +173,7 @@ def backward_block(potential, spikes, not_refractory, has_refractory, decay, thr
                 if has_refractory:
                     r_row = not_refractory[t, b, n0:n1]
                     for k in range(width):
-                        direct[k] = direct[k] * (1.0 if r_row[k] else 0.0)
+                        direct[k] = direct[k] * (one if r_row[k] else zero)
             else:
                 direct[:] = 0.0
             if has_grad_potential:
@@ -173,12 +183,12 @@ def backward_block(potential, spikes, not_refractory, has_refractory, decay, thr
             if has_refractory:
                 r_row = not_refractory[t, b, n0:n1]
                 for k in range(width):
-                    g_potential = grad_v[k] * (0.0 if s_row[k] else 1.0)
-                    block[k] = g_potential * (1.0 if r_row[k] else 0.0)
-                    grad_v[k] = (g_potential + direct[k]) * (decay if r_row[k] else 1.0)
+                    g_potential = grad_v[k] * (zero if s_row[k] else one)
+                    block[k] = g_potential * (one if r_row[k] else zero)
+                    grad_v[k] = (g_potential + direct[k]) * (decay if r_row[k] else one)
             else:
                 for k in range(width):
-                    g_potential = grad_v[k] * (0.0 if s_row[k] else 1.0)
+                    g_potential = grad_v[k] * (zero if s_row[k] else one)
                     block[k] = g_potential
                     grad_v[k] = (g_potential + direct[k]) * decay
             if has_above:  # dW_above[n] += dL/dI_above for every spike of neuron n
@@ -202,9 +212,13 @@ def backward_block(potential, spikes, not_refractory, has_refractory, decay, thr
 
 @jit
 def adam_block(param, grad, m, v, beta1, beta2, epsilon, step_size, a, b):
-    """Adam on rows ``a:b`` of 2-D arrays, as :meth:`.optim.Adam._update_block` computes it."""
-    one_minus_beta1 = 1.0 - beta1
-    one_minus_beta2 = 1.0 - beta2
+    """Adam on rows ``a:b`` of 2-D arrays, as :meth:`.optim.Adam._update_block` computes it.
+
+    ``beta1``, ``beta2``, ``epsilon`` and ``step_size`` come in the arrays' type.
+    """
+    one = param.dtype.type(1.0)
+    one_minus_beta1 = one - beta1
+    one_minus_beta2 = one - beta2
     n_columns = param.shape[1]
     for i in range(a, b):
         p_row, g_row, m_row, v_row = param[i], grad[i], m[i], v[i]
@@ -222,10 +236,12 @@ def adam_block_restarted(param, grad, m, v, birth, beta1, beta2, epsilon, steps,
     """Adam update of restarted entries (per-entry step counts).
 
     :func:`adam_block` with per-entry step counts ``k = t - birth`` (capped at the table's last
-    entry), step size ``steps[k]``, as :meth:`.optim.Adam._restarted_block` computes it.
+    entry), step size ``steps[k]``, as :meth:`.optim.Adam._restarted_block` computes it (scalars
+    and ``steps`` in the arrays' type).
     """
-    one_minus_beta1 = 1.0 - beta1
-    one_minus_beta2 = 1.0 - beta2
+    one = param.dtype.type(1.0)
+    one_minus_beta1 = one - beta1
+    one_minus_beta2 = one - beta2
     last = steps.shape[0] - 1
     n_columns = param.shape[1]
     for i in range(a, b):

@@ -60,8 +60,8 @@ def backward_layer(
         direct += grad_potential
     keep = ~trace.spikes
     grad_currents = np.empty_like(trace.potential)
-    grad_v = np.zeros(trace.potential.shape[1:])
-    decay = dynamics.decay
+    grad_v = np.zeros(trace.potential.shape[1:], dtype=trace.potential.dtype)
+    decay = trace.potential.dtype.type(dynamics.decay)
     if trace.not_refractory is None:
         for t in range(n_steps - 1, -1, -1):
             g_current = grad_currents[t]
@@ -74,5 +74,5 @@ def backward_layer(
         g_potential = grad_v * keep[t]  # dL/du_t through v_t, before the direct terms
         np.multiply(g_potential, r, out=grad_currents[t])
         np.add(g_potential, direct[t], out=grad_v)  # dL/du_t
-        grad_v *= np.where(r, decay, 1.0)
+        np.multiply(grad_v, decay, out=grad_v, where=r)
     return grad_currents

@@ -30,7 +30,13 @@ import numpy as np
 # defined in sdsnn_bio.dynamics, importable from here as before.
 from ..dynamics import LayerDynamics
 
-__all__ = ["LayerDynamics", "LayerTrace", "integrate_layer"]
+__all__ = ["LayerDynamics", "LayerTrace", "integrate_layer", "as_real"]
+
+
+def as_real(array) -> np.ndarray:
+    """``array`` as float32 if it is float32, else as float64 (the learner's two types)."""
+    array = np.asarray(array)
+    return array if array.dtype == np.float32 else array.astype(np.float64, copy=False)
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,8 @@ class LayerTrace:
 
     Attributes
     ----------
-    potential : ndarray of float64
-        ``u_t``, the potential tested against the threshold.
+    potential : ndarray of float64 or float32
+        ``u_t``, the potential tested against the threshold (the type of the input currents).
     spikes : ndarray of bool
         ``s_t``.
     not_refractory : ndarray of bool or None
@@ -74,6 +80,8 @@ def integrate_layer(
     ----------
     currents : ndarray, shape (T, B, N)
         ``I_t``: summed weights of the presynaptic spikes of each step (normalised potential).
+        float32 currents are integrated in float32 (the learner's ``dtype``), anything else in
+        float64.
     dynamics : LayerDynamics
     alive : ndarray of bool, shape (N,), optional
         Pruned neurons (False) never fire.
@@ -85,7 +93,7 @@ def integrate_layer(
     -------
     LayerTrace
     """
-    currents = np.asarray(currents, dtype=np.float64)
+    currents = as_real(currents)
     if currents.ndim != 3:
         raise ValueError(f"currents: expected shape (T, B, N), got {currents.shape}")
     n_steps, n_samples, n_neurons = currents.shape
@@ -96,7 +104,7 @@ def integrate_layer(
     refractory = dynamics.refractory_steps > 0
     not_refractory = np.empty(currents.shape, dtype=bool) if refractory else None
     last_spike = np.full((n_samples, n_neurons), -(10**9), dtype=np.int64) if refractory else None
-    v = np.zeros((n_samples, n_neurons))
+    v = np.zeros((n_samples, n_neurons), dtype=currents.dtype)
     dead = None if alive is None else ~np.asarray(alive, dtype=bool)
     if dead is not None and not dead.any():
         dead = None

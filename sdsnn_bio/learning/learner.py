@@ -64,13 +64,16 @@ from .stepping import backward_model, integrate_model
 from .surrogate import make_surrogate
 
 __all__ = ["LearningParameters", "InputBatch", "Learner", "ForwardPass", "StepResult", "BACKENDS",
-           "OPTIMIZER_RESETS"]
+           "OPTIMIZER_RESETS", "DTYPES"]
 
 #: Implementations of the learner (see the module docstring).
 BACKENDS = ("auto", "numba", "numpy")
 
 #: What a removed or regrown synapse's optimiser state does (:class:`LearningParameters`).
 OPTIMIZER_RESETS = ("restart", "keep")
+
+#: Floating-point types the learner computes in (:class:`LearningParameters`).
+DTYPES = ("float64", "float32")
 
 #: The fused kernels' work is cut in this many blocks per thread, which threads take as they become
 #: free (load balancing on shared cores). Forward blocks are groups of samples; backward blocks are
@@ -79,9 +82,7 @@ OPTIMIZER_RESETS = ("restart", "keep")
 _FORWARD_BLOCKS_PER_THREAD = 4
 _BACKWARD_BLOCKS_PER_THREAD = 2
 
-_NO_FLOAT3 = np.zeros((0, 0, 0))
 _NO_BOOL3 = np.zeros((0, 0, 0), dtype=bool)
-_NO_FLOAT2 = np.zeros((0, 0))
 _NO_INDEX = np.zeros(1, dtype=np.int32)
 
 
@@ -112,6 +113,16 @@ class LearningParameters:
         ``"restart"`` (default) gives it fresh moments and its own bias-correction count, so its
         next update is that of a fresh synapse; ``"keep"`` leaves the optimiser untouched (the
         released SD-SNN code). See :mod:`.optim` for why restart is the default.
+    dtype : {"float64", "float32"}
+        Floating-point type of everything the learner computes and keeps: the weights it trains
+        (the structure's weight arrays are converted once, when the :class:`Learner` is built),
+        potentials, traces, gradients and the Adam moments. ``"float64"`` (default) gives the
+        potentials of the Brian2 network bit for bit; ``"float32"`` halves the memory traffic of
+        the memory-bound kernels (``docs/benchmarks.md``) and rounds the potentials, so spikes
+        may differ from Brian2's where a potential lies within rounding of the threshold. Brian2
+        always simulates in float64 (weights handed to it are converted). float64 stays the
+        default until float32 has been shown to train as well (the check in
+        ``docs/benchmarks.md``).
     """
 
     surrogate: str = "fast_sigmoid"
@@ -124,9 +135,12 @@ class LearningParameters:
     epsilon: float = 1e-8
     masked_forward: bool = True
     optimizer_reset: str = "restart"
+    dtype: str = "float64"
 
     def __post_init__(self) -> None:
         make_surrogate(self.surrogate, self.surrogate_scale)  # validates the name and scale
+        if self.dtype not in DTYPES:
+            raise ValueError(f"learning.dtype: expected one of {list(DTYPES)}, got {self.dtype!r}")
         if not isinstance(self.masked_forward, bool):
             raise ValueError(f"learning.masked_forward: expected true or false, got {self.masked_forward!r}")
         if self.optimizer_reset not in OPTIMIZER_RESETS:
@@ -149,15 +163,17 @@ class LearningParameters:
                 )
 
 
-def _zeros_aligned(shape: tuple[int, ...]) -> np.ndarray:
+def _zeros_aligned(shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
     """Zeros aligned on a 64-byte cache line.
 
     Zeros whose first element starts a 64-byte cache line: threads that own column blocks of
-    multiples of 8 doubles then never share a cache line (no false sharing).
+    multiples of a cache line's elements then never share a cache line (no false sharing).
     """
+    dtype = np.dtype(dtype)
+    per_line = 64 // dtype.itemsize
     size = int(np.prod(shape))
-    buffer = np.zeros(size + 8)
-    start = (-buffer.ctypes.data % 64) // 8
+    buffer = np.zeros(size + per_line, dtype=dtype)
+    start = (-buffer.ctypes.data % 64) // dtype.itemsize
     return buffer[start:start + size].reshape(shape)
 
 
@@ -230,6 +246,22 @@ class InputBatch:
         bounds = np.searchsorted(sample, np.arange(self.n_samples + 1))
         return [(channels[bounds[b]:bounds[b + 1]], steps[bounds[b]:bounds[b + 1]])
                 for b in range(self.n_samples)]
+
+    def as_dtype(self, dtype) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """``(matrix, transposed)`` with values of ``dtype``.
+
+        Spikes are 1 in any floating-point type; a product with weights of another type would be
+        computed in the wider one, so the learner asks for its own (cached per type).
+        """
+        dtype = np.dtype(dtype)
+        if dtype == self.matrix.dtype:
+            return self.matrix, self.transposed
+        key = f"_as_{dtype.name}"
+        cached = self.__dict__.get(key)
+        if cached is None:
+            cached = (self.matrix.astype(dtype), self.transposed.astype(dtype))
+            object.__setattr__(self, key, cached)
+        return cached
 
     @classmethod
     def from_intensities(cls, intensities, n_steps: int) -> "InputBatch":
@@ -318,6 +350,8 @@ class Learner:
         the default model (LIF, voltage jumps), :class:`~sdsnn_bio.dynamics.ModelDynamics` for any
         other.
     params : LearningParameters
+        With ``params.dtype``, the type the structure's weight arrays are converted to here
+        (float32: rounded to the nearest); from then on they are trained in place in that type.
     n_threads : int, optional
         Threads for the sparse products, the time loops and the optimiser (default: the cores
         available).
@@ -353,6 +387,10 @@ class Learner:
         self.backend = "numba" if backend == "auto" and numba_available() and compilable and not shared else (
             "numpy" if backend == "auto" else backend
         )
+        self.dtype = np.dtype(params.dtype)
+        for projection in structure.projections:  # once: then trained in place, in this type
+            if projection.weight.dtype != self.dtype:
+                projection.weight = projection.weight.astype(self.dtype)
         self.structure = structure
         self.workers = RowBlocks(default_threads() if n_threads is None else n_threads)
         self.dynamics = dict(dynamics)
@@ -391,7 +429,7 @@ class Learner:
         if not sp.issparse(presynaptic):
             # Spikes as a CSR matrix: each current is summed in increasing presynaptic index,
             # as in the input layer (and in the fused kernel).
-            presynaptic = sp.csr_matrix(presynaptic.reshape(n_steps * n_samples, -1), dtype=np.float64)
+            presynaptic = sp.csr_matrix(presynaptic.reshape(n_steps * n_samples, -1), dtype=self.dtype)
         flat = self.workers.sparse_matmul(presynaptic, weight)
         return np.asarray(flat).reshape(n_steps, n_samples, weight.shape[1])
 
@@ -400,9 +438,10 @@ class Learner:
         dynamics = self.dynamics[name]
         n_steps, n_samples = batch.n_steps, batch.n_samples
         shape = (n_steps, n_samples, weight.shape[1])
-        weight = np.ascontiguousarray(weight, dtype=np.float64)
+        real = self.dtype.type  # scalars of the learner's type: no promotion inside the kernel
+        weight = np.ascontiguousarray(weight, dtype=self.dtype)
         alive = np.ascontiguousarray(self._alive(name), dtype=bool)
-        potential = np.empty(shape)
+        potential = np.empty(shape, dtype=self.dtype)
         if given is None:
             spikes = np.empty(shape, dtype=bool)
         else:
@@ -427,7 +466,7 @@ class Learner:
         def block(b0: int, b1: int) -> None:
             forward_block(
                 matrix.indptr, matrix.indices, pre_spikes, dense, weight, n_samples, b0, b1,
-                float(dynamics.decay), float(dynamics.threshold), float(dynamics.reset),
+                real(dynamics.decay), real(dynamics.threshold), real(dynamics.reset),
                 int(dynamics.refractory_steps), alive, spikes, given is not None,
                 potential, spikes, not_refractory, counts,
             )
@@ -435,15 +474,14 @@ class Learner:
         self.workers.map(block, n_samples, _FORWARD_BLOCKS_PER_THREAD)
         return LayerTrace(potential, spikes, not_refractory if refractory else None, counts)
 
-    @staticmethod
-    def _dense_spikes(batch: InputBatch, presynaptic) -> np.ndarray:
+    def _dense_spikes(self, batch: InputBatch, presynaptic) -> np.ndarray:
         """Presynaptic spikes as a (T*B, n_source) array.
 
-        Float for the input; a hidden layer's own spikes otherwise (a view, no copy: the geometries
-        read bool spikes).
+        The learner's float type for the input; a hidden layer's own spikes otherwise (a view, no
+        copy: the geometries read bool spikes).
         """
         if presynaptic is None:
-            return batch.matrix.toarray()
+            return batch.as_dtype(self.dtype)[0].toarray()
         return presynaptic.reshape(batch.n_steps * batch.n_samples, -1)
 
     def _integrate(self, currents: np.ndarray, name: str, given) -> LayerTrace:
@@ -459,7 +497,7 @@ class Learner:
 
     def _analog_currents(self, batch: InputBatch, projection, weight: np.ndarray) -> np.ndarray:
         """First-layer currents of an analog batch: ``x W`` once, the same at every step (T, B, N)."""
-        values = batch.intensities
+        values = batch.intensities.astype(self.dtype, copy=False)  # products in the learner's type
         if projection.geometry is not None:
             once = projection.geometry.forward(values, weight)
         else:
@@ -469,11 +507,12 @@ class Learner:
     def _analog_gradient(self, batch: InputBatch, projection, grad_currents: np.ndarray) -> np.ndarray:
         """``dL/dW = x^T sum_t dL/dJ_t`` of the first projection of an analog batch."""
         summed = grad_currents.sum(axis=0)  # (B, N)
+        values = batch.intensities.astype(self.dtype, copy=False)
         if projection.geometry is not None:
-            grad, _ = projection.geometry.backward(batch.intensities, summed, self._backprop_weight(projection),
+            grad, _ = projection.geometry.backward(values, summed, self._backprop_weight(projection),
                                                    need_input=False)
             return grad
-        return batch.intensities.T @ summed
+        return values.T @ summed
 
     def _run(self, batch: InputBatch, recorded: dict | None) -> ForwardPass:
         traces = {}
@@ -494,7 +533,7 @@ class Learner:
                 trace = self._integrate_fused(batch, presynaptic, weight, name, given)
             else:
                 currents = self._currents(
-                    batch.matrix if presynaptic is None else presynaptic, weight,
+                    batch.as_dtype(self.dtype)[0] if presynaptic is None else presynaptic, weight,
                     batch.n_steps, batch.n_samples,
                 )
                 trace = self._integrate(currents, name, given)
@@ -526,14 +565,14 @@ class Learner:
         if self.params.loss == "rate_cross_entropy":
             value, grad_logits = cross_entropy(scale * counts / n_steps, labels)
             grad = np.broadcast_to(grad_logits * (scale / n_steps), out.spikes.shape)
-            return value, np.ascontiguousarray(grad), None
+            return value, np.ascontiguousarray(grad, dtype=self.dtype), None
         if self.params.loss == "rate_mse":
             value, grad_rates = rate_mse(counts / n_steps, labels)
             grad = np.broadcast_to(grad_rates / n_steps, out.spikes.shape)
-            return value, np.ascontiguousarray(grad), None
+            return value, np.ascontiguousarray(grad, dtype=self.dtype), None
         value, grad_logits = cross_entropy(scale * mean_potential, labels)
         grad = np.broadcast_to(grad_logits * (scale / n_steps), out.potential.shape)
-        return value, None, np.ascontiguousarray(grad)
+        return value, None, np.ascontiguousarray(grad, dtype=self.dtype)
 
     # ------------------------------------------------------------------ backward
     def _backprop_weight(self, projection) -> np.ndarray:
@@ -579,10 +618,10 @@ class Learner:
                 grad_potential = None
                 continue
             if index == 0:
-                grads[projection.name] = self.workers.sparse_matmul(batch.transposed, flat_grad)
+                grads[projection.name] = self.workers.sparse_matmul(batch.as_dtype(self.dtype)[1], flat_grad)
                 break
             source_spikes = forward.traces[self.order[index - 1]].spikes
-            flat_source = source_spikes.reshape(n_steps * n_samples, -1).astype(np.float64)
+            flat_source = source_spikes.reshape(n_steps * n_samples, -1).astype(self.dtype)
             grads[projection.name] = flat_source.T @ flat_grad
             grad_spikes = (flat_grad @ self._backprop_weight(projection).T).reshape(
                 n_steps, n_samples, -1
@@ -601,43 +640,45 @@ class Learner:
         value, grad_spikes, grad_potential = self.loss(forward, labels)
         backward_block = kernels().backward_block
         surrogate_code = SURROGATE_CODES[self.surrogate.name]
-        surrogate_scale = float(self.surrogate.scale)
+        real = self.dtype.type  # scalars of the learner's type: no promotion inside the kernel
+        surrogate_scale = real(self.surrogate.scale)
+        no_float3, no_float2 = np.zeros((0, 0, 0), self.dtype), np.zeros((0, 0), self.dtype)
         matrix = batch.matrix
         grads = {}
-        grad_above, weight_above, grad_weight_above = _NO_FLOAT3, _NO_FLOAT2, _NO_FLOAT2
+        grad_above, weight_above, grad_weight_above = no_float3, no_float2, no_float2
         for index in range(len(self.order) - 1, -1, -1):
             name = self.order[index]
             trace, dynamics = forward.traces[name], self.dynamics[name]
             projection = self.structure.projection_into(name)
             shape = trace.potential.shape
-            potential = np.ascontiguousarray(trace.potential, dtype=np.float64)
+            potential = np.ascontiguousarray(trace.potential, dtype=self.dtype)
             spikes = np.ascontiguousarray(trace.spikes, dtype=bool)
             has_refractory = trace.not_refractory is not None
             not_refractory = (np.ascontiguousarray(trace.not_refractory, dtype=bool)
                               if has_refractory else _NO_BOOL3)
             has_grad_spikes = grad_spikes is not None
             has_grad_potential = grad_potential is not None
-            grad_spikes = (np.ascontiguousarray(grad_spikes, dtype=np.float64)
-                           if has_grad_spikes else _NO_FLOAT3)
-            grad_potential = (np.ascontiguousarray(grad_potential, dtype=np.float64)
-                              if has_grad_potential else _NO_FLOAT3)
+            grad_spikes = (np.ascontiguousarray(grad_spikes, dtype=self.dtype)
+                           if has_grad_spikes else no_float3)
+            grad_potential = (np.ascontiguousarray(grad_potential, dtype=self.dtype)
+                              if has_grad_potential else no_float3)
             has_above = index < len(self.order) - 1
             first = index == 0
             # Spike input: the kernel scatters dL/dJ over the input events into dW_input. Analog
             # input: it stores dL/dJ, and dW_input = x^T sum_t dL/dJ_t follows (_analog_gradient).
             scatter = first and not batch.analog
             if scatter:
-                grad_weight_input = _zeros_aligned(projection.shape)
+                grad_weight_input = _zeros_aligned(projection.shape, self.dtype)
                 grads[projection.name] = grad_weight_input
                 indptr, indices = matrix.indptr, matrix.indices
             else:
-                grad_weight_input, indptr, indices = _NO_FLOAT2, _NO_INDEX, _NO_INDEX
-            grad_currents = _NO_FLOAT3 if scatter else np.empty(shape)
+                grad_weight_input, indptr, indices = no_float2, _NO_INDEX, _NO_INDEX
+            grad_currents = no_float3 if scatter else np.empty(shape, dtype=self.dtype)
 
             def block(n0: int, n1: int) -> None:
                 backward_block(
-                    potential, spikes, not_refractory, has_refractory, float(dynamics.decay),
-                    float(dynamics.threshold), surrogate_code, surrogate_scale,
+                    potential, spikes, not_refractory, has_refractory, real(dynamics.decay),
+                    real(dynamics.threshold), surrogate_code, surrogate_scale,
                     grad_spikes, has_grad_spikes, grad_potential, has_grad_potential,
                     grad_above, weight_above, grad_weight_above, has_above,
                     indptr, indices, grad_weight_input, scatter,
@@ -651,8 +692,8 @@ class Learner:
                 break
             # The layer below computes dL/dW of this projection and dL/ds from these dL/dI.
             grad_above = grad_currents
-            weight_above = np.ascontiguousarray(self._backprop_weight(projection).T, dtype=np.float64)
-            grad_weight_above = np.zeros(projection.shape)
+            weight_above = np.ascontiguousarray(self._backprop_weight(projection).T, dtype=self.dtype)
+            grad_weight_above = np.zeros(projection.shape, dtype=self.dtype)
             grads[projection.name] = grad_weight_above
             grad_spikes = grad_potential = None
         return value, grads

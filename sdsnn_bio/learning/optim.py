@@ -10,6 +10,10 @@ The update is memory-bound (four arrays the size of the weights). ``fused=True``
 compiled pass per row block (:func:`.fused.kernels`, Numba), with the same operations in the same
 order as the NumPy path, hence the same result bit for bit (tested).
 
+Each array's moments have the array's type, and its update runs in that type: float32 weights
+(the learner's ``dtype = "float32"``) have float32 moments, and the scalars (``beta1``,
+``beta2``, ``epsilon``, the step size) are rounded to float32 before they enter the update.
+
 **Restarting synapses** (:meth:`Adam.reset`). When development removes or regrows a synapse, the
 learner may restart its optimiser state (``learning.optimizer_reset = "restart"``, the package's
 default; the released SD-SNN code never touches the optimiser, ``"keep"``). A restart zeroes the
@@ -119,7 +123,7 @@ class Adam:
                 steps = self.learning_rate * self._correction_table(t)  # step size by entry count k
                 block = self._restarted_block(param, grad, m, v, birth, steps, t)
             elif self.fused and _fusable(param, grad, m, v):
-                block = self._fused_block(param, grad, m, v, step_size)
+                block = self._fused_block(param, grad, m, v, param.dtype.type(step_size))
             else:
                 def block(a: int, b: int) -> None:
                     self._update_block(param[a:b], grad[a:b], m[a:b], v[a:b], step_size)
@@ -136,14 +140,18 @@ class Adam:
         shape = (param.shape[0], -1)
         arrays = [np.reshape(x, shape) for x in (param, grad, m, v)]  # views: all C-contiguous
 
+        real = param.dtype.type  # scalars in the arrays' type: no promotion inside the kernel
+
         def block(a: int, b: int) -> None:
-            adam_block(*arrays, self.beta1, self.beta2, self.epsilon, step_size, a, b)
+            adam_block(*arrays, real(self.beta1), real(self.beta2), real(self.epsilon), step_size, a, b)
 
         return block
 
     def _restarted_block(self, param, grad, m, v, birth, steps, t: int):
         """Update of an array with per-entry step counts ``k = t - birth`` (step ``steps[k]``)."""
         last = steps.size - 1
+        steps = steps.astype(param.dtype, copy=False)
+        real = param.dtype.type
         if self.fused and _fusable(param, grad, m, v) and birth.flags.c_contiguous:
             from .fused import kernels
 
@@ -152,7 +160,7 @@ class Adam:
             arrays = [np.reshape(x, shape) for x in (param, grad, m, v, birth)]
 
             def block(a: int, b: int) -> None:
-                adam_block(*arrays, self.beta1, self.beta2, self.epsilon, steps, t, a, b)
+                adam_block(*arrays, real(self.beta1), real(self.beta2), real(self.epsilon), steps, t, a, b)
 
             return block
 
@@ -207,7 +215,7 @@ class Adam:
         return arrays
 
     def load_state_arrays(self, arrays, prefix: str = "adam") -> None:
-        """Restore the state written by :meth:`state_arrays`."""
+        """Restore the state written by :meth:`state_arrays` (moments keep their stored type)."""
         self.step_count = int(arrays[f"{prefix}/step_count"])
         self.first_moment = {
             key[len(prefix) + 3:]: np.array(arrays[key]) for key in arrays if key.startswith(f"{prefix}/m/")
@@ -222,10 +230,13 @@ class Adam:
 
 
 def _fusable(*arrays) -> bool:
-    """The compiled update needs C-contiguous float64 arrays of one shape, at least 1-D."""
-    shape = arrays[0].shape
-    return len(shape) >= 1 and arrays[0].size > 0 and all(
-        x.shape == shape and x.dtype == np.float64 and x.flags.c_contiguous for x in arrays
+    """The compiled update needs C-contiguous arrays of one shape and type, at least 1-D.
+
+    The type is float64 or float32.
+    """
+    shape, dtype = arrays[0].shape, arrays[0].dtype
+    return len(shape) >= 1 and arrays[0].size > 0 and dtype in (np.float64, np.float32) and all(
+        x.shape == shape and x.dtype == dtype and x.flags.c_contiguous for x in arrays
     ) and arrays[0].flags.writeable
 
 

@@ -61,8 +61,8 @@ class RowBlocks:
         return list(self._pool.map(lambda block: function(*block), blocks))
 
     def sparse_matmul(self, matrix, dense: np.ndarray) -> np.ndarray:
-        """``matrix @ dense`` for a CSR ``matrix``, split by rows of the result."""
-        out = np.empty((matrix.shape[0], dense.shape[1]))
+        """``matrix @ dense`` for a CSR ``matrix``, split by rows of the result (in their common type)."""
+        out = np.empty((matrix.shape[0], dense.shape[1]), dtype=np.result_type(matrix.dtype, dense.dtype))
 
         def block(a: int, b: int) -> None:
             out[a:b] = matrix[a:b] @ dense

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .kernel import LayerTrace
+from .kernel import LayerTrace, as_real
 
 __all__ = ["ModelTrace", "integrate_model", "backward_model"]
 
@@ -68,7 +68,7 @@ def integrate_model(dynamics, currents: np.ndarray, alive: np.ndarray | None = N
     -------
     ModelTrace
     """
-    currents = np.asarray(currents, dtype=np.float64)
+    currents = as_real(currents)  # float32 stays float32 (the learner's dtype)
     if currents.ndim != 3:
         raise ValueError(f"currents: expected shape (T, B, N), got {currents.shape}")
     if spikes is not None and spikes.shape != currents.shape:
@@ -80,16 +80,16 @@ def integrate_model(dynamics, currents: np.ndarray, alive: np.ndarray | None = N
         dead = np.zeros(n_neurons, dtype=bool) if alive is None else ~np.asarray(alive, dtype=bool)
         potential, out_spikes, not_refractory, records, counts = neuron.compiled_forward(jump, drive, dead, spikes)
         return ModelTrace(potential, out_spikes, not_refractory, counts, records)
-    potential = np.empty(currents.shape)
+    potential = np.empty(currents.shape, dtype=currents.dtype)
     out_spikes = np.empty(currents.shape, dtype=bool)
     refractory = neuron.refractory_steps > 0
     not_refractory = np.empty(currents.shape, dtype=bool) if refractory else None
-    records = {name: np.empty(currents.shape) for name in neuron.record_names}
+    records = {name: np.empty(currents.shape, dtype=currents.dtype) for name in neuron.record_names}
     dead = None if alive is None else ~np.asarray(alive, dtype=bool)
     if dead is not None and not dead.any():
         dead = None
     counts = np.zeros((n_samples, n_neurons), dtype=np.int64)
-    state = neuron.initial_state(n_samples, n_neurons)
+    state = neuron.initial_state(n_samples, n_neurons, currents.dtype)
     for t in range(n_steps):
         record, state = neuron.step(
             state, None if jump is None else jump[t], None if drive is None else drive[t],
@@ -126,9 +126,10 @@ def backward_model(dynamics, trace: ModelTrace, surrogate, grad_spikes: np.ndarr
     if compiled:
         grad_jump, grad_drive = neuron.compiled_backward(trace, surrogate, grad_spikes, grad_potential)
         return dynamics.synapse.split_backward(grad_jump, grad_drive)
-    grad_jump = np.empty(trace.potential.shape)
-    grad_drive = np.empty(trace.potential.shape)
-    adjoint = neuron.initial_adjoint(n_samples, n_neurons)
+    dtype = trace.potential.dtype
+    grad_jump = np.empty(trace.potential.shape, dtype=dtype)
+    grad_drive = np.empty(trace.potential.shape, dtype=dtype)
+    adjoint = neuron.initial_adjoint(n_samples, n_neurons, dtype)
     for t in range(n_steps - 1, -1, -1):
         record = {
             "potential": trace.potential[t], "spikes": trace.spikes[t],

@@ -55,9 +55,11 @@ class Surrogate:
             )
 
     def derivative(self, x: np.ndarray) -> np.ndarray:
-        """``sigma'(x)`` elementwise, for ``x = u - v_threshold``."""
-        x = np.asarray(x, dtype=np.float64)
-        k = float(self.scale)
+        """``sigma'(x)`` elementwise, for ``x = u - v_threshold`` (float32 stays float32)."""
+        x = np.asarray(x)
+        if x.dtype != np.float32:
+            x = x.astype(np.float64, copy=False)
+        k = float(self.scale)  # a Python float: computed in the type of x
         if self.name == "fast_sigmoid":
             return 1.0 / np.square(1.0 + k * np.abs(x))
         if self.name == "sigmoid":
@@ -65,7 +67,7 @@ class Surrogate:
             return k * s * (1.0 - s)
         if self.name == "arctan":
             return (k / 2.0) / (1.0 + np.square(math.pi / 2.0 * k * x))
-        return (np.abs(x) < k / 2.0) / k  # rectangular
+        return (np.abs(x) < k / 2.0).astype(x.dtype) / k  # rectangular
 
 
 #: Available surrogates and their default shape parameter.

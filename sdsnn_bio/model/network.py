@@ -343,8 +343,11 @@ class SpikingNetwork:
         return synapses
 
     def _gathered_weights(self, projection: Projection) -> np.ndarray:
-        """Each synapse's weight: its parameter, times the pooling factor of shared projections."""
-        values = projection.weight.ravel()[self._flat_index[projection.name]]
+        """Each synapse's weight: its parameter, times the pooling factor of shared projections.
+
+        Always float64 (Brian2's type), also for a structure trained in float32.
+        """
+        values = projection.weight.ravel()[self._flat_index[projection.name]].astype(np.float64, copy=False)
         factor = self._factor[projection.name]
         return values if factor == 1.0 else values * factor
 

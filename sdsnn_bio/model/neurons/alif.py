@@ -50,7 +50,7 @@ from brian2 import Equations, Quantity, ms, second
 
 from ..checks import check_number, check_time
 from .base import DEVELOPMENT_STATE
-from .lif import SAMPLE_RESET, LIFDynamics, NeuronParameters, _or_empty
+from .lif import SAMPLE_RESET, LIFDynamics, NeuronParameters, _or_empty, real_type
 
 __all__ = ["AdaptiveNeuronParameters", "ALIF", "ALIFDynamics", "alif_equations"]
 
@@ -147,10 +147,10 @@ class ALIFDynamics(LIFDynamics):
 
     record_names: ClassVar[tuple[str, ...]] = ("threshold_adaptation",)
 
-    def initial_state(self, n_samples: int, n_neurons: int) -> dict:
-        """State at the start of a sample: at rest, not refractory, no adaptation."""
-        return {**super().initial_state(n_samples, n_neurons),
-                "threshold_adaptation": np.zeros((n_samples, n_neurons))}
+    def initial_state(self, n_samples: int, n_neurons: int, dtype=np.float64) -> dict:
+        """State at the start of a sample: at rest, not refractory, no adaptation (of ``dtype``)."""
+        return {**super().initial_state(n_samples, n_neurons, dtype),
+                "threshold_adaptation": np.zeros((n_samples, n_neurons), dtype=dtype)}
 
     def step(self, state: dict, jump, drive, dead, t: int, given=None) -> tuple[dict, dict]:
         """One time step: ``(record, new_state)`` (module docstring; arguments as LIF's)."""
@@ -176,13 +176,13 @@ class ALIFDynamics(LIFDynamics):
         v_new = np.where(s, self.reset, v_new)
         record = {"potential": u, "spikes": s, "not_refractory": r, "threshold_adaptation": adaptation}
         new_state = {"v": v_new, "last_spike": np.where(s, t, state["last_spike"]),
-                     "threshold_adaptation": adaptation + self.adaptation_increment * s}
+                     "threshold_adaptation": adaptation + self.adaptation_increment * s.astype(adaptation.dtype)}
         return record, new_state
 
-    def initial_adjoint(self, n_samples: int, n_neurons: int) -> dict:
-        """``dL/dv`` and ``dL/da`` after the last step: 0."""
-        return {"v": np.zeros((n_samples, n_neurons)),
-                "threshold_adaptation": np.zeros((n_samples, n_neurons))}
+    def initial_adjoint(self, n_samples: int, n_neurons: int, dtype=np.float64) -> dict:
+        """``dL/dv`` and ``dL/da`` after the last step: 0 (of ``dtype``)."""
+        return {"v": np.zeros((n_samples, n_neurons), dtype=dtype),
+                "threshold_adaptation": np.zeros((n_samples, n_neurons), dtype=dtype)}
 
     def backward_step(self, adjoint: dict, record: dict, grad_spikes, grad_potential, surrogate):
         """One step of BPTT: ``(dL/dJ_t, dL/dd_t, adjoint of step t-1)`` (module docstring)."""
@@ -202,7 +202,7 @@ class ALIFDynamics(LIFDynamics):
         grad_adaptation = (adjoint["threshold_adaptation"] - g) * self.adaptation_decay
         if r is None:
             return grad_jump, grad_u, {"v": grad_u * self.decay, "threshold_adaptation": grad_adaptation}
-        return grad_jump, grad_u * r, {"v": grad_u * np.where(r, self.decay, 1.0),
+        return grad_jump, grad_u * r, {"v": np.where(r, grad_u * self.decay, grad_u),
                                        "threshold_adaptation": grad_adaptation}
 
     # ------------------------------------------------------------------ compiled (Numba)
@@ -214,14 +214,17 @@ class ALIFDynamics(LIFDynamics):
         potential, spikes, not_refractory (or None), records (dict), counts
         """
         forward, _ = _compiled_alif()
-        shape = (jump if jump is not None else drive).shape
-        potential, spikes, adaptation = np.empty(shape), np.empty(shape, dtype=bool), np.empty(shape)
+        source = jump if jump is not None else drive
+        shape, dtype = source.shape, real_type(source)
+        real = dtype.type  # scalars of the arrays' type: no promotion inside the loop
+        potential, spikes = np.empty(shape, dtype=dtype), np.empty(shape, dtype=bool)
+        adaptation = np.empty(shape, dtype=dtype)
         refractory = self.refractory_steps > 0
         not_refractory = np.empty(shape if refractory else (0, 0, 0), dtype=bool)
         counts = np.zeros(shape[1:], dtype=np.int64)
-        forward(_or_empty(jump), _or_empty(drive), jump is not None, drive is not None,
-                float(self.decay), float(self.threshold), float(self.reset), int(self.refractory_steps),
-                float(self.adaptation_decay), float(self.adaptation_increment),
+        forward(_or_empty(jump, dtype), _or_empty(drive, dtype), jump is not None, drive is not None,
+                real(self.decay), real(self.threshold), real(self.reset), int(self.refractory_steps),
+                real(self.adaptation_decay), real(self.adaptation_increment),
                 np.ascontiguousarray(dead, dtype=bool), _or_empty(given, bool), given is not None,
                 potential, spikes, not_refractory, adaptation, counts)
         return (potential, spikes, not_refractory if refractory else None,
@@ -230,15 +233,16 @@ class ALIFDynamics(LIFDynamics):
     def compiled_backward(self, trace, surrogate, grad_spikes, grad_potential) -> tuple:
         """All steps of :meth:`backward_step` in one compiled loop: ``(dL/djump, dL/ddrive)``."""
         _, backward = _compiled_alif()
-        shape = trace.potential.shape
+        shape, dtype = trace.potential.shape, real_type(trace.potential)
+        real = dtype.type
         sigma = surrogate.derivative(
             trace.potential - (self.threshold + trace.records["threshold_adaptation"]))
-        grad_jump, grad_drive = np.empty(shape), np.empty(shape)
+        grad_jump, grad_drive = np.empty(shape, dtype=dtype), np.empty(shape, dtype=dtype)
         has_refractory = trace.not_refractory is not None
         backward(np.ascontiguousarray(trace.spikes), _or_empty(trace.not_refractory, bool), has_refractory,
-                 float(self.decay), float(self.adaptation_decay), float(self.adaptation_increment),
-                 np.ascontiguousarray(sigma), _or_empty(grad_spikes), grad_spikes is not None,
-                 _or_empty(grad_potential), grad_potential is not None, grad_jump, grad_drive)
+                 real(self.decay), real(self.adaptation_decay), real(self.adaptation_increment),
+                 _or_empty(sigma, dtype), _or_empty(grad_spikes, dtype), grad_spikes is not None,
+                 _or_empty(grad_potential, dtype), grad_potential is not None, grad_jump, grad_drive)
         return grad_jump, grad_drive
 
 
@@ -261,8 +265,9 @@ def _alif_forward(jump, drive, has_jump, has_drive, decay, threshold, reset, ref
                   adaptation_decay, adaptation_increment, dead, given, use_given,
                   potential, spikes, not_refractory, adaptation_record, counts):
     n_steps, n_samples, n_neurons = potential.shape
-    v_all = np.zeros((n_samples, n_neurons))
-    adaptation_all = np.zeros((n_samples, n_neurons))
+    zero, one = potential.dtype.type(0.0), potential.dtype.type(1.0)  # literals of the arrays' type
+    v_all = np.zeros((n_samples, n_neurons), potential.dtype)
+    adaptation_all = np.zeros((n_samples, n_neurons), potential.dtype)
     last_all = np.full((n_samples, n_neurons), -(10**9), dtype=np.int64)
     for t in range(n_steps):  # time outermost: every array is read and written row by row
         for b in range(n_samples):
@@ -289,33 +294,34 @@ def _alif_forward(jump, drive, has_jump, has_drive, decay, threshold, reset, ref
                     v_row[n] = reset
                     last_row[n] = t
                     counts[b, n] += 1
-                    adaptation_row[n] = adaptation + adaptation_increment * 1.0
+                    adaptation_row[n] = adaptation + adaptation_increment * one
                 else:
                     v_row[n] = u + jump[t, b, n] if (has_jump and r) else u
-                    adaptation_row[n] = adaptation + adaptation_increment * 0.0
+                    adaptation_row[n] = adaptation + adaptation_increment * zero
 
 
 def _alif_backward(spikes, not_refractory, has_refractory, decay,
                    adaptation_decay, adaptation_increment, surrogate,
                    grad_spikes, has_grad_spikes, grad_potential, has_grad_potential, grad_jump, grad_drive):
     n_steps, n_samples, n_neurons = spikes.shape
-    grad_v_all = np.zeros((n_samples, n_neurons))
-    grad_a_all = np.zeros((n_samples, n_neurons))
+    zero, one = grad_jump.dtype.type(0.0), grad_jump.dtype.type(1.0)  # literals of the arrays' type
+    grad_v_all = np.zeros((n_samples, n_neurons), grad_jump.dtype)
+    grad_a_all = np.zeros((n_samples, n_neurons), grad_jump.dtype)
     for t in range(n_steps - 1, -1, -1):
         for b in range(n_samples):
             grad_v_row, grad_a_row = grad_v_all[b], grad_a_all[b]
             for n in range(n_neurons):
                 r = not_refractory[t, b, n] if has_refractory else True
-                through = 0.0 if spikes[t, b, n] else grad_v_row[n]
-                grad_jump[t, b, n] = through if r else 0.0
+                through = zero if spikes[t, b, n] else grad_v_row[n]
+                grad_jump[t, b, n] = through if r else zero
                 grad_a = grad_a_row[n]
                 grad_s = adaptation_increment * grad_a
                 if has_grad_spikes:
                     grad_s = grad_s + grad_spikes[t, b, n]
-                g = surrogate[t, b, n] * grad_s if r else 0.0
+                g = surrogate[t, b, n] * grad_s if r else zero
                 grad_u = through + g
                 if has_grad_potential:
                     grad_u = grad_u + grad_potential[t, b, n]
                 grad_a_row[n] = (grad_a - g) * adaptation_decay
-                grad_drive[t, b, n] = grad_u if r else 0.0
-                grad_v_row[n] = grad_u * (decay if r else 1.0)
+                grad_drive[t, b, n] = grad_u if r else zero
+                grad_v_row[n] = grad_u * (decay if r else one)

@@ -173,9 +173,9 @@ class LIFDynamics:
     #: Extra per-step quantities the backward step needs, besides potential, spikes, not_refractory.
     record_names: ClassVar[tuple[str, ...]] = ()
 
-    def initial_state(self, n_samples: int, n_neurons: int) -> dict:
-        """State at the start of a sample: at rest, not refractory."""
-        return {"v": np.zeros((n_samples, n_neurons)),
+    def initial_state(self, n_samples: int, n_neurons: int, dtype=np.float64) -> dict:
+        """State at the start of a sample: at rest, not refractory (potentials of ``dtype``)."""
+        return {"v": np.zeros((n_samples, n_neurons), dtype=dtype),
                 "last_spike": np.full((n_samples, n_neurons), -(10**9), dtype=np.int64)}
 
     def not_refractory(self, state: dict, t: int) -> np.ndarray | None:
@@ -225,9 +225,9 @@ class LIFDynamics:
             s[:, dead] = False
         return s
 
-    def initial_adjoint(self, n_samples: int, n_neurons: int) -> dict:
-        """``dL/dv`` after the last step: 0."""
-        return {"v": np.zeros((n_samples, n_neurons))}
+    def initial_adjoint(self, n_samples: int, n_neurons: int, dtype=np.float64) -> dict:
+        """``dL/dv`` after the last step: 0 (of ``dtype``)."""
+        return {"v": np.zeros((n_samples, n_neurons), dtype=dtype)}
 
     def backward_step(self, adjoint: dict, record: dict, grad_spikes, grad_potential, surrogate):
         """One step of BPTT: ``(dL/dJ_t, dL/dd_t, adjoint of step t-1)`` (module docstring)."""
@@ -242,7 +242,7 @@ class LIFDynamics:
             grad_u = grad_u + grad_potential
         if r is None:
             return grad_jump, grad_u, {"v": grad_u * self.decay}
-        return grad_jump, grad_u * r, {"v": grad_u * np.where(r, self.decay, 1.0)}
+        return grad_jump, grad_u * r, {"v": np.where(r, grad_u * self.decay, grad_u)}
 
     # ------------------------------------------------------------------ compiled (Numba)
     def compiled_forward(self, jump, drive, dead, given) -> tuple:
@@ -259,13 +259,15 @@ class LIFDynamics:
         potential, spikes, not_refractory (or None), records (dict), counts
         """
         forward, _ = _compiled_lif()
-        shape = (jump if jump is not None else drive).shape
-        potential, spikes = np.empty(shape), np.empty(shape, dtype=bool)
+        source = jump if jump is not None else drive
+        shape, dtype = source.shape, real_type(source)
+        real = dtype.type  # scalars of the arrays' type: no promotion inside the loop
+        potential, spikes = np.empty(shape, dtype=dtype), np.empty(shape, dtype=bool)
         refractory = self.refractory_steps > 0
         not_refractory = np.empty(shape if refractory else (0, 0, 0), dtype=bool)
         counts = np.zeros(shape[1:], dtype=np.int64)
-        forward(_or_empty(jump), _or_empty(drive), jump is not None, drive is not None,
-                float(self.decay), float(self.threshold), float(self.reset), int(self.refractory_steps),
+        forward(_or_empty(jump, dtype), _or_empty(drive, dtype), jump is not None, drive is not None,
+                real(self.decay), real(self.threshold), real(self.reset), int(self.refractory_steps),
                 np.ascontiguousarray(dead, dtype=bool), _or_empty(given, bool), given is not None,
                 potential, spikes, not_refractory, counts)
         return potential, spikes, not_refractory if refractory else None, {}, counts
@@ -273,14 +275,15 @@ class LIFDynamics:
     def compiled_backward(self, trace, surrogate, grad_spikes, grad_potential) -> tuple:
         """All steps of :meth:`backward_step` in one compiled loop: ``(dL/djump, dL/ddrive)``."""
         _, backward = _compiled_lif()
-        shape = trace.potential.shape
+        shape, dtype = trace.potential.shape, real_type(trace.potential)
         sigma = (surrogate.derivative(trace.potential - self.threshold) if grad_spikes is not None
-                 else np.empty((0, 0, 0)))
-        grad_jump, grad_drive = np.empty(shape), np.empty(shape)
+                 else None)
+        grad_jump, grad_drive = np.empty(shape, dtype=dtype), np.empty(shape, dtype=dtype)
         has_refractory = trace.not_refractory is not None
         backward(np.ascontiguousarray(trace.spikes), _or_empty(trace.not_refractory, bool), has_refractory,
-                 sigma, float(self.decay), _or_empty(grad_spikes), grad_spikes is not None,
-                 _or_empty(grad_potential), grad_potential is not None, grad_jump, grad_drive)
+                 _or_empty(sigma, dtype), dtype.type(self.decay), _or_empty(grad_spikes, dtype),
+                 grad_spikes is not None, _or_empty(grad_potential, dtype), grad_potential is not None,
+                 grad_jump, grad_drive)
         return grad_jump, grad_drive
 
 
@@ -289,6 +292,11 @@ def _or_empty(array, dtype=np.float64) -> np.ndarray:
     if array is None:
         return np.empty((0, 0, 0), dtype=dtype)
     return np.ascontiguousarray(array, dtype=dtype)
+
+
+def real_type(array) -> np.dtype:
+    """The floating-point type a compiled loop runs in: float32 for float32 input, else float64."""
+    return np.dtype(np.float32 if np.asarray(array).dtype == np.float32 else np.float64)
 
 
 @functools.lru_cache(maxsize=None)
@@ -309,7 +317,7 @@ def _compiled_lif():
 def _lif_forward(jump, drive, has_jump, has_drive, decay, threshold, reset, refractory_steps,
                  dead, given, use_given, potential, spikes, not_refractory, counts):
     n_steps, n_samples, n_neurons = potential.shape
-    v_all = np.zeros((n_samples, n_neurons))
+    v_all = np.zeros((n_samples, n_neurons), potential.dtype)
     last_all = np.full((n_samples, n_neurons), -(10**9), dtype=np.int64)
     for t in range(n_steps):  # time outermost: every array is read and written row by row
         for b in range(n_samples):
@@ -343,18 +351,19 @@ def _lif_forward(jump, drive, has_jump, has_drive, decay, threshold, reset, refr
 def _lif_backward(spikes, not_refractory, has_refractory, surrogate, decay, grad_spikes, has_grad_spikes,
                   grad_potential, has_grad_potential, grad_jump, grad_drive):
     n_steps, n_samples, n_neurons = spikes.shape
-    grad_v_all = np.zeros((n_samples, n_neurons))
+    zero, one = grad_jump.dtype.type(0.0), grad_jump.dtype.type(1.0)  # literals of the arrays' type
+    grad_v_all = np.zeros((n_samples, n_neurons), grad_jump.dtype)
     for t in range(n_steps - 1, -1, -1):
         for b in range(n_samples):
             grad_v_row = grad_v_all[b]
             for n in range(n_neurons):
                 r = not_refractory[t, b, n] if has_refractory else True
-                through = 0.0 if spikes[t, b, n] else grad_v_row[n]
-                grad_jump[t, b, n] = through if r else 0.0
+                through = zero if spikes[t, b, n] else grad_v_row[n]
+                grad_jump[t, b, n] = through if r else zero
                 grad_u = through
                 if has_grad_spikes and r:
                     grad_u = grad_u + surrogate[t, b, n] * grad_spikes[t, b, n]
                 if has_grad_potential:
                     grad_u = grad_u + grad_potential[t, b, n]
-                grad_drive[t, b, n] = grad_u if r else 0.0
-                grad_v_row[n] = grad_u * (decay if r else 1.0)
+                grad_drive[t, b, n] = grad_u if r else zero
+                grad_v_row[n] = grad_u * (decay if r else one)

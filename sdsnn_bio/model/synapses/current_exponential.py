@@ -117,18 +117,18 @@ class CurrentSynapseDynamics:
     coupling: float
 
     def split(self, currents):
-        """``(None, drive)`` of the summed presynaptic weights ``currents`` (T, B, N)."""
+        """``(None, drive)`` of the summed presynaptic weights ``currents`` (T, B, N), in their type."""
         drive = np.empty_like(currents)
-        current = np.zeros(currents.shape[1:])
+        current = np.zeros(currents.shape[1:], dtype=currents.dtype)
         for t in range(currents.shape[0]):
             np.multiply(current, self.coupling, out=drive[t])
             current = current * self.synapse_decay + currents[t]
         return None, drive
 
     def split_backward(self, grad_jump, grad_drive):
-        """``dL/dJ`` from ``dL/ddrive`` (T, B, N)."""
+        """``dL/dJ`` from ``dL/ddrive`` (T, B, N), in their type."""
         grad = np.empty_like(grad_drive)
-        grad_current = np.zeros(grad_drive.shape[1:])
+        grad_current = np.zeros(grad_drive.shape[1:], dtype=grad_drive.dtype)
         for t in range(grad_drive.shape[0] - 1, -1, -1):
             grad[t] = grad_current
             grad_current = grad_drive[t] * self.coupling + grad_current * self.synapse_decay
