@@ -11,7 +11,7 @@ A run folder (``sdsnn-bio run --output RUN``)::
       figures/            where ``sdsnn-bio plot RUN`` writes by default
       <model>/            one per model trained: ``dense``, ``sdsnn``
         result.json       the model's result; written last, its presence marks the model finished
-        checkpoint.npz    everything ``--resume`` needs, exact (float64, RNG states); removed after
+        checkpoint.npz    everything ``--resume`` needs, exact (the learner's dtype, RNG states); removed after
                           the model finished unless ``--keep-checkpoints``
         structure.npz     the final structure's anatomy (weights, masks, spine ranges; float32,
                           compressed), for analysis and figures; counters are in the checkpoint
@@ -26,7 +26,8 @@ A sweep folder (``sdsnn-bio sweep --output SWEEP``)::
       brian_cache/        Brian2 code caches of the workers (never part of a configuration)
       sweep.csv, sweep.json, sweep_summary.csv, sweep.png
 
-Sizes: the checkpoint stays float64 and uncompressed (resume must be bit-exact, and it is written
+Sizes: the checkpoint stays exact (the learner's float64, or float32 with ``learning.dtype =
+"float32"``) and uncompressed (resume must be bit-exact, and it is written
 every epoch, where compression would cost seconds each time); the files kept after a run are
 float32 where they are only read by people and figures, with the smallest integer type that holds
 the values, and compressed. For the main job's two 2312-800-10 models the structures take about
@@ -256,7 +257,10 @@ class Checkpoint:
 
 
 def write_checkpoint(path: str | os.PathLike, structure, optimizer_arrays: dict, meta: dict) -> Path:
-    """Write a checkpoint atomically: exact float64 arrays, uncompressed (fast, resume bit-exact).
+    """Write a checkpoint atomically: exact arrays, uncompressed (fast, resume bit-exact).
+
+    Arrays keep their type: float64, or float32 for the weights and Adam moments of a learner
+    with ``learning.dtype = "float32"``.
 
     Parameters
     ----------
@@ -369,6 +373,7 @@ def load_structure(path: str | os.PathLike):
         raise RunFolderError(f"{path}: not a sdsnn_bio structure (missing array {err.args[0]!r})") from None
     structure = Structure.from_arrays(arrays, source=str(path))
     for projection in structure.projections:
+        projection.weight = projection.weight.astype(np.float64)  # stored float32; a learner converts
         for name in ("upper_streak", "lower_streak", "shrink_streak", "regrowth_streak"):
             setattr(projection.spine, name, getattr(projection.spine, name).astype(np.int32))
         for name in ("lower", "upper", "upper_excess", "lower_excess", "previous_abs_weight"):

@@ -37,6 +37,11 @@ temporary is built for the first layer. Both give the same spikes and potentials
 gradients agree to rounding (BLAS sums in another order) and Adam bit for bit (tested). ``"auto"``
 picks Numba when it is installed.
 
+Floating-point type (``LearningParameters.dtype``): ``"float64"`` (default) reproduces Brian2's
+potentials bit for bit; ``"float32"`` runs everything above in float32 (weights, potentials,
+gradients, Adam moments; the kernels' scalars and constants too, so nothing is promoted inside a
+loop), about half the memory traffic of these memory-bound loops. Brian2 stays float64.
+
 Shared parameters (convolution, or a dense layer fed by channels, average pooling folded in;
 :mod:`sdsnn_bio.geometry`): the currents of such a projection are ``geometry.forward`` of the
 presynaptic spikes and its gradient, ``geometry.backward``, is the sum over the synapses that
