@@ -354,3 +354,29 @@ def test_a_convolutional_network_trains_in_float32(rng):
     for projection in learners["float32"].structure.projections:
         assert projection.weight.dtype == np.float32, projection.name
         assert learners["float32"].optimizer.first_moment[projection.name].dtype == np.float32
+
+
+def test_a_float32_learner_trains_from_brian2_recordings(rng):
+    """``learning.forward = "brian2"``: Brian2 (float64) simulates the float32 weights; the float32
+    learner reconstructs its potentials from those spikes and trains as a float64 learner would."""
+    from sdsnn_bio.forward import training_forward
+
+    params, structure = make_case(rng, hidden=(20,))
+    forwards, steps = {}, {}
+    for dtype in ("float32", "float64"):
+        copy = copy_structure(structure, np.float32)
+        learner = Learner(copy, params.layer_dynamics(), LearningParameters(dtype=dtype, learning_rate=0.05),
+                          n_threads=1, backend="numpy")
+        forwards[dtype] = training_forward("brian2", learner, SpikingNetwork(copy, params))
+    for index in range(2):
+        batch = InputBatch.from_samples(random_samples(rng, 4), N_STEPS, N_INPUT)
+        labels = rng.integers(0, 4, 4)
+        for dtype, forward in forwards.items():
+            steps[dtype] = forward.train_step(batch, labels)
+        assert steps["float32"].spike_counts == steps["float64"].spike_counts, f"batch {index}: Brian2's spikes"
+        assert sum(steps["float64"].spike_counts.values()) > 50, "the case must spike to test anything"
+        assert steps["float32"].loss == pytest.approx(steps["float64"].loss, rel=1e-5)
+    for projection in forwards["float64"].learner.structure.projections:
+        single = forwards["float32"].learner.structure.projection(projection.name).weight
+        assert single.dtype == np.float32, projection.name
+        assert np.quantile(np.abs(single - projection.weight), 0.98) < 1e-4, projection.name
