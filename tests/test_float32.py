@@ -380,3 +380,26 @@ def test_a_float32_learner_trains_from_brian2_recordings(rng):
         single = forwards["float32"].learner.structure.projection(projection.name).weight
         assert single.dtype == np.float32, projection.name
         assert np.quantile(np.abs(single - projection.weight), 0.98) < 1e-4, projection.name
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_analog_input_trains_in_float32(rng, backend):
+    """Direct encoding: the first layer's ``x W`` and ``x^T sum_t dL/dJ`` run in float32 too."""
+    params, structure = make_case(rng, hidden=(25,), prune=False)
+    learners = pair(structure, params, backend)
+    batch = InputBatch.from_intensities(rng.random((4, N_INPUT)) * 0.3, N_STEPS)
+    labels = np.array([0, 1, 2, 3])
+    results = {}
+    for dtype, learner in learners.items():
+        forward = learner.simulate(batch)
+        results[dtype] = forward, learner.gradients(batch, forward, labels)[1]
+    for name, trace in results["float32"][0].traces.items():
+        assert trace.potential.dtype == np.float32, name
+        assert np.array_equal(trace.spikes, results["float64"][0].traces[name].spikes), name
+    assert sum(t.spikes.sum() for t in results["float64"][0].traces.values()) > 20, "the case must spike"
+    for name, reference in results["float64"][1].items():
+        single = results["float32"][1][name]
+        assert single.dtype == np.float32, name
+        scale = np.abs(reference).max()
+        assert scale > 0, name
+        np.testing.assert_allclose(single, reference, rtol=0, atol=1e-4 * scale, err_msg=name)
