@@ -1,40 +1,76 @@
-"""Training throughput and peak memory: sdsnn_bio versus snnTorch, measured in one run.
+"""Training throughput and peak memory: sdsnn_bio versus snnTorch, SpikingJelly, Norse and Spyx, in one run.
 
-Both train the same 2312-512-10 LIF network (tau 20 ms, threshold 1, reset to 0, no refractory
-period) with full BPTT, the fast-sigmoid surrogate (slope 10), cross-entropy on output spike rates
-(logits = 10 * count / T), Adam (lr 1e-3), batch 32 (``--batch-size``), 2 threads, on the same input
-batches: samples of the embedded dataset binned to T steps (T=30: 10 ms bins; T=300: 1 ms bins).
-The time per batch includes building the input batch from binned events, forward, backward and the
-optimiser step.
+Every framework trains the same 2312-512-10 LIF network (tau 20 ms, threshold 1, reset to 0, no
+refractory period, no biases) with full BPTT, the fast-sigmoid surrogate (slope 10),
+cross-entropy on output spike rates (logits = 10 * count / T), Adam (lr 1e-3), batch 32
+(``--batch-size``), 2 threads, on the same input batches: samples of the embedded dataset binned to
+T steps (T=30: 10 ms bins; T=300: 1 ms bins). The time per batch includes building the input batch
+from binned events, forward, backward and the optimiser step. Each peer is written the way its own
+tutorials write it:
 
-Each framework runs in its own subprocess (so each has its own memory measurements), and the
-frameworks take turns: ``--rounds`` rounds, each running every framework once for ``--repeats``
-timed repeats of ``--batches`` batches (after 2 warm-up batches), so that a change of load on a
-shared machine hits all of them alike. The parent prints the median over all repeats and the ratios
-of the medians. sdsnn_bio is measured with its default backend (Numba when installed) and, as
-``sdsnn_bio[numpy]``, with its NumPy reference backend; ``sdsnn_bio[float32]`` is the default
-backend training in float32 (``learning.dtype = "float32"``; the others train in float64, the
-default), and its speed-up over ``sdsnn_bio`` is printed.
+* snnTorch 1.0: ``snn.Leaky`` (``reset_mechanism="zero"``, ``surrogate.fast_sigmoid(slope=10)``) in a
+  Python loop over time steps;
+* SpikingJelly 2.0: ``layer.Linear`` and ``neuron.LIFNode`` in an ``nn.Sequential``, multi-step mode
+  (``functional.set_step_mode(net, "m")``: one (T*B) x 2312 matrix product per layer and the LIF
+  sequence in one call), ``functional.reset_net`` after each batch. ``decay_input=False`` and
+  ``tau = 1 / (1 - beta)`` give V = beta V + I exactly; ``surrogate.SoftSign(alpha=10)`` is the fast
+  sigmoid of slope 10 times 5 (g' = alpha / (2 (1 + alpha |x|)^2));
+* Norse 1.1: ``LIFBoxCell`` (the LIF without a synaptic current) in a ``SequentialState``, looped over
+  time steps. Its Euler step v += dt tau_mem_inv (I - v) equals V = beta V + (1 - beta) I with
+  ``dt * tau_mem_inv = 1 - beta``, so each layer's current is multiplied by 1 / (1 - beta) (a
+  ``Scale`` module after each ``Linear``). Its SuperSpike surrogate ignores ``alpha`` (g' = 1 / (1 +
+  |x|)^2): the potential is scaled by the slope instead (threshold 10, currents times 10), which
+  gives g' = 10 / (1 + 10 |v - 1|)^2 with respect to the unscaled potential, the slope-10 shape;
+* Spyx 1.0 (JAX, Flax NNX): ``nnx.Linear`` and Spyx LIF layers in a ``spyx.nn.Sequential``, the time
+  loop a ``jax.lax.scan`` (``spyx.nn.run``) inside an ``nnx.jit``-compiled train step, its
+  ``spyx.axn.superspike(k=10)`` surrogate (the fast sigmoid of slope 10), ``nnx.Optimizer`` with
+  ``optax.adam``. Spyx's ``LIF`` resets by subtraction and has a learnable beta: the benchmark uses a
+  subclass that changes only the reset (to zero) and fixes beta (a fixed ``beta`` is still one
+  trainable scalar in Spyx).
 
-Memory (from ``/proc/self/status``): ``RSS before`` is the resident memory once the data are loaded
-and before the model is built; the peak counter is then reset (``/proc/self/clear_refs``), so
-``training peak`` is the highest resident memory while building the model and training (warm-up
-included), and ``+training`` their difference.
+Initial weights are each framework's default (PyTorch's and Flax's uniform/LeCun schemes; sdsnn_bio's
+N(0, (4/sqrt(fan_in))^2)); the ``hidden rate`` column shows how active each hidden layer is, which
+matters only to sdsnn_bio (event-driven) and not to the dense peers.
+
+Each framework runs in its own subprocess (a fresh process: its own imports, thread pools and memory
+counters), and the frameworks take turns: ``--rounds`` rounds, each running every framework once for
+``--repeats`` timed repeats of ``--batches`` batches (after 3 warm-up batches, which hold JAX's
+three compilations of Spyx's train step), so that a change of load on a shared machine hits all of
+them alike. The parent prints
+the median over all repeats, the slowest and fastest repeat, and the ratios of sdsnn_bio to every
+peer: of the medians, and the worst case (our slowest repeat / its fastest repeat), a bound that
+noise cannot inflate. ``--markdown FILE`` also writes the table as Markdown (for docs/benchmarks.md).
+sdsnn_bio is measured with its default backend (Numba when installed) and, as ``sdsnn_bio[numpy]``,
+with its NumPy reference backend; ``sdsnn_bio[float32]`` is the default backend training in float32
+(``learning.dtype = "float32"``; the others train in float64, the default), and its speed-up over
+``sdsnn_bio`` is printed.
+
+Memory (from ``/proc/self/status`` of the worker): ``RSS before`` is the resident memory once the data
+are loaded and before the framework is imported or the model built; the peak counter is then reset
+(``/proc/self/clear_refs``), so ``training peak`` is the highest resident memory while importing the
+framework, building the model and training (warm-up and compilation included), and ``+training``
+their difference. Resident memory counts every allocator (PyTorch's, XLA's, NumPy's, Numba's);
+tracemalloc would see only Python's.
+
+Threads (``--threads N``, 2 by default, the same for every framework): ``torch.set_num_threads(N)``
+and ``OMP/OPENBLAS/MKL_NUM_THREADS=N`` for the PyTorch peers; sdsnn_bio's ``n_threads=N``; JAX sizes
+its CPU thread pool by the CPUs the process may run on, so the Spyx worker restricts its CPU affinity
+to N CPUs when it may use more (on one thread it also sets ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false
+intra_op_parallelism_threads=1``). ``--threads 1`` is the fair setting on a machine that other
+processes load: PyTorch's OpenMP threads wait for each other at every operation and collapse when
+one of them loses its core (snnTorch fell to 10 samples/s at T=30 here).
 
 Shared machines: ``others`` is the number of cores that other processes used while a framework ran
 (the highest over its rounds; machine CPU time from /proc/stat minus the worker's, over the whole
-worker including its data loading, when one core is idle). PyTorch's OpenMP threads slow down far
-more than sdsnn_bio's when a core is taken by someone else: the workers run with
-``OMP_WAIT_POLICY=ACTIVE`` (unless set otherwise), which protects PyTorch best, ``--quiet-wait``
-waits for quiet moments, and the ratio of our slowest repeat to snnTorch's fastest is printed
-beside the ratio of medians as a bound that noise cannot inflate.
+worker including its data loading). PyTorch's OpenMP threads slow down far more than sdsnn_bio's
+when a core is taken by someone else: the workers run with ``OMP_WAIT_POLICY=ACTIVE`` (unless set
+otherwise), and ``--quiet-wait`` waits for quiet moments.
 
-    python benchmarks/throughput.py                 # T=30 and T=300
-    python benchmarks/throughput.py --steps 30 --rounds 1 --repeats 2 --batches 5
-    python benchmarks/throughput.py --frameworks sdsnn_bio sdsnn_bio[float32]   # float64 vs float32
+    python benchmarks/throughput.py                 # T=30 and T=300, every framework
+    python benchmarks/throughput.py --steps 30 --rounds 1 --repeats 2 --batches 5 --markdown table.md
 
-snnTorch is optional (``pip install torch==2.13.0 snntorch``; keep numpy<2.4); without it its rows
-say "not measured".
+The peers are optional (``pip install -e .[bench] torch==2.13.0``; keep numpy<2.4); a framework that
+cannot be imported gets a "not measured" row saying why.
 """
 
 from __future__ import annotations
@@ -47,7 +83,9 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -56,8 +94,20 @@ BATCH = 32
 TAU_MS = 20.0
 WINDOW_MS = 300.0
 THREADS = 2
-FRAMEWORKS = ("sdsnn_bio", "sdsnn_bio[float32]", "sdsnn_bio[numpy]", "snntorch", "snntorch[1 thread]")
-DEFAULT_FRAMEWORKS = FRAMEWORKS[:4]
+# Warm-up batches before timing: Spyx's nnx.jit train step compiled three times, on its first three
+# calls (7.7, 5.5 and 8.3 s at T=30 here; then 0.2-0.4 s per batch).
+WARMUP = 3
+SLOPE = 10.0  # of the fast-sigmoid surrogate, 1 / (1 + SLOPE |v - threshold|)^2
+LEARNING_RATE = 1e-3
+OURS = ("sdsnn_bio", "sdsnn_bio[float32]", "sdsnn_bio[numpy]")
+PEERS = ("snntorch", "spikingjelly", "norse", "spyx")
+FRAMEWORKS = (*OURS, *PEERS, "snntorch[1 thread]")
+DEFAULT_FRAMEWORKS = FRAMEWORKS[:7]
+# Issue 15's target: sdsnn_bio's median throughput over the fastest peer's, per number of steps.
+TARGETS = {30: 3.0, 300: 10.0}
+# The distributions whose versions the report names.
+PACKAGES = ("numpy", "scipy", "numba", "brian2", "torch", "snntorch", "spikingjelly", "norse", "jax",
+            "jaxlib", "flax", "optax", "spyx")
 
 
 def load_batches(n_steps: int, n_batches: int, seed: int = 0, batch_size: int = BATCH):
@@ -80,8 +130,41 @@ def load_batches(n_steps: int, n_batches: int, seed: int = 0, batch_size: int = 
     ]
 
 
-def run_sdsnn(n_steps: int, batches, repeats: int, backend: str = "auto",
+def decay(n_steps: int) -> float:
+    """The membrane decay per step, beta = exp(-dt / tau), for ``n_steps`` steps over the window."""
+    return float(np.exp(-(WINDOW_MS / n_steps) / TAU_MS))
+
+
+def time_training(step, batches, repeats: int, n_steps: int) -> tuple[list[float], float]:
+    """Samples per second of each of ``repeats`` passes over ``batches`` (after WARMUP batches).
+
+    ``step(samples, labels)`` trains on one batch and returns its number of hidden spikes (as a
+    Python number, which also waits for asynchronous frameworks to finish the step). Returns the
+    rates and the mean hidden spikes per neuron and time step.
+    """
+    for b in range(WARMUP):
+        step(*batches[b % len(batches)])
+    rates, hidden_spikes = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for samples, labels in batches:
+            hidden_spikes.append(float(step(samples, labels)))
+        rates.append(sum(len(labels) for _, labels in batches) / (time.perf_counter() - start))
+    rate = statistics.mean(hidden_spikes) / (n_steps * len(batches[0][1]) * ARCH[1])
+    return rates, rate
+
+
+def dense_input(samples, n_steps: int, xp, zeros):
+    """The (T, B, 2312) 0/1 input of a batch; ``zeros`` makes the array, ``xp`` indexes it."""
+    x = zeros((n_steps, len(samples), ARCH[0]))
+    for b, (channels, steps) in enumerate(samples):
+        x[xp.asarray(steps), b, xp.asarray(channels)] = 1.0
+    return x
+
+
+def run_sdsnn(n_steps: int, batches, repeats: int, backend: str = "auto", threads: int = THREADS,
               dtype: str = "float64") -> tuple[list[float], dict]:
+    """sdsnn_bio's ``Learner`` (``backend`` "auto": Numba when installed; "numpy": the reference)."""
     from brian2 import ms
 
     from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
@@ -91,18 +174,34 @@ def run_sdsnn(n_steps: int, batches, repeats: int, backend: str = "auto",
     structure = initial_structure(params, np.random.default_rng(0))
     options = {} if backend == "auto" else {"backend": backend}  # also runs versions without backends
     learning = LearningParameters() if dtype == "float64" else LearningParameters(dtype=dtype)
-    learner = Learner(structure, params.layer_dynamics(), learning, n_threads=THREADS, **options)
-    for samples, labels in batches[:2]:  # warm-up (and Numba's compilation or cache load)
-        learner.train_step(InputBatch.from_samples(samples, n_steps, ARCH[0]), labels)
-    rates, hidden_spikes = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for samples, labels in batches:
-            step = learner.train_step(InputBatch.from_samples(samples, n_steps, ARCH[0]), labels)
-            hidden_spikes.append(step.spike_counts["hidden_1"])
-        rates.append(sum(len(labels) for _, labels in batches) / (time.perf_counter() - start))
-    rate = statistics.mean(hidden_spikes) / (n_steps * len(batches[0][1]) * ARCH[1])
+    learner = Learner(structure, params.layer_dynamics(), learning, n_threads=threads, **options)
+
+    def step(samples, labels):
+        trained = learner.train_step(InputBatch.from_samples(samples, n_steps, ARCH[0]), labels)
+        return trained.spike_counts["hidden_1"]
+
+    rates, rate = time_training(step, batches, repeats, n_steps)
     return rates, {"backend": getattr(learner, "backend", "numpy"), "hidden_spikes_per_neuron_step": rate}
+
+
+def _torch_training_step(net, n_steps: int):
+    """The train step shared by the PyTorch peers: input, ``net(x) -> (output count, hidden
+    spikes)``, cross-entropy on 10 * count / T, Adam."""
+    import torch
+
+    optimiser = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(samples, labels):
+        x = dense_input(samples, n_steps, torch, torch.zeros)
+        count, hidden = net(x)
+        loss = loss_fn(10.0 * count / n_steps, torch.as_tensor(labels))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        return float(hidden)
+
+    return step
 
 
 def run_snntorch(n_steps: int, batches, repeats: int, threads: int = THREADS) -> tuple[list[float], dict]:
@@ -112,12 +211,12 @@ def run_snntorch(n_steps: int, batches, repeats: int, threads: int = THREADS) ->
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    beta = float(np.exp(-(WINDOW_MS / n_steps) / TAU_MS))
+    beta = decay(n_steps)
 
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            grad = surrogate.fast_sigmoid(slope=10)
+            grad = surrogate.fast_sigmoid(slope=SLOPE)
             self.fc1 = torch.nn.Linear(ARCH[0], ARCH[1], bias=False)
             self.lif1 = snn.Leaky(beta=beta, threshold=1.0, reset_mechanism="zero", spike_grad=grad)
             self.fc2 = torch.nn.Linear(ARCH[1], ARCH[2], bias=False)
@@ -133,31 +232,172 @@ def run_snntorch(n_steps: int, batches, repeats: int, threads: int = THREADS) ->
                 hidden = hidden + spk1.detach().sum()
             return count, hidden
 
-    net = Net()
-    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    rates, rate = time_training(_torch_training_step(Net(), n_steps), batches, repeats, n_steps)
+    return rates, {"backend": f"torch {torch.__version__}, snntorch {_version('snntorch')}",
+                   "hidden_spikes_per_neuron_step": rate}
+
+
+def run_spikingjelly(n_steps: int, batches, repeats: int, threads: int = THREADS) -> tuple[list[float], dict]:
+    import torch
+    from spikingjelly.activation_based import functional, layer, neuron, surrogate
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    # decay_input=False: V <- V - (V - V_reset) / tau + I = (1 - 1/tau) V + I, so tau = 1 / (1 - beta).
+    tau = 1.0 / (1.0 - decay(n_steps))
+
+    def lif():
+        return neuron.LIFNode(tau=tau, decay_input=False, v_threshold=1.0, v_reset=0.0,
+                              surrogate_function=surrogate.SoftSign(alpha=SLOPE))
+
+    layers = torch.nn.Sequential(layer.Linear(ARCH[0], ARCH[1], bias=False), lif(),
+                                 layer.Linear(ARCH[1], ARCH[2], bias=False), lif())
+    functional.set_step_mode(layers, "m")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = layers
+
+        def forward(self, x):
+            functional.reset_net(self.layers)
+            hidden = self.layers[1](self.layers[0](x))
+            out = self.layers[3](self.layers[2](hidden))
+            return out.sum(0), hidden.detach().sum()
+
+    rates, rate = time_training(_torch_training_step(Net(), n_steps), batches, repeats, n_steps)
+    return rates, {"backend": f"torch {torch.__version__}, spikingjelly {_version('spikingjelly')}",
+                   "hidden_spikes_per_neuron_step": rate}
+
+
+def run_norse(n_steps: int, batches, repeats: int, threads: int = THREADS) -> tuple[list[float], dict]:
+    import torch
+    from norse.torch import LIFBoxCell, LIFBoxParameters, SequentialState
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    dt = WINDOW_MS / n_steps / 1000.0  # s
+    beta = decay(n_steps)
+    # v <- v + dt tau_mem_inv (I - v) = beta v + (1 - beta) I, on a potential scaled by SLOPE
+    # (threshold SLOPE), because Norse's SuperSpike ignores its alpha: g'(x) = 1 / (1 + |x|)^2.
+    # The factor SLOPE / (1 - beta) multiplies the currents (not the weights, whose Adam steps
+    # would then be relatively smaller): v = SLOPE * V with V = beta V + W x, threshold 1.
+    parameters = LIFBoxParameters(tau_mem_inv=torch.as_tensor((1.0 - beta) / dt), v_leak=torch.as_tensor(0.0),
+                                  v_th=torch.as_tensor(SLOPE), v_reset=torch.as_tensor(0.0), method="super")
+
+    class Scale(torch.nn.Module):
+        def forward(self, current):
+            return current * (SLOPE / (1.0 - beta))
+
+    model = SequentialState(torch.nn.Linear(ARCH[0], ARCH[1], bias=False), Scale(), LIFBoxCell(parameters, dt=dt),
+                            torch.nn.Linear(ARCH[1], ARCH[2], bias=False), Scale(), LIFBoxCell(parameters, dt=dt),
+                            return_hidden=True)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            state, count, hidden = None, 0, 0
+            for t in range(x.shape[0]):
+                layers, state = self.model(x[t], state)
+                count = count + layers[5]
+                hidden = hidden + layers[2].detach().sum()
+            return count, hidden
+
+    rates, rate = time_training(_torch_training_step(Net(), n_steps), batches, repeats, n_steps)
+    return rates, {"backend": f"torch {torch.__version__}, norse {_version('norse')}",
+                   "hidden_spikes_per_neuron_step": rate}
+
+
+def restrict_jax_threads(threads: int) -> None:
+    """Before JAX is imported: let XLA's CPU client use ``threads`` threads.
+
+    XLA sizes its thread pool by the CPUs the process may run on, so the process is restricted to
+    ``threads`` of them when it may use more; on one thread, XLA's Eigen pool is also turned off.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) > threads:
+        os.sched_setaffinity(0, allowed[:threads])
+    if threads == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+
+
+def run_spyx(n_steps: int, batches, repeats: int, threads: int = THREADS) -> tuple[list[float], dict]:
+    restrict_jax_threads(threads)
+    import jax
+    import jax.numpy as jnp
+    import optax
+    import spyx
+    from flax import nnx
+
+    beta = decay(n_steps)
+
+    class ZeroResetLIF(spyx.nn.LIF):
+        """Spyx's LIF with the reset of the other frameworks: to zero, in the step of the spike.
+
+        spyx.nn.LIF computes ``s = spike(V - threshold); V = beta V + x - s * threshold``.
+        """
+
+        def __call__(self, x, V):
+            V = jnp.clip(self.beta[...], 0, 1) * V + x
+            spikes = self.spike(V - self.threshold)
+            return spikes, V * (1.0 - spikes)
+
+    class Net(nnx.Module):
+        """2312-512-10 under Spyx's stateful contract; returns both layers' spikes."""
+
+        def __init__(self, rngs):
+            surrogate = spyx.axn.superspike(k=SLOPE)
+            self.hidden = spyx.nn.Sequential(nnx.Linear(ARCH[0], ARCH[1], use_bias=False, rngs=rngs),
+                                             ZeroResetLIF((ARCH[1],), beta=beta, activation=surrogate, rngs=rngs))
+            self.output = spyx.nn.Sequential(nnx.Linear(ARCH[1], ARCH[2], use_bias=False, rngs=rngs),
+                                             ZeroResetLIF((ARCH[2],), beta=beta, activation=surrogate, rngs=rngs))
+
+        def initial_state(self, batch_size):
+            return self.hidden.initial_state(batch_size), self.output.initial_state(batch_size)
+
+        def __call__(self, x, state):
+            hidden, hidden_state = self.hidden(x, state[0])
+            out, output_state = self.output(hidden, state[1])
+            return (out, hidden), (hidden_state, output_state)
+
+    model = Net(nnx.Rngs(0))
+    optimiser = nnx.Optimizer(model, optax.adam(LEARNING_RATE), wrt=nnx.Param)
+
+    @nnx.jit
+    def train(model, optimiser, x, labels):
+        def loss_fn(model):
+            (out, hidden), _ = spyx.nn.run(model, x)  # time-major scan
+            logits = 10.0 * out.sum(0) / n_steps
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+            return loss, hidden.sum()
+
+        (_, hidden), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+        optimiser.update(model, grads)
+        return hidden
 
     def step(samples, labels):
-        x = torch.zeros((n_steps, len(samples), ARCH[0]))
-        for b, (channels, steps) in enumerate(samples):
-            x[torch.as_tensor(steps), b, torch.as_tensor(channels)] = 1.0
-        count, hidden = net(x)
-        loss = loss_fn(10.0 * count / n_steps, torch.as_tensor(labels))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        return float(hidden)
+        x = dense_input(samples, n_steps, np, lambda shape: np.zeros(shape, dtype=np.float32))
+        return train(model, optimiser, jnp.asarray(x), jnp.asarray(labels))
 
-    for samples, labels in batches[:2]:
-        step(samples, labels)
-    rates, hidden_spikes = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for samples, labels in batches:
-            hidden_spikes.append(step(samples, labels))
-        rates.append(sum(len(labels) for _, labels in batches) / (time.perf_counter() - start))
-    rate = statistics.mean(hidden_spikes) / (n_steps * len(batches[0][1]) * ARCH[1])
-    return rates, {"backend": f"torch {torch.__version__}", "hidden_spikes_per_neuron_step": rate}
+    rates, rate = time_training(step, batches, repeats, n_steps)
+    return rates, {"backend": f"jax {jax.__version__}, flax {_version('flax')}, spyx {_version('spyx')}",
+                   "hidden_spikes_per_neuron_step": rate}
+
+
+RUNNERS = {"snntorch": run_snntorch, "spikingjelly": run_spikingjelly, "norse": run_norse, "spyx": run_spyx}
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "absent"
 
 
 def _status_mib(field: str) -> float:
@@ -179,19 +419,23 @@ def _reset_peak_memory() -> bool:
         return False
 
 
-def worker(framework: str, n_steps: int, n_batches: int, repeats: int, batch_size: int) -> None:
+def worker(framework: str, n_steps: int, n_batches: int, repeats: int, batch_size: int,
+           threads: int = THREADS) -> None:
+    """Measure one framework in this (fresh) process; prints one JSON line."""
     batches = load_batches(n_steps, n_batches, batch_size=batch_size)
     rss_before = _status_mib("VmRSS")
     reset = _reset_peak_memory()
-    if framework.startswith("snntorch"):
-        rates, info = run_snntorch(n_steps, batches, repeats, 1 if framework.endswith("[1 thread]") else THREADS)
+    if framework in OURS:
+        rates, info = run_sdsnn(n_steps, batches, repeats, "numpy" if framework == "sdsnn_bio[numpy]" else "auto",
+                                threads, "float32" if framework == "sdsnn_bio[float32]" else "float64")
+    elif framework == "snntorch[1 thread]":
+        rates, info = run_snntorch(n_steps, batches, repeats, 1)
     else:
-        backend = "numpy" if framework == "sdsnn_bio[numpy]" else "auto"
-        dtype = "float32" if framework == "sdsnn_bio[float32]" else "float64"
-        rates, info = run_sdsnn(n_steps, batches, repeats, backend, dtype)
+        rates, info = RUNNERS[framework](n_steps, batches, repeats, threads)
     peak = _status_mib("VmHWM")
     print(json.dumps({
-        "framework": framework, "n_steps": n_steps, "batch_size": batch_size, "samples_per_second": rates,
+        "framework": framework, "n_steps": n_steps, "batch_size": batch_size, "threads": threads,
+        "samples_per_second": rates,
         "rss_before_mib": rss_before, "training_peak_mib": peak if reset else None,
         **info,
     }))
@@ -232,6 +476,104 @@ def run_worker(command, environment) -> tuple[subprocess.CompletedProcess, float
     return done, max(others, 0.0)
 
 
+def turns(frameworks, rounds: int) -> list[str]:
+    """The order in which workers run: every framework once per round, in the same order."""
+    if rounds < 1:
+        raise ValueError(f"--rounds must be at least 1, got {rounds}")
+    return [framework for _ in range(rounds) for framework in frameworks]
+
+
+def summarise(measured: list[dict]) -> dict:
+    """One framework's row from its workers' results (one dict per round, as ``worker`` prints
+    them plus ``others_cores``): median, slowest and fastest repeat over every round, memory (the
+    highest over the rounds) and the mean hidden rate."""
+    if not measured:
+        raise ValueError("no measurement to summarise")
+    rates = [r for run in measured for r in run["samples_per_second"]]
+    peaks = [run["training_peak_mib"] for run in measured if run.get("training_peak_mib")]
+    return {
+        "median": statistics.median(rates), "min": min(rates), "max": max(rates), "repeats": len(rates),
+        "rss_before": max(run["rss_before_mib"] for run in measured),
+        "peak": max(peaks) if peaks else float("nan"),
+        "extra": max(run["training_peak_mib"] - run["rss_before_mib"] for run in measured
+                     if run.get("training_peak_mib")) if peaks else float("nan"),
+        "hidden_rate": statistics.mean(run["hidden_spikes_per_neuron_step"] for run in measured),
+        "others": max(run.get("others_cores", 0.0) for run in measured),
+        "backend": measured[0].get("backend", ""),
+    }
+
+
+def compare(ours: dict, theirs: dict) -> dict:
+    """Ratios of two rows: of the medians, the worst case (our slowest repeat over their fastest),
+    and of the training peak memory."""
+    return {"median": ours["median"] / theirs["median"], "worst": ours["min"] / theirs["max"],
+            "peak": ours["peak"] / theirs["peak"]}
+
+
+def fastest_peer(rows: dict, n_steps: int) -> str | None:
+    """The measured peer with the highest median throughput at ``n_steps`` (None if none was)."""
+    measured = [peer for peer in (*PEERS, "snntorch[1 thread]") if (n_steps, peer) in rows]
+    return max(measured, key=lambda peer: rows[(n_steps, peer)]["median"]) if measured else None
+
+
+def target_verdict(rows: dict, n_steps: int, ours: str = "sdsnn_bio", targets=None) -> str:
+    """One sentence: sdsnn_bio's median against the fastest peer's, and the issue's target."""
+    targets = TARGETS if targets is None else targets
+    peer = fastest_peer(rows, n_steps)
+    if peer is None or (n_steps, ours) not in rows:
+        return f"T={n_steps}: no peer measured beside {ours}; the target cannot be judged"
+    ratio = compare(rows[(n_steps, ours)], rows[(n_steps, peer)])
+    text = (f"T={n_steps}: the fastest peer is {peer} ({rows[(n_steps, peer)]['median']:.1f} samples/s); "
+            f"{ours} / {peer} = {ratio['median']:.2f}x (worst case {ratio['worst']:.2f}x)")
+    target = targets.get(n_steps)
+    if target is None:
+        return text + "; no target at this T"
+    if ratio["median"] >= target:
+        return text + f"; target >= {target:g}x met"
+    return text + f"; target >= {target:g}x missed by a factor of {target / ratio['median']:.2f}"
+
+
+def markdown_table(rows: dict, failures: dict, steps, frameworks, ours: str = "sdsnn_bio") -> str:
+    """The results as a Markdown table (one row per T and framework, ratios of ``ours`` to each)."""
+    lines = [f"| T | framework | version | median samples/s | slowest-fastest repeat | {ours} / it, median "
+             f"| worst case (our slowest / its fastest) | training peak MiB | +training MiB | hidden rate "
+             f"| others (cores) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for n_steps in steps:
+        for framework in frameworks:
+            if (n_steps, framework) in failures:
+                lines.append(f"| {n_steps} | {framework} | | not measured: {failures[(n_steps, framework)]} "
+                             f"| | | | | | | |")
+                continue
+            row = rows.get((n_steps, framework))
+            if row is None:
+                continue
+            mine = rows.get((n_steps, ours))
+            if mine is None or framework == ours:
+                ratio_median = ratio_worst = "—"
+            else:
+                ratio = compare(mine, row)
+                ratio_median, ratio_worst = f"{ratio['median']:.2f}×", f"{ratio['worst']:.2f}×"
+            lines.append(f"| {n_steps} | {framework} | {row['backend']} | {row['median']:.1f} "
+                         f"| {row['min']:.1f}-{row['max']:.1f} | {ratio_median} | {ratio_worst} "
+                         f"| {row['peak']:.0f} | {row['extra']:.0f} | {row['hidden_rate']:.4f} "
+                         f"| {row['others']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def machine() -> str:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -248,22 +590,17 @@ def machine() -> str:
 
 
 def versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = []
-    for name in ("numpy", "scipy", "numba", "brian2", "torch", "snntorch"):
-        try:
-            found.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            found.append(f"{name} absent")
-    return ", ".join(found)
+    return ", ".join(f"{name} {_version(name)}" for name in PACKAGES)
 
 
-def main() -> None:
+def main(argv=None, run=run_worker) -> int:
+    """Run the benchmark (``run(command, environment)`` runs one worker; tests replace it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[30, 300])
     parser.add_argument("--batches", type=int, default=10, help="batches per repeat")
     parser.add_argument("--batch-size", type=int, default=BATCH)
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="threads of every framework (2; 1 on a machine that other processes load)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per round")
     parser.add_argument("--rounds", type=int, default=2, help="turns of every framework")
     parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(DEFAULT_FRAMEWORKS),
@@ -272,89 +609,89 @@ def main() -> None:
     parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
                         help="before each worker, wait up to this long for other processes to use "
                              "< 0.15 core (shared machines)")
+    parser.add_argument("--markdown", type=Path, metavar="FILE",
+                        help="also write the header, the table and the verdicts as Markdown to FILE")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.steps[0], args.batches, args.repeats, args.batch_size)
-        return
-    environment = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=str(THREADS),
-                       MKL_NUM_THREADS=str(THREADS))
+        worker(args.worker, args.steps[0], args.batches, args.repeats, args.batch_size, args.threads)
+        return 0
+    if args.markdown is not None and not args.markdown.parent.is_dir():
+        parser.error(f"--markdown: the folder {args.markdown.parent} does not exist")
+    order = turns(args.frameworks, args.rounds)
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    environment = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
+                       MKL_NUM_THREADS=str(args.threads))
     # PyTorch's OpenMP threads keep spinning between parallel regions instead of sleeping: on a
     # dedicated machine that is what they do anyway; on a shared one it keeps them from losing their
     # core to another process (with the default, PyTorch fell to 5% of its speed here). Only PyTorch
     # uses OpenMP among the frameworks measured.
     environment.setdefault("OMP_WAIT_POLICY", "ACTIVE")
-    print(f"machine: {machine()}")
-    print(f"versions: {versions()}")
-    print(f"command: python benchmarks/throughput.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"network {ARCH[0]}-{ARCH[1]}-{ARCH[2]}, batch {args.batch_size}, {THREADS} threads, "
-          f"{args.rounds} rounds x {args.repeats} repeats x {args.batches} batches; "
-          f"load average at start {os.getloadavg()[0]:.2f}")
+    header = [f"machine: {machine()}", f"versions: {versions()}",
+              f"command: python benchmarks/throughput.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip(),
+              f"network {ARCH[0]}-{ARCH[1]}-{ARCH[2]}, batch {args.batch_size}, {args.threads} thread(s), "
+              f"{args.rounds} rounds x {args.repeats} repeats x {args.batches} batches; "
+              f"load average at start {os.getloadavg()[0]:.2f}"]
+    print("\n".join(header))
     print("columns: median (min-max) over all timed repeats; memory in MiB; hidden rate = hidden "
           "spikes per neuron and step; others = cores used by other processes during the runs")
     print(f"{'T':>4} {'framework':>18} {'median samples/s':>17} {'(min-max)':>15} "
           f"{'RSS before':>11} {'training peak':>14} {'+training':>10} {'hidden rate':>12} "
           f"{'others':>7}")
-    rows = {}
+    rows, failures = {}, {}
     for n_steps in args.steps:
         runs = {framework: [] for framework in args.frameworks}
-        failures = {}
-        for _ in range(args.rounds):
-            for framework in args.frameworks:
-                if framework in failures:
-                    continue
-                command = [sys.executable, __file__, "--worker", framework, "--steps", str(n_steps),
-                           "--batches", str(args.batches), "--repeats", str(args.repeats),
-                           "--batch-size", str(args.batch_size)]
-                if args.quiet_wait > 0:
-                    wait_until_quiet(0.15, args.quiet_wait)
-                done, others = run_worker(command, environment)
-                if done.returncode != 0:
-                    lines = done.stderr.strip().splitlines()
-                    failures[framework] = lines[-1] if lines else "failed"
-                    continue
-                runs[framework].append({**json.loads(done.stdout.strip().splitlines()[-1]),
-                                        "others_cores": others})
-        for framework in args.frameworks:
-            if framework in failures:
-                print(f"{n_steps:>4} {framework:>18} not measured: {failures[framework]}")
+        for framework in order:
+            if (n_steps, framework) in failures:
                 continue
-            measured = runs[framework]
-            rates = [r for run in measured for r in run["samples_per_second"]]
-            before = max(run["rss_before_mib"] for run in measured)
-            peaks = [run["training_peak_mib"] for run in measured if run["training_peak_mib"]]
-            peak = max(peaks) if peaks else float("nan")
-            extra = max(run["training_peak_mib"] - run["rss_before_mib"] for run in measured
-                        if run["training_peak_mib"]) if peaks else float("nan")
-            others = max(run["others_cores"] for run in measured)
-            row = {"median": statistics.median(rates), "min": min(rates), "max": max(rates),
-                   "peak": peak, "extra": extra}
-            rows[(n_steps, framework)] = row
-            spread = f"({min(rates):.0f}-{max(rates):.0f})"
-            print(f"{n_steps:>4} {framework:>18} {row['median']:>17.1f} {spread:>15} {before:>11.0f} "
-                  f"{peak:>14.0f} {extra:>10.0f} "
-                  f"{statistics.mean(run['hidden_spikes_per_neuron_step'] for run in measured):>12.4f} "
-                  f"{others:>7.2f}")
+            command = [sys.executable, __file__, "--worker", framework, "--steps", str(n_steps),
+                       "--batches", str(args.batches), "--repeats", str(args.repeats),
+                       "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+            if args.quiet_wait > 0:
+                wait_until_quiet(0.15, args.quiet_wait)
+            done, others = run(command, environment)
+            if done.returncode != 0:
+                lines = done.stderr.strip().splitlines()
+                failures[(n_steps, framework)] = lines[-1] if lines else "failed"
+                continue
+            runs[framework].append({**json.loads(done.stdout.strip().splitlines()[-1]), "others_cores": others})
+            measured = " ".join(f"{rate:.1f}" for rate in runs[framework][-1]["samples_per_second"])
+            print(f"  T={n_steps} {framework}: {measured} samples/s, others {others:.2f} cores",
+                  file=sys.stderr, flush=True)
+        for framework in args.frameworks:
+            if (n_steps, framework) in failures:
+                print(f"{n_steps:>4} {framework:>18} not measured: {failures[(n_steps, framework)]}")
+                continue
+            row = rows[(n_steps, framework)] = summarise(runs[framework])
+            spread = f"({row['min']:.0f}-{row['max']:.0f})"
+            print(f"{n_steps:>4} {framework:>18} {row['median']:>17.1f} {spread:>15} {row['rss_before']:>11.0f} "
+                  f"{row['peak']:>14.0f} {row['extra']:>10.0f} {row['hidden_rate']:>12.4f} {row['others']:>7.2f}")
+    comparisons = []
     for n_steps in args.steps:
-        for reference in (f for f in args.frameworks if f.startswith("snntorch")):
-            theirs = rows.get((n_steps, reference))
-            for framework in args.frameworks:
-                ours = rows.get((n_steps, framework))
-                if framework.startswith("snntorch") or not ours or not theirs:
-                    continue
-                print(f"T={n_steps}: {framework} / {reference} throughput = "
-                      f"{ours['median'] / theirs['median']:.2f}x "
-                      f"(worst case, our slowest / their fastest repeat: {ours['min'] / theirs['max']:.2f}x), "
-                      f"training peak memory = {ours['peak'] / theirs['peak']:.2f}x "
-                      f"(+training {ours['extra'] / theirs['extra']:.2f}x)")
+        for ours in (f for f in args.frameworks if f in OURS):
+            for peer in (f for f in args.frameworks if f not in OURS):
+                if (n_steps, ours) in rows and (n_steps, peer) in rows:
+                    ratio = compare(rows[(n_steps, ours)], rows[(n_steps, peer)])
+                    comparisons.append(f"T={n_steps}: {ours} / {peer} throughput = {ratio['median']:.2f}x "
+                                       f"(worst case, our slowest / their fastest repeat: {ratio['worst']:.2f}x), "
+                                       f"training peak memory = {ratio['peak']:.2f}x")
         single, double = rows.get((n_steps, "sdsnn_bio[float32]")), rows.get((n_steps, "sdsnn_bio"))
         if single and double:
-            print(f"T={n_steps}: sdsnn_bio float32 / float64 throughput = "
-                  f"{single['median'] / double['median']:.2f}x (medians; range of the repeats "
-                  f"{single['min'] / double['max']:.2f}x-{single['max'] / double['min']:.2f}x), "
-                  f"training peak memory = {single['peak'] / double['peak']:.2f}x")
-    print(f"load average at end {os.getloadavg()[0]:.2f}")
+            comparisons.append(f"T={n_steps}: sdsnn_bio float32 / float64 throughput = "
+                               f"{single['median'] / double['median']:.2f}x (medians; range of the repeats "
+                               f"{single['min'] / double['max']:.2f}x-{single['max'] / double['min']:.2f}x), "
+                               f"training peak memory = {single['peak'] / double['peak']:.2f}x")
+    verdicts = [target_verdict(rows, n_steps) for n_steps in args.steps]
+    footer = f"load average at end {os.getloadavg()[0]:.2f}"
+    print("\n".join([*comparisons, *verdicts, footer]))
+    if args.markdown is not None:
+        table = markdown_table(rows, failures, args.steps, args.frameworks)
+        text = "\n".join(["```", *header, footer, "```", "", table, *(f"* {line}" for line in verdicts), ""])
+        write_atomically(args.markdown, text)
+        print(f"wrote {args.markdown}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

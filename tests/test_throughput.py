@@ -1,0 +1,105 @@
+"""benchmarks/throughput.py: turn-taking, medians and worst cases, the Markdown table, and each peer."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("throughput", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _result(framework, rates, peak=500.0, before=300.0, hidden=0.02, backend="x 1.0"):
+    return {"framework": framework, "samples_per_second": rates, "rss_before_mib": before,
+            "training_peak_mib": peak, "hidden_spikes_per_neuron_step": hidden, "backend": backend}
+
+
+def test_frameworks_take_turns_round_after_round():
+    """Every round runs every framework once, in the same order."""
+    throughput = _load()
+    assert throughput.turns(["a", "b", "c"], 2) == ["a", "b", "c", "a", "b", "c"]
+    with pytest.raises(ValueError, match="--rounds"):
+        throughput.turns(["a"], 0)
+
+
+def test_summary_pools_the_repeats_of_every_round():
+    """Median, slowest and fastest repeat over all rounds; memory is the highest round's."""
+    throughput = _load()
+    row = throughput.summarise([{**_result("p", [10.0, 30.0], peak=600.0), "others_cores": 0.5},
+                                {**_result("p", [20.0, 50.0], peak=550.0, before=320.0), "others_cores": 0.2}])
+    assert (row["median"], row["min"], row["max"], row["repeats"]) == (25.0, 10.0, 50.0, 4)
+    assert (row["peak"], row["rss_before"], row["extra"], row["others"]) == (600.0, 320.0, 300.0, 0.5)
+
+
+def test_worst_case_ratio_is_our_slowest_over_their_fastest():
+    throughput = _load()
+    ratio = throughput.compare({"median": 300.0, "min": 200.0, "max": 400.0, "peak": 500.0},
+                               {"median": 100.0, "min": 50.0, "max": 125.0, "peak": 1000.0})
+    assert ratio == {"median": 3.0, "worst": 1.6, "peak": 0.5}
+
+
+def test_verdict_names_the_fastest_peer_and_the_shortfall():
+    """The target is judged against the fastest peer, and a miss says by what factor."""
+    throughput = _load()
+    row = {"min": 1.0, "max": 1.0, "peak": 1.0}
+    rows = {(30, "sdsnn_bio"): {**row, "median": 200.0}, (30, "snntorch"): {**row, "median": 50.0},
+            (30, "spyx"): {**row, "median": 100.0},
+            (300, "sdsnn_bio"): {**row, "median": 120.0}, (300, "norse"): {**row, "median": 10.0}}
+    assert throughput.fastest_peer(rows, 30) == "spyx"
+    verdict = throughput.target_verdict(rows, 30, targets={30: 3.0})
+    assert "fastest peer is spyx" in verdict and "2.00x" in verdict and "missed by a factor of 1.50" in verdict
+    assert "target >= 10x met" in throughput.target_verdict(rows, 300, targets={300: 10.0})
+    assert "cannot be judged" in throughput.target_verdict({(30, "sdsnn_bio"): rows[(30, "sdsnn_bio")]}, 30)
+
+
+def test_main_writes_the_markdown_table_from_the_workers_results(tmp_path, capsys):
+    """A full run with stand-in workers: rows in framework order, ratios to sdsnn_bio, a missing
+    peer reported as not measured, the verdict, and the Markdown file."""
+    throughput = _load()
+    speeds = {"sdsnn_bio": [300.0, 330.0], "snntorch": [100.0, 110.0], "spyx": [150.0, 160.0]}
+    commands = []
+
+    def fake_run(command, environment):
+        framework = command[command.index("--worker") + 1]
+        commands.append(framework)
+        if framework == "norse":
+            return subprocess.CompletedProcess(command, 1, "", "ModuleNotFoundError: No module named 'norse'"), 0.0
+        return subprocess.CompletedProcess(command, 0, json.dumps(_result(framework, speeds[framework])), ""), 0.1
+
+    table = tmp_path / "table.md"
+    assert throughput.main(["--steps", "30", "--rounds", "2", "--frameworks", "sdsnn_bio", "snntorch", "norse",
+                            "spyx", "--markdown", str(table)], run=fake_run) == 0
+    # two rounds of turns; a framework that failed is not started again
+    assert commands == ["sdsnn_bio", "snntorch", "norse", "spyx", "sdsnn_bio", "snntorch", "spyx"]
+    text = table.read_text()
+    assert "| 30 | snntorch | x 1.0 | 105.0 | 100.0-110.0 | 3.00× | 2.73× |" in text
+    assert "| 30 | spyx | x 1.0 | 155.0 | 150.0-160.0 | 2.03× | 1.88× |" in text
+    assert "| 30 | norse | | not measured: ModuleNotFoundError: No module named 'norse' |" in text
+    assert "fastest peer is spyx" in text and "missed by a factor of 1.48" in text
+    assert "sdsnn_bio / snntorch throughput = 3.00x" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("peer", ["snntorch", "spikingjelly", "norse", "spyx"])
+def test_each_peer_trains_on_the_benchmark_batches(peer):
+    """Each peer (when installed) trains the 2312-512-10 network in a worker process: positive
+    rates, a training peak above the memory before, and a hidden layer that fires but is not
+    saturated."""
+    pytest.importorskip(peer)
+    done = subprocess.run([sys.executable, str(SCRIPT), "--worker", peer, "--steps", "30", "--batches", "3",
+                           "--repeats", "1", "--batch-size", "4"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["framework"] == peer and len(result["samples_per_second"]) == 1
+    assert result["samples_per_second"][0] > 0
+    assert result["training_peak_mib"] is None or result["training_peak_mib"] > result["rss_before_mib"]
+    assert 0.0 < result["hidden_spikes_per_neuron_step"] < 0.5
+    assert peer in result["backend"]
