@@ -174,13 +174,15 @@ def test_an_sdsnn_run_whose_pruning_would_never_start_is_refused_before_training
     from pathlib import Path
 
     config = load_config(Path(__file__).resolve().parents[1] / "examples" / "configs" / "embedded.toml")
-    with pytest.raises(ConfigError, match=r"neuron pruning would start at development step 36 \(2K with "
-                                          r"development.consecutive_steps = 18\), but 8 epochs x 4.5 steps "
-                                          r"per epoch give only 36 steps.*at least 9 epochs"):
-        config.with_overrides(["learning.epochs=8"])
-    assert config.with_overrides(["learning.epochs=9"]).learning.epochs == 9, "9 epochs reach step 36"
-    assert config.with_overrides(["learning.epochs=8", "development.pruning=false"]), "off on purpose"
-    assert config.with_overrides(["learning.epochs=8", "development.enabled=false"]), "dense: no check"
+    with pytest.raises(ConfigError, match=r"neuron pruning would start at development step 18 \(2K with "
+                                          r"development.consecutive_steps = 9\), but 4 epochs x 4.5 steps "
+                                          r"per epoch give only 18 steps.*at least 5 epochs"):
+        config.with_overrides(["learning.epochs=4"])
+    assert config.with_overrides(["learning.epochs=5"]).learning.epochs == 5, "5 epochs reach step 18"
+    assert config.with_overrides(["learning.epochs=4", "development.pruning=false"]), "off on purpose"
+    assert config.with_overrides(["learning.epochs=4", "development.enabled=false"]), "dense: no check"
+    with pytest.raises(ConfigError, match=r"step 36 .*consecutive_steps = 18.*at least 9 epochs"):
+        config.with_overrides(["development.consecutive_steps=18", "learning.epochs=8"])
 
 
 def test_figures_section_is_validated_and_not_part_of_a_runs_identity():
