@@ -109,6 +109,8 @@ MONITOR_FIGURE = "monitor_{name}.png"
 
 MODEL_LABELS = {"dense": "dense baseline", "sdsnn": "SD-SNN"}
 WEIGHT_UNIT = "weight w (1 = threshold)"
+#: Width (inches) below which the spine figure's title and legend would not fit.
+SPINE_FIGURE_MIN_WIDTH = 11.0
 PHASE_LABELS = {"before": "before development", "after": "after development"}
 
 
@@ -339,7 +341,9 @@ def plot_spine_dynamics(
 
     ncols = min(4, len(synapses))
     nrows = math.ceil(len(synapses) / ncols)
-    fig = _new_figure(fig, (3.2 * ncols, 2.5 * nrows + 0.9))
+    # at least SPINE_FIGURE_MIN_WIDTH wide: the title and the five-entry legend do not shrink with
+    # the number of panels (with one or two synapses they were cut off)
+    fig = _new_figure(fig, (max(3.2 * ncols, SPINE_FIGURE_MIN_WIDTH), 2.5 * nrows + 0.9))
     axes = fig.subplots(nrows, ncols, sharex=True, squeeze=False)
     for position, ax in enumerate(axes.flat):
         if position >= len(synapses):

@@ -623,3 +623,19 @@ def test_plot_kernels_draws_the_surviving_channels_and_refuses_a_dense_projectio
     assert "pruned: 0, 2" in fig._suptitle.get_text()
     with pytest.raises(ValueError, match="is not convolutional"):
         plotting.plot_kernels(structure, "hidden_2_to_hidden_3")
+
+
+@pytest.mark.parametrize("synapses", [[0], [0, 1], [0, 1, 2, 3, 4]])
+def test_spine_figure_title_and_legend_fit_inside_the_figure(log, synapses):
+    # With one or two panels the figure used to be as narrow as the panels, and its title and
+    # five-entry legend were cut off at both sides.
+    fig = plotting.plot_spine_dynamics(log, "input_to_hidden_1", synapses=synapses)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    bounds = fig.bbox
+    for artist in [fig._suptitle, *fig.legends]:
+        extent = artist.get_window_extent(renderer)
+        assert extent.x0 >= bounds.x0 - 0.5 and extent.x1 <= bounds.x1 + 0.5, (
+            f"{type(artist).__name__} spans {extent.x0:.0f}..{extent.x1:.0f} px of a {bounds.x1:.0f} px figure")
