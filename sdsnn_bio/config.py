@@ -16,6 +16,7 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     first_saccade = false
     validation_fraction = 0.0  # share of each class carved from the training split for validation
     validation_split = "fraction"  # or "folder": the dataset folder's own Validation/ split
+    validation_subset = 0    # "folder": class-balanced subset of the folder's validation split (0 = all)
 
     [network]
     hidden_sizes = [800]
@@ -174,6 +175,7 @@ class DataConfig:
     cache_dir: str = ""
     validation_fraction: float = 0.0  # stratified share of the training split held out (0 = none)
     validation_split: str = "fraction"  # "fraction" (carved from training) or "folder" (Validation/)
+    validation_subset: int = 0  # with "folder": class-balanced subset of the folder's validation split
 
 
 @dataclass(frozen=True)
@@ -536,9 +538,16 @@ class ExperimentConfig:
             raise ConfigError(
                 f"data.first_saccade: applies to N-MNIST-like recordings only, not to {self.data.dataset!r}"
             )
-        for name in ("train_subset", "test_subset"):
+        for name in ("train_subset", "test_subset", "validation_subset"):
             if getattr(self.data, name) < 0:
                 raise ConfigError(f"data.{name}: expected an integer >= 0 (0 = all), got {getattr(self.data, name)}")
+        if self.data.validation_subset and self.data.validation_split != "folder":
+            raise ConfigError(
+                f"data.validation_subset: applies to the folder's own validation split "
+                f"(data.validation_split = \"folder\"), got {self.data.validation_subset} with "
+                f"data.validation_split = {self.data.validation_split!r} (size a carved split with "
+                "data.validation_fraction)"
+            )
         if self.run.checkpoint_every_batches < 0:
             raise ConfigError(
                 f"run.checkpoint_every_batches: expected an integer >= 0, got {self.run.checkpoint_every_batches}"

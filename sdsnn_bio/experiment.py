@@ -124,7 +124,7 @@ def prepare_data(config: ExperimentConfig) -> PreparedData:
     splits, sources = {}, []
     wanted = [("train", config.data.train_subset), ("test", config.data.test_subset)]
     if config.data.validation_split == "folder":
-        wanted.append(("validation", 0))
+        wanted.append(("validation", config.data.validation_subset))
     for split, subset in wanted:
         samples, labels, source = encode_split(
             descriptor, split, root=root, subset=subset or None, seed=config.run.seed,

@@ -17,7 +17,9 @@ input spikes.
   intensities per sample, the analog input of the first layer at every step (:mod:`.analog`).
 * :func:`read_nmnist_file` decodes one ``.bin`` recording (tonic's decoder, :mod:`.format`).
 * :func:`emulate_idx` / :func:`emulate_images` record MNIST's IDX files (or any array of grayscale
-  images) into an N-MNIST folder with a stratified train/validation/test split (:mod:`.convert`).
+  images) into an N-MNIST folder with a stratified train/validation/test split (:mod:`.convert`);
+  :func:`split_idx` writes the same split of the IDX images themselves as IDX files that the MNIST
+  reader opens (:mod:`.idx_split`), so static-image and event-based runs see the same digits.
 
 Nothing here downloads anything, and importing the package does no work. See ``docs/data.md``.
 """
@@ -47,7 +49,8 @@ from .format import (
     read_nmnist_file,
     write_nmnist_file,
 )
-from .idx import read_idx
+from .idx import read_idx, write_idx
+from .idx_split import split_idx
 from .nmnist import FIRST_SACCADE_US, EventDataset, balanced_subset, find_recordings, open_dataset
 from .registry import DATASETS, ENCODINGS, DatasetDescriptor, Encoding, encode_split, get_dataset
 from .split import validation_split
@@ -90,6 +93,8 @@ __all__ = [
     "emulate_idx",
     "stratified_split",
     "read_idx",
+    "write_idx",
+    "split_idx",
     "embedded_root",
     "default_cache_dir",
     "EMBEDDED_SEED",

@@ -9,6 +9,11 @@
     Record an IDX image file (e.g. MNIST's ``train-images-idx3-ubyte.gz``) with the emulated event
     camera into an N-MNIST folder with a stratified split (:mod:`sdsnn_bio.data.convert`); options
     ``--seed``, ``--workers``, ``--digit-box``, ``--no-progress``. Rerun the same command to resume.
+``python -m sdsnn_bio.data split-idx IMAGES LABELS --output DIR --train N [--validation N] [--test N]``
+    Write the same stratified split as ``emulate-idx`` (same ``--seed``, same counts: the same
+    digits) of the IDX images themselves as ``train-*``, ``validation-*`` and ``t10k-*`` IDX files
+    with a ``provenance.json`` (:mod:`sdsnn_bio.data.idx_split`), the layout the MNIST reader
+    opens; option ``--no-gzip``.
 """
 
 from __future__ import annotations
@@ -64,6 +69,32 @@ def _emulate_idx(parser, args, argv) -> int:
     return 0
 
 
+def _split_idx(parser, args, argv) -> int:
+    from .format import DataError
+    from .idx_split import split_idx
+
+    for name in ("train", "validation", "test", "seed"):
+        low = 1 if name == "train" else 0
+        if getattr(args, name) < low:
+            parser.error(f"--{name}: expected an integer >= {low}, got {getattr(args, name)}")
+    words = sys.argv[1:] if argv is None else list(argv)
+    try:
+        provenance = split_idx(args.images, args.labels, args.output, train=args.train, validation=args.validation,
+                               test=args.test, seed=args.seed, compress=not args.no_gzip,
+                               command="python -m sdsnn_bio.data " + shlex.join(words))
+    except (DataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps({
+        "output": str(Path(args.output).expanduser()),
+        "split_sizes": provenance["request"]["split_sizes"],
+        "files": sorted(provenance["files"]),
+        "already_present": bool(provenance.get("already_present", False)),
+        "wall_seconds": provenance["wall_seconds"],
+    }, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     """Run ``python -m sdsnn_bio.data``; returns the process exit status."""
     parser = argparse.ArgumentParser(prog="python -m sdsnn_bio.data", description=__doc__.splitlines()[0])
@@ -86,11 +117,22 @@ def main(argv=None) -> int:
     emulate.add_argument("--digit-box", type=int, default=20,
                          help="side of the digit's box in source pixels (MNIST: 20, the default); 0: whole image")
     emulate.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    split = commands.add_parser("split-idx", help="split IDX images into train/validation/test IDX files")
+    split.add_argument("images", help="IDX image file, gzip or not (e.g. train-images-idx3-ubyte.gz)")
+    split.add_argument("labels", help="IDX label file, gzip or not (e.g. train-labels-idx1-ubyte.gz)")
+    split.add_argument("--output", required=True, help="folder to create (empty or new)")
+    split.add_argument("--train", type=int, required=True, help="training images (stratified)")
+    split.add_argument("--validation", type=int, default=0, help="validation images (default 0)")
+    split.add_argument("--test", type=int, default=0, help="test images (default 0)")
+    split.add_argument("--seed", type=int, default=0, help="seed of the split, as emulate-idx's (default 0)")
+    split.add_argument("--no-gzip", action="store_true", help="write uncompressed IDX files")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
     if args.command == "emulate-idx":
         return _emulate_idx(parser, args, argv)
+    if args.command == "split-idx":
+        return _split_idx(parser, args, argv)
 
     if args.command == "generate":
         started = time.perf_counter()

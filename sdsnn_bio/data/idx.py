@@ -11,6 +11,9 @@ An IDX file is a big-endian header followed by the array, C order::
 MNIST's image files hold ``(n, 28, 28)`` uint8 (0 = background, 255 = ink), its label files ``(n,)``
 uint8 digits. A file whose first two bytes are the gzip magic ``1f 8b`` is decompressed first
 (``train-images-idx3-ubyte.gz`` can be read as it is distributed).
+
+:func:`encode_idx` and :func:`write_idx` write the same format (the element type kept, big-endian;
+gzip with a zero timestamp, so the same array always gives the same bytes), atomically.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 from .format import DataError, MissingDataError
 
-__all__ = ["IDX_TYPES", "decode_idx", "read_idx", "file_md5"]
+__all__ = ["IDX_TYPES", "decode_idx", "read_idx", "encode_idx", "write_idx", "file_md5"]
 
 #: Element type code of the IDX header -> NumPy dtype (big-endian).
 IDX_TYPES = {
@@ -121,6 +124,64 @@ def read_idx(path) -> np.ndarray:
                 f"{path}: expected a gzip-compressed IDX file, the gzip stream is broken ({error})"
             ) from error
     return decode_idx(raw, str(path))
+
+
+def encode_idx(array) -> bytes:
+    """The bytes of an IDX file holding ``array`` (the inverse of :func:`decode_idx`).
+
+    Parameters
+    ----------
+    array : array_like
+        At least one dimension, of an element type IDX can hold (uint8, int8, int16, int32,
+        float32, float64; any byte order).
+
+    Returns
+    -------
+    bytes
+        Header (type code of the array's dtype, number of dimensions, big-endian sizes) and data.
+
+    Raises
+    ------
+    ValueError
+        A scalar, or an element type IDX has no code for.
+    """
+    array = np.asarray(array)
+    codes = {dtype.newbyteorder("="): code for code, dtype in IDX_TYPES.items()}
+    code = codes.get(array.dtype.newbyteorder("="))
+    if code is None:
+        raise ValueError(f"array: IDX holds {', '.join(d.name for d in codes)}, got dtype {array.dtype}")
+    if array.ndim < 1 or array.ndim > 255:
+        raise ValueError(f"array: IDX holds 1 to 255 dimensions, got shape {array.shape}")
+    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    return header + np.ascontiguousarray(array, dtype=IDX_TYPES[code]).tobytes()
+
+
+def write_idx(path, array, *, compress: bool = True) -> Path:
+    """Write ``array`` as an IDX file, atomically (temporary file + rename).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination (by convention ending in ``.gz`` when compressed).
+    array : array_like
+        See :func:`encode_idx`.
+    compress : bool
+        Gzip the file (zero timestamp: equal arrays give equal files).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    from ..files import atomic_open
+
+    path = Path(path).expanduser()
+    content = encode_idx(array)
+    if compress:
+        content = gzip.compress(content, compresslevel=6, mtime=0)
+    with atomic_open(path, "wb") as handle:
+        handle.write(content)
+    return path
 
 
 def file_md5(path) -> str:

@@ -11,7 +11,11 @@ Nothing is downloaded; the folder must already hold
     t10k-images-idx3-ubyte    t10k-labels-idx1-ubyte      (10 000)
 
 each possibly gzip-compressed (``.gz``, as distributed) and with ``.idx`` instead of ``-idx`` in the
-name (``train-images.idx3-ubyte``); read by :func:`sdsnn_bio.data.idx.read_idx`.
+name (``train-images.idx3-ubyte``); read by :func:`sdsnn_bio.data.idx.read_idx`. A folder written by
+``python -m sdsnn_bio.data split-idx`` (:mod:`sdsnn_bio.data.idx_split`: train / validation / test
+carved from one IDX pair, e.g. MNIST's training images) also holds the ``validation`` split::
+
+    validation-images-idx3-ubyte   validation-labels-idx1-ubyte
 
 **CIFAR-10** (Krizhevsky 2009, "python version"; ``ROOT`` or ``ROOT/cifar-10-batches-py``)::
 
@@ -78,16 +82,20 @@ __all__ = [
 #: CIFAR-10 class names (``batches.meta``, as ``torchvision.datasets.CIFAR10.classes``).
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
-_MNIST_PREFIX = {"train": "train", "test": "t10k"}
+_MNIST_PREFIX = {"train": "train", "validation": "validation", "test": "t10k"}
 _MNIST_LAYOUT = ("expected train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
                  "t10k-labels-idx1-ubyte (optionally .gz) in ROOT, ROOT/raw or ROOT/MNIST/raw")
+_MNIST_VALIDATION_LAYOUT = ("expected validation-images-idx3-ubyte and validation-labels-idx1-ubyte "
+                            "(optionally .gz) beside the training files; a folder with a validation split is "
+                            "written by `python -m sdsnn_bio.data split-idx` (docs/datasets.md), or use "
+                            "data.validation_split = \"fraction\"")
 _CIFAR_BATCHES = {"train": tuple(f"data_batch_{k}" for k in range(1, 6)), "test": ("test_batch",)}
 _CIFAR_LAYOUT = "expected data_batch_1 ... data_batch_5 and test_batch in ROOT or ROOT/cifar-10-batches-py"
 
 
-def _check_split(split) -> str:
-    if not isinstance(split, str) or split.lower() not in _MNIST_PREFIX:
-        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+def _check_split(split, accepted=("train", "test")) -> str:
+    if not isinstance(split, str) or split.lower() not in accepted:
+        raise ValueError(f"split: expected one of {list(accepted)}, got {split!r}")
     return split.lower()
 
 
@@ -171,7 +179,8 @@ def find_mnist_files(root, split: str) -> tuple[Path, Path]:
     MissingDataError
         ``root`` does not exist, or no folder holds the split's two files.
     """
-    split = _check_split(split)
+    split = _check_split(split, tuple(_MNIST_PREFIX))
+    layout = _MNIST_VALIDATION_LAYOUT if split == "validation" else _MNIST_LAYOUT
     root = Path(root).expanduser()
     if not root.is_dir():
         raise MissingDataError(f"{root}: MNIST folder does not exist ({_MNIST_LAYOUT})")
@@ -183,10 +192,10 @@ def find_mnist_files(root, split: str) -> tuple[Path, Path]:
         if images is not None or labels is not None:
             have, lack, dims = ("images", "labels", 1) if labels is None else ("labels", "images", 3)
             raise MissingDataError(f"{folder}: holds the {split} {have} but no {prefix}-{lack}-idx{dims}-ubyte"
-                                   f"[.gz] ({_MNIST_LAYOUT})")
+                                   f"[.gz] ({layout})")
     found = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))[:10]
     raise MissingDataError(f"{root}: no {prefix}-images/{prefix}-labels IDX files for split {split!r} "
-                           f"({_MNIST_LAYOUT}); found {found}")
+                           f"({layout}); found {found}")
 
 
 def open_mnist(root, split: str = "train", *, subset: int | None = None, seed=0) -> ImageDataset:
@@ -195,7 +204,8 @@ def open_mnist(root, split: str = "train", *, subset: int | None = None, seed=0)
     Parameters
     ----------
     root : str or os.PathLike
-    split : {"train", "test"}
+    split : {"train", "validation", "test"}
+        ``"validation"`` needs the ``validation-*`` files of a folder written by ``split-idx``.
     subset : int, optional
         Class-balanced random subset of this many images.
     seed : int or numpy.random.Generator
@@ -216,7 +226,7 @@ def open_mnist(root, split: str = "train", *, subset: int | None = None, seed=0)
                         f"of {images.dtype}")
     labels = _check_labels(labels, images.shape[0], len(MNIST_CLASSES), labels_path)
     dataset = ImageDataset(images[..., None], labels, classes=MNIST_CLASSES,
-                           source=f"MNIST at {Path(images_path).parent}", split=_check_split(split))
+                           source=f"MNIST at {Path(images_path).parent}", split=split.lower())
     return _subset(dataset, subset, seed)
 
 

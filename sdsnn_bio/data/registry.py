@@ -291,9 +291,10 @@ DATASETS: dict[str, DatasetDescriptor] = {d.name: d for d in (
                "user*_labels.csv) or tonic's ibmGestureTrain/ and ibmGestureTest/"),
     DatasetDescriptor(
         "mnist", "MNIST", "images", (28, 28, 1), MNIST_CLASSES, "sdsnn_bio.data.images:open_mnist",
-        ("poisson", "direct"),
+        ("poisson", "direct"), splits=("train", "validation", "test"),
         layout="train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
-               "t10k-labels-idx1-ubyte (optionally .gz)"),
+               "t10k-labels-idx1-ubyte (optionally .gz; validation-images/-labels too in a folder written "
+               "by `python -m sdsnn_bio.data split-idx`)"),
     DatasetDescriptor(
         "cifar10", "CIFAR-10", "images", (32, 32, 3), CIFAR10_CLASSES, "sdsnn_bio.data.images:open_cifar10",
         ("poisson", "direct"), layout="the python batches data_batch_1 ... data_batch_5 and test_batch"),
