@@ -89,7 +89,7 @@ def test_input_size_sets_n_input_and_the_shape():
         ({"dataset": "dvs_gesture", "input_size": [256, 64]}, ["data.input_size", "128x128"]),
         ({"dataset": "dvs_gesture", "first_saccade": True}, ["data.first_saccade", "dvs_gesture"]),
         ({"dataset": "dvs_gesture", "encoding": "poisson"}, ["data.encoding", "'frames'"]),
-        ({"dataset": "mnist", "validation_split": "folder"}, ["data.validation_split", "['train', 'test']"]),
+        ({"dataset": "cifar10", "validation_split": "folder"}, ["data.validation_split", "['train', 'test']"]),
     ],
 )
 def test_bad_data_keys_are_named(data, needles):
