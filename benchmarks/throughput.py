@@ -479,7 +479,7 @@ def run_worker(command, environment) -> tuple[subprocess.CompletedProcess, float
 def turns(frameworks, rounds: int) -> list[str]:
     """The order in which workers run: every framework once per round, in the same order."""
     if rounds < 1:
-        raise ValueError(f"--rounds must be at least 1, got {rounds}")
+        raise ValueError(f"--processes (--rounds) must be at least 1, got {rounds}")
     return [framework for _ in range(rounds) for framework in frameworks]
 
 
@@ -500,7 +500,57 @@ def summarise(measured: list[dict]) -> dict:
         "hidden_rate": statistics.mean(run["hidden_spikes_per_neuron_step"] for run in measured),
         "others": max(run.get("others_cores", 0.0) for run in measured),
         "backend": measured[0].get("backend", ""),
+        "processes": process_spread([run["samples_per_second"] for run in measured]),
     }
+
+
+def process_spread(process_rates: list[list[float]]) -> dict:
+    """Speed across fresh processes, and whether it falls into separate modes.
+
+    ``process_rates`` holds each process's timed repeats (samples/s). A process's speed is the
+    median of its repeats. The sorted process speeds are cut at their largest gap between
+    neighbours; the two groups are called separate modes when each holds at least 2 processes
+    and the gap exceeds three times the median spread of the repeats within a process, 5 % of
+    the median process speed, and the range inside either group. Fewer than 4 processes are
+    not judged.
+
+    Returns a dict: ``speeds`` (sorted), ``median``, ``min``, ``max``, ``spread`` ((max - min) /
+    median), ``within`` (median range of the repeats inside a process, samples/s), ``gap``,
+    ``low`` and ``high`` (the two groups), ``bimodal`` (True, False or None when not judged) and
+    ``note`` (one sentence).
+    """
+    if not process_rates or any(len(rates) == 0 for rates in process_rates):
+        raise ValueError("process_spread: every process needs at least one timed repeat")
+    speeds = sorted(statistics.median(rates) for rates in process_rates)
+    median = statistics.median(speeds)
+    within = statistics.median(max(rates) - min(rates) for rates in process_rates)
+    result = {"speeds": speeds, "median": median, "min": speeds[0], "max": speeds[-1],
+              "spread": (speeds[-1] - speeds[0]) / median, "within": within, "gap": 0.0,
+              "low": speeds, "high": [], "bimodal": None}
+    n = len(speeds)
+    if n >= 2:
+        cut = max(range(1, n), key=lambda k: speeds[k] - speeds[k - 1])
+        low, high = speeds[:cut], speeds[cut:]
+        gap = speeds[cut] - speeds[cut - 1]
+        result.update(gap=gap, low=low, high=high)
+    else:
+        low, high, gap = speeds, [], 0.0
+    span = f"{n} process(es): median {median:.1f} samples/s, {speeds[0]:.1f}-{speeds[-1]:.1f} " \
+           f"(spread {100 * result['spread']:.0f} % of the median; repeats within a process span {within:.1f})"
+    if n < 4:
+        result["note"] = f"{span}; too few processes to judge modes (4 needed)"
+        return result
+    separate = (min(len(low), len(high)) >= 2 and gap > 3.0 * within and gap > 0.05 * median
+                and gap > max(low[-1] - low[0], high[-1] - high[0]))
+    result["bimodal"] = separate
+    if separate:
+        result["note"] = (f"{span}; TWO MODES: {len(low)} processes at {low[0]:.1f}-{low[-1]:.1f}, "
+                          f"{len(high)} at {high[0]:.1f}-{high[-1]:.1f} (gap {gap:.1f}, "
+                          f"{100 * gap / median:.0f} % of the median)")
+    else:
+        result["note"] = (f"{span}; one mode (largest gap between neighbouring processes {gap:.1f}, "
+                          f"{100 * gap / median:.0f} % of the median)")
+    return result
 
 
 def compare(ours: dict, theirs: dict) -> dict:
@@ -561,6 +611,29 @@ def markdown_table(rows: dict, failures: dict, steps, frameworks, ours: str = "s
     return "\n".join(lines) + "\n"
 
 
+def process_table(rows: dict, steps, frameworks) -> str:
+    """The spread across fresh processes as Markdown (one row per T and framework)."""
+    lines = ["| T | framework | processes | median of the process medians | slowest-fastest process "
+             "| spread | modes |", "|---|---|---|---|---|---|---|"]
+    for n_steps in steps:
+        for framework in frameworks:
+            row = rows.get((n_steps, framework))
+            if row is None:
+                continue
+            spread = row["processes"]
+            if spread["bimodal"] is None:
+                modes = "not judged (< 4 processes)"
+            elif spread["bimodal"]:
+                low, high = spread["low"], spread["high"]
+                modes = (f"**two**: {len(low)} at {low[0]:.1f}-{low[-1]:.1f}, "
+                         f"{len(high)} at {high[0]:.1f}-{high[-1]:.1f}")
+            else:
+                modes = f"one (largest gap {spread['gap']:.1f})"
+            lines.append(f"| {n_steps} | {framework} | {len(spread['speeds'])} | {spread['median']:.1f} "
+                         f"| {spread['min']:.1f}-{spread['max']:.1f} | {100 * spread['spread']:.0f} % | {modes} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
@@ -602,7 +675,10 @@ def main(argv=None, run=run_worker) -> int:
     parser.add_argument("--threads", type=int, default=THREADS,
                         help="threads of every framework (2; 1 on a machine that other processes load)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per round")
-    parser.add_argument("--rounds", type=int, default=2, help="turns of every framework")
+    parser.add_argument("--processes", "--rounds", dest="rounds", type=int, default=2,
+                        help="fresh processes per framework and T, started in turns (each framework "
+                             "once per round); from 4 on, the spread across processes is judged "
+                             "for separate speed modes")
     parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(DEFAULT_FRAMEWORKS),
                         help="'snntorch[1 thread]' (not run by default) is snnTorch on one thread: "
                              "a reference when other processes slow its 2 OpenMP threads down")
@@ -631,7 +707,7 @@ def main(argv=None, run=run_worker) -> int:
     header = [f"machine: {machine()}", f"versions: {versions()}",
               f"command: python benchmarks/throughput.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip(),
               f"network {ARCH[0]}-{ARCH[1]}-{ARCH[2]}, batch {args.batch_size}, {args.threads} thread(s), "
-              f"{args.rounds} rounds x {args.repeats} repeats x {args.batches} batches; "
+              f"{args.rounds} processes (rounds) x {args.repeats} repeats x {args.batches} batches; "
               f"load average at start {os.getloadavg()[0]:.2f}"]
     print("\n".join(header))
     print("columns: median (min-max) over all timed repeats; memory in MiB; hidden rate = hidden "
@@ -683,10 +759,18 @@ def main(argv=None, run=run_worker) -> int:
                                f"{single['min'] / double['max']:.2f}x-{single['max'] / double['min']:.2f}x), "
                                f"training peak memory = {single['peak'] / double['peak']:.2f}x")
     verdicts = [target_verdict(rows, n_steps) for n_steps in args.steps]
+    spreads = [f"T={n_steps} {framework}: {rows[(n_steps, framework)]['processes']['note']}"
+               for n_steps in args.steps for framework in args.frameworks
+               if (n_steps, framework) in rows and args.rounds >= 2]
     footer = f"load average at end {os.getloadavg()[0]:.2f}"
+    if spreads:
+        print("per-process speed (each process's median repeat):")
+        print("\n".join(spreads))
     print("\n".join([*comparisons, *verdicts, footer]))
     if args.markdown is not None:
         table = markdown_table(rows, failures, args.steps, args.frameworks)
+        if spreads:
+            table += "\n" + process_table(rows, args.steps, args.frameworks)
         text = "\n".join(["```", *header, footer, "```", "", table, *(f"* {line}" for line in verdicts), ""])
         write_atomically(args.markdown, text)
         print(f"wrote {args.markdown}")

@@ -103,3 +103,59 @@ def test_each_peer_trains_on_the_benchmark_batches(peer):
     assert result["training_peak_mib"] is None or result["training_peak_mib"] > result["rss_before_mib"]
     assert 0.0 < result["hidden_spikes_per_neuron_step"] < 0.5
     assert peer in result["backend"]
+
+
+def test_process_spread_finds_two_modes_of_fresh_processes():
+    """Issue 15's observation (T=30: 2223-2332 vs 1453-1502 samples/s) is called two modes, with
+    its groups; processes that differ by their repeats' noise are one mode."""
+    throughput = _load()
+    fast = [[2223.0, 2230.0], [2290.0, 2300.0], [2332.0, 2320.0]]
+    slow = [[1453.0, 1460.0], [1502.0, 1490.0], [1470.0, 1480.0]]
+    spread = throughput.process_spread(fast + slow)
+    assert spread["bimodal"] is True
+    assert spread["low"] == [1456.5, 1475.0, 1496.0] and spread["high"] == [2226.5, 2295.0, 2326.0]
+    assert "TWO MODES: 3 processes at 1456.5-1496.0, 3 at 2226.5-2326.0" in spread["note"]
+    steady = [[790.0, 770.0], [780.0, 800.0], [785.0, 775.0], [771.0, 795.0], [797.0, 781.0]]
+    spread = throughput.process_spread(steady)
+    assert spread["bimodal"] is False and "one mode" in spread["note"]
+    assert (spread["min"], spread["max"], spread["median"]) == (780.0, 790.0, 783.0)
+
+
+@pytest.mark.parametrize("rates, reason", [
+    ([[100.0], [200.0], [100.0]], "too few processes"),          # 3 processes: not judged
+    ([[100.0], [101.0], [102.0], [200.0]], "one mode"),            # a lone outlier is not a mode
+    ([[100.0, 160.0], [110.0, 170.0], [150.0, 210.0], [155.0, 215.0]], "one mode"),  # gap within the noise
+])
+def test_process_spread_needs_enough_processes_and_a_gap_above_the_noise(rates, reason):
+    throughput = _load()
+    spread = throughput.process_spread(rates)
+    assert spread["bimodal"] is not True and reason in spread["note"]
+    with pytest.raises(ValueError, match="at least one timed repeat"):
+        throughput.process_spread([[1.0], []])
+
+
+def test_main_reports_the_spread_across_fresh_processes(tmp_path, capsys):
+    """--processes N starts N fresh workers per framework and T, in turns, and reports each
+    framework's process medians, their range and whether they form two modes (text and Markdown)."""
+    throughput = _load()
+    started = []
+    speeds = iter([[1500.0, 1490.0], [2300.0, 2310.0], [1480.0, 1470.0], [2250.0, 2260.0]])
+
+    def fake_run(command, environment):
+        framework = command[command.index("--worker") + 1]
+        started.append(framework)
+        rates = next(speeds) if framework == "sdsnn_bio" else [100.0, 101.0]
+        return subprocess.CompletedProcess(command, 0, json.dumps(_result(framework, rates)), ""), 0.0
+
+    table = tmp_path / "table.md"
+    assert throughput.main(["--steps", "30", "--processes", "4", "--frameworks", "sdsnn_bio", "snntorch",
+                            "--markdown", str(table)], run=fake_run) == 0
+    assert started == ["sdsnn_bio", "snntorch"] * 4
+    out = capsys.readouterr().out
+    assert "T=30 sdsnn_bio: 4 process(es): median 1875.0 samples/s, 1475.0-2305.0" in out
+    assert "TWO MODES: 2 processes at 1475.0-1495.0, 2 at 2255.0-2305.0" in out
+    assert "T=30 snntorch: 4 process(es)" in out and "one mode" in out
+    text = table.read_text()
+    assert ("| 30 | sdsnn_bio | 4 | 1875.0 | 1475.0-2305.0 | 44 % "
+            "| **two**: 2 at 1475.0-1495.0, 2 at 2255.0-2305.0 |") in text
+    assert "| 30 | snntorch | 4 | 100.5 | 100.5-100.5 | 0 % | one (largest gap 0.0) |" in text
