@@ -67,6 +67,7 @@ from .optim import Adam
 from .parallel import RowBlocks, default_threads
 from .stepping import backward_model, integrate_model
 from .surrogate import make_surrogate
+from .workspace import Workspace
 
 __all__ = ["LearningParameters", "InputBatch", "Learner", "ForwardPass", "StepResult", "BACKENDS",
            "OPTIMIZER_RESETS", "DTYPES"]
@@ -398,6 +399,8 @@ class Learner:
                 projection.weight = projection.weight.astype(self.dtype)
         self.structure = structure
         self.workers = RowBlocks(default_threads() if n_threads is None else n_threads)
+        #: Work arrays of :meth:`train_step` (Numba backend), reused from step to step.
+        self.workspace = Workspace()
         self.dynamics = dict(dynamics)
         self.params = params
         self.surrogate = make_surrogate(params.surrogate, params.surrogate_scale)
@@ -438,23 +441,33 @@ class Learner:
         flat = self.workers.sparse_matmul(presynaptic, weight)
         return np.asarray(flat).reshape(n_steps, n_samples, weight.shape[1])
 
-    def _integrate_fused(self, batch: InputBatch, presynaptic, weight, name: str, given) -> LayerTrace:
-        """One layer's forward pass in the compiled kernel, sample blocks on threads."""
+    def _integrate_fused(self, batch: InputBatch, presynaptic, weight, name: str, given,
+                         workspace: Workspace | None = None) -> LayerTrace:
+        """One layer's forward pass in the compiled kernel, sample blocks on threads.
+
+        With a ``workspace`` the potentials, spikes and refractory flags are its arrays (valid
+        until its next use), else fresh ones.
+        """
+        def empty(kind, shape, dtype):
+            if workspace is None:
+                return np.empty(shape, dtype=dtype)
+            return workspace.empty((kind, name), shape, dtype)
+
         dynamics = self.dynamics[name]
         n_steps, n_samples = batch.n_steps, batch.n_samples
         shape = (n_steps, n_samples, weight.shape[1])
         real = self.dtype.type  # scalars of the learner's type: no promotion inside the kernel
         weight = np.ascontiguousarray(weight, dtype=self.dtype)
         alive = np.ascontiguousarray(self._alive(name), dtype=bool)
-        potential = np.empty(shape, dtype=self.dtype)
+        potential = empty("potential", shape, self.dtype)
         if given is None:
-            spikes = np.empty(shape, dtype=bool)
+            spikes = empty("spikes", shape, bool)
         else:
             spikes = np.ascontiguousarray(given, dtype=bool)
             if spikes.shape != shape:
                 raise ValueError(f"spikes: expected shape {shape}, got {spikes.shape}")
         refractory = dynamics.refractory_steps > 0
-        not_refractory = np.empty(shape, dtype=bool) if refractory else _NO_BOOL3
+        not_refractory = empty("not_refractory", shape, bool) if refractory else _NO_BOOL3
         counts = np.zeros(shape[1:], dtype=np.int64)
         dense = presynaptic is not None
         pre_spikes = np.ascontiguousarray(presynaptic, dtype=bool) if dense else _NO_BOOL3
@@ -519,7 +532,7 @@ class Learner:
             return grad
         return values.T @ summed
 
-    def _run(self, batch: InputBatch, recorded: dict | None) -> ForwardPass:
+    def _run(self, batch: InputBatch, recorded: dict | None, workspace: Workspace | None = None) -> ForwardPass:
         traces = {}
         presynaptic = None  # the input layer: batch.matrix
         for name in self.order:
@@ -535,7 +548,7 @@ class Learner:
                 currents = projection.geometry.forward(self._dense_spikes(batch, presynaptic), weight)
                 trace = self._integrate(currents.reshape(batch.n_steps, batch.n_samples, -1), name, given)
             elif self.backend == "numba" and isinstance(self.dynamics[name], LayerDynamics):
-                trace = self._integrate_fused(batch, presynaptic, weight, name, given)
+                trace = self._integrate_fused(batch, presynaptic, weight, name, given, workspace)
             else:
                 currents = self._currents(
                     batch.as_dtype(self.dtype)[0] if presynaptic is None else presynaptic, weight,
@@ -592,8 +605,13 @@ class Learner:
 
     def gradients(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray):
         """Loss and dL/dW for every potential synapse of every projection."""
+        return self._gradients(batch, forward, labels, None)
+
+    def _gradients(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray,
+                   workspace: Workspace | None):
+        """:meth:`gradients`; the fused path takes its arrays from ``workspace`` if given."""
         if self.backend == "numba" and self._fusable:
-            return self._gradients_fused(batch, forward, labels)
+            return self._gradients_fused(batch, forward, labels, workspace)
         value, grad_spikes, grad_potential = self.loss(forward, labels)
         grads = {}
         n_steps, n_samples = batch.n_steps, batch.n_samples
@@ -634,14 +652,26 @@ class Learner:
             grad_potential = None
         return value, grads
 
-    def _gradients_fused(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray):
+    def _gradients_fused(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray,
+                         workspace: Workspace | None = None):
         """Gradients with the compiled kernel.
 
         :meth:`gradients` with the compiled kernel: layer by layer from the output, each layer's
         neurons split in blocks over threads; a layer's kernel also computes the gradient of the
         projection above it (from that layer's ``dL/dI``) and, for the first layer, of the input
-        projection.
+        projection. With a ``workspace``, the gradients and ``dL/dI`` arrays are its arrays (valid
+        until its next use).
         """
+        def zeros(kind, name, shape):
+            if workspace is None:
+                return _zeros_aligned(shape, self.dtype)
+            return workspace.zeros((kind, name), shape, self.dtype)
+
+        def empty(kind, name, shape):
+            if workspace is None:
+                return np.empty(shape, dtype=self.dtype)
+            return workspace.empty((kind, name), shape, self.dtype)
+
         value, grad_spikes, grad_potential = self.loss(forward, labels)
         backward_block = kernels().backward_block
         surrogate_code = SURROGATE_CODES[self.surrogate.name]
@@ -673,12 +703,12 @@ class Learner:
             # input: it stores dL/dJ, and dW_input = x^T sum_t dL/dJ_t follows (_analog_gradient).
             scatter = first and not batch.analog
             if scatter:
-                grad_weight_input = _zeros_aligned(projection.shape, self.dtype)
+                grad_weight_input = zeros("grad_weight", projection.name, projection.shape)
                 grads[projection.name] = grad_weight_input
                 indptr, indices = matrix.indptr, matrix.indices
             else:
                 grad_weight_input, indptr, indices = no_float2, _NO_INDEX, _NO_INDEX
-            grad_currents = no_float3 if scatter else np.empty(shape, dtype=self.dtype)
+            grad_currents = no_float3 if scatter else empty("grad_currents", name, shape)
 
             def block(n0: int, n1: int) -> None:
                 backward_block(
@@ -698,7 +728,7 @@ class Learner:
             # The layer below computes dL/dW of this projection and dL/ds from these dL/dI.
             grad_above = grad_currents
             weight_above = np.ascontiguousarray(self._backprop_weight(projection).T, dtype=self.dtype)
-            grad_weight_above = np.zeros(projection.shape, dtype=self.dtype)
+            grad_weight_above = zeros("grad_weight", projection.name, projection.shape)
             grads[projection.name] = grad_weight_above
             grad_spikes = grad_potential = None
         return value, grads
@@ -707,8 +737,11 @@ class Learner:
     def train_step(self, batch: InputBatch, labels, recorded_spikes: dict | None = None) -> StepResult:
         """Forward (kernel, or reconstruction from recorded spikes), backward, Adam update."""
         labels = np.asarray(labels, dtype=np.int64)
-        forward = self.simulate(batch) if recorded_spikes is None else self.reconstruct(batch, recorded_spikes)
-        value, grads = self.gradients(batch, forward, labels)
+        # The step's large arrays (potentials, spikes, dL/dI, weight gradients) are the workspace's,
+        # reused from step to step: no fresh pages to fault in and zero at every step, and the same
+        # page-aligned placement in every process (sdsnn_bio.learning.workspace).
+        forward = self._run(batch, recorded_spikes, self.workspace)
+        value, grads = self._gradients(batch, forward, labels, self.workspace)
         if not np.isfinite(value):
             raise FloatingPointError(f"training loss is {value}: the run diverged")
         weights = {p.name: p.weight for p in self.structure.projections}
