@@ -33,13 +33,17 @@ N(0, (4/sqrt(fan_in))^2)); the ``hidden rate`` column shows how active each hidd
 matters only to sdsnn_bio (event-driven) and not to the dense peers.
 
 Each framework runs in its own subprocess (a fresh process: its own imports, thread pools and memory
-counters), and the frameworks take turns: ``--rounds`` rounds, each running every framework once for
-``--repeats`` timed repeats of ``--batches`` batches (after 3 warm-up batches, which hold JAX's
-three compilations of Spyx's train step), so that a change of load on a shared machine hits all of
-them alike. The parent prints
+counters), and the frameworks take turns: ``--processes N`` (also spelt ``--rounds``) rounds, each
+running every framework once, in a fresh process, for ``--repeats`` timed repeats of ``--batches``
+batches (after 3 warm-up batches, which hold JAX's three compilations of Spyx's train step), so that
+a change of load on a shared machine hits all of them alike. The parent prints
 the median over all repeats, the slowest and fastest repeat, and the ratios of sdsnn_bio to every
 peer: of the medians, and the worst case (our slowest repeat / its fastest repeat), a bound that
-noise cannot inflate. ``--markdown FILE`` also writes the table as Markdown (for docs/benchmarks.md).
+noise cannot inflate. With 2 or more processes it also prints the spread across processes (each
+process's median repeat: their median and range) and, from 4 processes on, whether they fall
+into two speed modes (``process_spread``: the largest gap between neighbouring process speeds
+must exceed three times the repeats' spread within a process, 5 % of the median and the range of
+either group, with at least 2 processes on each side), as issue 15 saw them. ``--markdown FILE`` also writes the table as Markdown (for docs/benchmarks.md).
 sdsnn_bio is measured with its default backend (Numba when installed) and, as ``sdsnn_bio[numpy]``,
 with its NumPy reference backend; ``sdsnn_bio[float32]`` is the default backend training in float32
 (``learning.dtype = "float32"``; the others train in float64, the default), and its speed-up over
@@ -68,6 +72,7 @@ otherwise), and ``--quiet-wait`` waits for quiet moments.
 
     python benchmarks/throughput.py                 # T=30 and T=300, every framework
     python benchmarks/throughput.py --steps 30 --rounds 1 --repeats 2 --batches 5 --markdown table.md
+    python benchmarks/throughput.py --frameworks sdsnn_bio --processes 16   # spread across fresh processes
 
 The peers are optional (``pip install -e .[bench] torch==2.13.0``; keep numpy<2.4); a framework that
 cannot be imported gets a "not measured" row saying why.
