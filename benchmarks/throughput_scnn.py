@@ -14,7 +14,10 @@ snnTorch's network is written the way its tutorials write one (``nn.Conv2d``, ``
 surrogate is a ``torch.autograd.Function``, as in the tutorial on custom surrogates) and starts
 from sdsnn_bio's initial weights (:func:`torch_network` copies them; a conv kernel element
 ``K[c_out, c_in, dy, dx]`` is sdsnn_bio's parameter ``[(c_in*k + dy)*k + dx, c_out]``). It computes
-in float32 (PyTorch's default), sdsnn_bio in float64. Update order: snn.Leaky adds the input before
+in float32 (PyTorch's default), sdsnn_bio in float64 (its default), and ``sdsnn_bio[float32]``
+is the same learner with ``learning.dtype = "float32"``. sdsnn_bio's backend is the preset's
+``"auto"``: with Numba installed, the compiled event-driven kernels of shared projections
+(``sdsnn_bio.learning.shared``). Update order: snn.Leaky adds the input before
 its threshold test, sdsnn_bio after (``sdsnn_bio.learning.kernel``); the work per step is the same.
 
 Each framework runs in a fresh subprocess of its own and the frameworks take turns (``--rounds``
@@ -45,7 +48,7 @@ import numpy as np
 
 PRESET = Path(__file__).resolve().parents[1] / "examples" / "configs" / "released_nmnist_scnn.toml"
 THREADS = 2
-FRAMEWORKS = ("sdsnn_bio", "snntorch")
+FRAMEWORKS = ("sdsnn_bio", "sdsnn_bio[float32]", "snntorch")
 
 
 @functools.lru_cache(maxsize=1)
@@ -86,13 +89,21 @@ def load_batches(config, params, n_batches: int, batch_size: int, seed: int = 0)
             for b in range(n_batches)]
 
 
-def sdsnn_learner(config, params, seed: int = 0):
-    """The preset's structure (initial weights from ``seed``) and its learner on 2 threads."""
+def sdsnn_learner(config, params, seed: int = 0, dtype: str | None = None):
+    """The preset's structure (initial weights from ``seed``) and its learner on 2 threads.
+
+    ``dtype``: the learner's floating-point type (None: the preset's).
+    """
+    import dataclasses
+
     from sdsnn_bio.learning.learner import Learner
     from sdsnn_bio.model import initial_structure
 
     structure = initial_structure(params, np.random.default_rng(seed))
-    learner = Learner(structure, params.layer_dynamics(), config.learning_parameters(), n_threads=THREADS)
+    settings = config.learning_parameters()
+    if dtype is not None:
+        settings = dataclasses.replace(settings, dtype=dtype)
+    learner = Learner(structure, params.layer_dynamics(), settings, n_threads=THREADS)
     return structure, learner
 
 
@@ -171,11 +182,12 @@ def torch_network(structure, params, width: float = 1.0, dtype=None):
     return Net()
 
 
-def run_sdsnn(config, params, batches, repeats: int) -> tuple[list[float], dict]:
-    """Samples/s of each timed repeat of sdsnn_bio's learner, and its backend and spike counts."""
+def run_sdsnn(config, params, batches, repeats: int, dtype: str | None = None) -> tuple[list[float], dict]:
+    """Samples/s of each timed repeat of sdsnn_bio's learner (``dtype``: None, the preset's), and its
+    backend and spike counts."""
     from sdsnn_bio.learning.learner import InputBatch
 
-    _, learner = sdsnn_learner(config, params)
+    _, learner = sdsnn_learner(config, params, dtype=dtype)
     n_steps, n_input = params.n_steps, params.n_input
 
     def step(samples, labels):
@@ -188,7 +200,7 @@ def run_sdsnn(config, params, batches, repeats: int) -> tuple[list[float], dict]
         for samples, labels in batches:
             counts.append(step(samples, labels))
         rates.append(sum(len(labels) for _, labels in batches) / (time.perf_counter() - start))
-    return rates, {"backend": learner.backend, "spikes_per_sample": _mean_counts(counts, len(batches[0][1]))}
+    return rates, {"backend": f"{learner.backend} {learner.dtype.name}", "spikes_per_sample": _mean_counts(counts, len(batches[0][1]))}
 
 
 def run_snntorch(config, params, batches, repeats: int) -> tuple[list[float], dict]:
@@ -242,8 +254,11 @@ def worker(framework: str, n_batches: int, repeats: int, batch_size: int) -> Non
     batches = load_batches(config, params, n_batches, batch_size)
     rss_before = tools._status_mib("VmRSS")
     reset = tools._reset_peak_memory()
-    run = run_snntorch if framework == "snntorch" else run_sdsnn
-    rates, info = run(config, params, batches, repeats)
+    if framework == "snntorch":
+        rates, info = run_snntorch(config, params, batches, repeats)
+    else:
+        rates, info = run_sdsnn(config, params, batches, repeats,
+                                "float32" if framework == "sdsnn_bio[float32]" else None)
     peak = tools._status_mib("VmHWM")
     print(json.dumps({"framework": framework, "batch_size": batch_size, "samples_per_second": rates,
                       "rss_before_mib": rss_before, "training_peak_mib": peak if reset else None, **info}))
@@ -265,6 +280,7 @@ def summarise(runs: dict) -> dict:
                           if run["training_peak_mib"]), default=float("nan")),
             "others": max(run.get("others_cores", 0.0) for run in measured),
             "spikes": measured[0]["spikes_per_sample"],
+            "backend": measured[0].get("backend", ""),
         }
     return rows
 
@@ -319,14 +335,15 @@ def main() -> None:
             continue
         row = rows[framework]
         spikes = ", ".join(f"{name} {value:.0f}" for name, value in row["spikes"].items())
-        print(f"{framework:>10} {row['median']:8.2f} ({row['min']:.2f}-{row['max']:.2f})  RSS before "
+        print(f"{framework:>18} {row['median']:8.2f} ({row['min']:.2f}-{row['max']:.2f})  RSS before "
               f"{row['rss_before']:.0f}  training peak {row['peak']:.0f} (+{row['extra']:.0f})  others "
-              f"{row['others']:.2f}  spikes: {spikes}")
-    if "sdsnn_bio" in rows and "snntorch" in rows:
-        ours, theirs = rows["sdsnn_bio"], rows["snntorch"]
-        print(f"sdsnn_bio / snntorch throughput = {ours['median'] / theirs['median']:.2f}x (worst case, our "
-              f"slowest / their fastest repeat: {ours['min'] / theirs['max']:.2f}x), training peak memory = "
-              f"{ours['peak'] / theirs['peak']:.2f}x (+training {ours['extra'] / theirs['extra']:.2f}x)")
+              f"{row['others']:.2f}  [{row['backend']}]  spikes: {spikes}")
+    for mine in ("sdsnn_bio", "sdsnn_bio[float32]"):
+        if mine in rows and "snntorch" in rows:
+            ours, theirs = rows[mine], rows["snntorch"]
+            print(f"{mine} / snntorch throughput = {ours['median'] / theirs['median']:.2f}x (worst case, our "
+                  f"slowest / their fastest repeat: {ours['min'] / theirs['max']:.2f}x), training peak memory = "
+                  f"{ours['peak'] / theirs['peak']:.2f}x (+training {ours['extra'] / theirs['extra']:.2f}x)")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -35,10 +35,14 @@ regeneration per kernel element, neuron importance and pruning per **channel** (
 silences all its positions; :meth:`Geometry.row_channel` maps parameter rows to the source channel
 they read).
 
+The compiled learner (:mod:`sdsnn_bio.learning.shared`) reads the same operator as event tables
+(:meth:`Geometry.pooled_table`, :meth:`Geometry.source_pooled`): which parameter rows a spike adds
+to which target positions.
+
 Adding a projection type: a new ``kind`` in :data:`KINDS`, its branch in every method of
 :class:`Geometry` (``target_shape``, ``parameter_shape``, ``row_channel``, ``synapses``,
-``forward``, ``backward``) and a Brian2 vs kernel spike-for-spike test plus a finite-difference
-test in ``tests/test_geometry.py``.
+``forward``, ``backward``, ``n_positions``, ``_list_event_tables``) and a Brian2 vs kernel
+spike-for-spike test (both backends) plus a finite-difference test in ``tests/test_geometry.py``.
 """
 
 from __future__ import annotations
@@ -277,6 +281,70 @@ class Geometry:
             array.setflags(write=False)
         return SharedSynapses(*arrays, self.factor)
 
+    # ------------------------------------------------------------------ event tables
+    @property
+    def n_positions(self) -> int:
+        """Target positions per output channel: ``H_out * W_out`` (convolution) or 1 (dense)."""
+        if self.kind == "dense":
+            return 1
+        return int(np.prod(self.target_shape[1:]))
+
+    def source_pooled(self) -> np.ndarray:
+        """Pooled input position ``q`` read by each source unit, shape (n_source,), int64.
+
+        ``q = (c * Hp + y // pool) * Wp + x // pool`` for the unit ``(c, y, x)``; -1 for the
+        trailing rows and columns that pooling drops (read-only, cached per geometry).
+        """
+        return _event_tables(self)[0]
+
+    def pooled_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What each pooled input position feeds: CSR ``(indptr, rows, positions)``, int64.
+
+        Entries ``indptr[q]:indptr[q + 1]`` list the pairs (parameter row, target position) of the
+        pooled position ``q``: a unit value at ``q`` adds the parameter row ``rows[e]`` (all output
+        channels) to the currents of target position ``positions[e]`` (``oy * W_out + ox``;
+        always 0 for a dense geometry, whose row is ``q`` itself). Convolution: the row of kernel
+        offset ``(dy, dx)`` of ``q = (c, py, px)`` is ``(c * k + dy) * k + dx`` and its position
+        ``(py - dy + p, px - dx + p)``, if inside the output. Sorted by ``q``, then row. The
+        compiled shared kernels (:mod:`sdsnn_bio.learning.fused`) scatter a spike's rows with it
+        (forward, weight gradient) and gather a pooled position's error through it.
+        """
+        return _event_tables(self)[1:]
+
+    def _list_event_tables(self):
+        c_in, h, w = self.source_shape
+        _, hp, wp = self.pooled_shape
+        s = self.pool
+        channel, y, x = np.unravel_index(np.arange(c_in * h * w), (c_in, h, w))
+        inside = (y // s < hp) & (x // s < wp)
+        source_pooled = np.where(inside, (channel * hp + y // s) * wp + x // s, -1).astype(np.int64)
+        n_pooled = c_in * hp * wp
+        if self.kind == "dense":
+            indptr = np.arange(n_pooled + 1, dtype=np.int64)
+            rows = np.arange(n_pooled, dtype=np.int64)
+            positions = np.zeros(n_pooled, dtype=np.int64)
+        else:
+            k, p = self.kernel_size, self.padding
+            _, out_h, out_w = self.target_shape
+            pooled_c, py, px = np.unravel_index(np.arange(n_pooled), (c_in, hp, wp))
+            qs, rows, positions = [], [], []
+            for dy in range(k):
+                for dx in range(k):
+                    oy, ox = py - dy + p, px - dx + p
+                    valid = (oy >= 0) & (oy < out_h) & (ox >= 0) & (ox < out_w)
+                    qs.append(np.flatnonzero(valid))
+                    rows.append(((pooled_c * k + dy) * k + dx)[valid])
+                    positions.append((oy * out_w + ox)[valid])
+            qs, rows, positions = (np.concatenate(a).astype(np.int64) for a in (qs, rows, positions))
+            order = np.lexsort((rows, qs))
+            qs, rows, positions = qs[order], rows[order], positions[order]
+            indptr = np.zeros(n_pooled + 1, dtype=np.int64)
+            np.cumsum(np.bincount(qs, minlength=n_pooled), out=indptr[1:])
+        arrays = (source_pooled, indptr, rows, positions)
+        for array in arrays:
+            array.setflags(write=False)
+        return arrays
+
     # ------------------------------------------------------------------ linear operator
     def _pool(self, spikes: np.ndarray, dtype=np.float64) -> np.ndarray:
         """Average pooling of ``(B, C*H*W)`` spikes (bool or float) into ``(B, C, Hp, Wp)`` floats.
@@ -442,6 +510,12 @@ class Geometry:
 def _listed_synapses(geometry: Geometry) -> SharedSynapses:
     """:meth:`Geometry.synapses`, listed once per geometry (geometries are frozen and hashable)."""
     return geometry._list_synapses()
+
+
+@functools.lru_cache(maxsize=16)
+def _event_tables(geometry: Geometry):
+    """``(source_pooled, indptr, rows, positions)`` of a geometry, built once (see :meth:`Geometry.pooled_table`)."""
+    return geometry._list_event_tables()
 
 
 def _real(weight: np.ndarray) -> np.dtype:

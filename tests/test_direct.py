@@ -132,10 +132,12 @@ def test_kernel_gives_the_same_spikes_as_brian2_with_direct_input(rng, backend, 
     assert_kernel_equals_brian2(params, structure, intensity_samples(rng, 4), backend)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("refractory", [0 * ms, 2 * ms], ids=["no_refractory", "refractory"])
-def test_kernel_gives_the_same_spikes_as_brian2_for_a_conv_net_with_direct_input(rng, refractory):
+def test_kernel_gives_the_same_spikes_as_brian2_for_a_conv_net_with_direct_input(rng, refractory, backend):
     params, structure = conv_case(rng, refractory)
-    recording = assert_kernel_equals_brian2(params, structure, intensity_samples(rng, 3, n_input=128, density=0.6))
+    recording = assert_kernel_equals_brian2(params, structure, intensity_samples(rng, 3, n_input=128, density=0.6),
+                                            backend)
     silent = recording.dense_spikes("hidden_2").reshape(N_STEPS, 3, 4, 16)[:, :, 1]
     assert not silent.any(), "the pruned channel stays silent"
 
@@ -207,7 +209,9 @@ def single_layer_case(rng, geometry: Geometry | None):
 @pytest.mark.parametrize(("geometry", "backend"), [
     (None, "numpy"), pytest.param(None, "numba", marks=BACKENDS[1].marks),
     (Geometry("convolution", (2, 6, 6), 3, kernel_size=3, padding=1), "numpy"),
-], ids=["dense-numpy", "dense-numba", "convolution"])
+    pytest.param(Geometry("convolution", (2, 6, 6), 3, kernel_size=3, padding=1), "numba",
+                 marks=BACKENDS[1].marks),
+], ids=["dense-numpy", "dense-numba", "convolution-numpy", "convolution-numba"])
 def test_finite_difference_gradient_of_the_analog_first_layer(rng, geometry, backend):
     """Membrane loss, spike pattern fixed: dL/dW of the analog projection, x^T sum_t dL/dJ_t (shared by
     every position of a kernel element for the convolution), is the exact derivative."""

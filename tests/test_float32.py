@@ -320,8 +320,10 @@ def test_config_key_learning_dtype():
         LearningParameters(dtype="double")
 
 
-def test_a_convolutional_network_trains_in_float32(rng):
-    """Shared (convolutional) projections: the geometry's products run in float32 too."""
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_convolutional_network_trains_in_float32(rng, backend):
+    """Shared (convolutional) projections: the geometry's products ("numpy") and the compiled
+    event-driven kernels ("numba") run in float32 too."""
     import sys
     from pathlib import Path
 
@@ -332,9 +334,9 @@ def test_a_convolutional_network_trains_in_float32(rng):
 
     params, structure = conv_case(rng, prune=True)
     learners = {dtype: Learner(copy_structure(structure, np.float32), params.layer_dynamics(),
-                               LearningParameters(dtype=dtype), n_threads=1)
+                               LearningParameters(dtype=dtype), n_threads=2, backend=backend)
                 for dtype in ("float32", "float64")}
-    assert learners["float32"].backend == "numpy"
+    assert learners["float32"].backend == backend
     batch = InputBatch.from_samples(conv_samples(rng, 3), CONV_STEPS, params.n_input)
     labels = np.arange(3) % params.n_output
     results = {}

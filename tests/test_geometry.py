@@ -16,8 +16,14 @@ from sdsnn_bio.development.rules import (
     neuron_importance,
 )
 from sdsnn_bio.development.schedule import DevelopmentActions
+from sdsnn_bio.dynamics import LayerDynamics
 from sdsnn_bio.geometry import Geometry
+from sdsnn_bio.learning.bptt import backward_layer
+from sdsnn_bio.learning.fused import numba_available
+from sdsnn_bio.learning.kernel import LayerTrace, integrate_layer
 from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
+from sdsnn_bio.learning.parallel import RowBlocks
+from sdsnn_bio.learning.surrogate import make_surrogate
 from sdsnn_bio.model import NetworkParameters, NeuronParameters, SpikingNetwork, initial_structure
 from sdsnn_bio.model.architecture import parse_layers
 from sdsnn_bio.model.equations import shared_synapse_equations
@@ -27,6 +33,11 @@ INPUT_SHAPE = (2, 8, 8)
 N_INPUT = 128
 N_STEPS = 20
 LAYERS = ["3C3", "AP2", "4C3", "AP2", "12FC"]
+
+needs_numba = pytest.mark.skipif(not numba_available(), reason="Numba is not installed")
+#: "numpy": geometry products (im2col, BLAS) and NumPy loops; "numba": the compiled, event-driven
+#: shared kernels (sdsnn_bio.learning.shared).
+BACKENDS = ["numpy", pytest.param("numba", marks=needs_numba)]
 
 GEOMETRIES = [
     Geometry("convolution", (2, 8, 8), 3, kernel_size=3, padding=1),
@@ -142,15 +153,16 @@ def test_network_parameters_check_layers_against_sizes():
 
 
 # ---------------------------------------------------------------------------------------- Brian2
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("refractory", [0 * ms, 2 * ms], ids=["no_refractory", "refractory"])
-def test_kernel_gives_the_same_spikes_as_brian2_for_a_conv_net(rng, refractory):
+def test_kernel_gives_the_same_spikes_as_brian2_for_a_conv_net(rng, refractory, backend):
     params, structure = conv_case(rng, refractory)
     names = params.population_names[1:]
     network = SpikingNetwork(structure, params, record_potentials=names)
     network.present(random_samples(rng, 1))  # earlier samples must not leak into later runs
     samples = random_samples(rng, 3)
     recording = network.present(samples)
-    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=1)
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters(), n_threads=2, backend=backend)
     forward = learner.simulate(InputBatch.from_samples(samples, N_STEPS, N_INPUT))
     for name in names:
         brian_spikes = recording.dense_spikes(name)
@@ -213,12 +225,14 @@ def shared_output_case(rng):
     return params, structure
 
 
-def test_finite_difference_gradient_of_shared_kernel_elements(rng):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_finite_difference_gradient_of_shared_kernel_elements(rng, backend):
     """Membrane loss with the spike pattern fixed: dL/dK of each shared output kernel element (a
     sum over 36 synapses) is the exact derivative."""
     params, structure = shared_output_case(rng)
     learner = Learner(structure, params.layer_dynamics(),
-                      LearningParameters(loss="membrane_cross_entropy", logit_scale=3.0), n_threads=1)
+                      LearningParameters(loss="membrane_cross_entropy", logit_scale=3.0), n_threads=2,
+                      backend=backend)
     batch = InputBatch.from_samples(random_samples(rng, 3, n_events=150, n_input=72), N_STEPS, 72)
     labels = np.array([0, 7, 17])
     forward = learner.simulate(batch)
@@ -241,15 +255,16 @@ def test_finite_difference_gradient_of_shared_kernel_elements(rng):
         assert grads["hidden_1_to_output"][row, col] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("loss", ["rate_cross_entropy", "membrane_cross_entropy"])
-def test_shared_gradients_are_the_summed_gradients_of_the_unrolled_network(rng, loss):
+def test_shared_gradients_are_the_summed_gradients_of_the_unrolled_network(rng, loss, backend):
     """Every layer: the conv net's gradient of a kernel element equals the sum, over its synapses,
     of the gradients of the same network with one weight per synapse (fully connected learner,
     already checked against forward-mode derivatives), times the pooling factor; a pruned channel
     and absent kernel elements included."""
     params, structure = conv_case(rng, prune=True)
     settings = LearningParameters(loss=loss, logit_scale=5.0)
-    conv = Learner(structure, params.layer_dynamics(), settings, n_threads=1)
+    conv = Learner(structure, params.layer_dynamics(), settings, n_threads=2, backend=backend)
     batch = InputBatch.from_samples(random_samples(rng, 3), N_STEPS, N_INPUT)
     labels = np.array([0, 2, 3])
     forward = conv.simulate(batch)
@@ -289,11 +304,148 @@ def test_shared_gradients_are_the_summed_gradients_of_the_unrolled_network(rng, 
                                    err_msg=projection.name)
 
 
-def test_numba_backend_is_refused_for_shared_projections(rng):
+@needs_numba
+def test_auto_backend_trains_shared_projections_in_the_compiled_kernels(rng):
     params, structure = conv_case(rng, prune=False)
-    with pytest.raises(ValueError, match="'numba' has no kernels for shared"):
-        Learner(structure, params.layer_dynamics(), LearningParameters(), backend="numba")
-    assert Learner(structure, params.layer_dynamics(), LearningParameters()).backend == "numpy"
+    assert Learner(structure, params.layer_dynamics(), LearningParameters()).backend == "numba"
+    assert Learner(structure, params.layer_dynamics(), LearningParameters(), backend="numpy").backend == "numpy"
+
+
+def _spikes_and_errors(rng, geometry, n_steps=4, n_samples=5, dtype=np.float64):
+    spikes = rng.random((n_steps, n_samples, geometry.n_source)) < 0.3
+    grad_currents = rng.normal(size=(n_steps, n_samples, geometry.n_target)).astype(dtype)
+    return spikes, grad_currents
+
+
+def _position_major(geometry, array):
+    """(T, B, N) channel-major -> (T, B, positions, channels)."""
+    t, b, _ = array.shape
+    return np.ascontiguousarray(array.reshape(t, b, geometry.out_channels, geometry.n_positions).transpose(0, 1, 3, 2))
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"{g.kind}-pool{g.pool}-k{g.kernel_size}")
+def test_compiled_shared_operators_equal_the_geometry(rng, geometry, dtype):
+    """Event-driven weight gradient from the presynaptic spikes only (bool layer spikes and a CSR
+    input batch) and the error of the pooled input, un-pooled: those of ``Geometry.backward``, the
+    NumPy operator tested above against the listed synapses (1e-12 in float64)."""
+    import scipy.sparse as sp
+
+    from sdsnn_bio.learning.shared import pooled_gradient_shared, weight_gradient_shared
+
+    workers = RowBlocks(2)
+    weight = rng.normal(size=geometry.parameter_shape).astype(dtype)
+    spikes, grad_currents = _spikes_and_errors(rng, geometry, dtype=dtype)
+    n_steps, n_samples = spikes.shape[:2]
+    flat_spikes = spikes.reshape(n_steps * n_samples, -1)
+    reference_weight, reference_spikes = geometry.backward(
+        flat_spikes, grad_currents.reshape(n_steps * n_samples, -1), weight)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    scale = np.abs(reference_weight).max()
+    position_major = _position_major(geometry, grad_currents)
+    from_dense = weight_gradient_shared(None, spikes, geometry, position_major, workers)
+    from_csr = weight_gradient_shared(sp.csr_matrix(flat_spikes.astype(np.float64)), None, geometry,
+                                      position_major, workers)
+    for compiled in (from_dense, from_csr):
+        assert compiled.dtype == dtype
+        np.testing.assert_allclose(compiled, reference_weight, rtol=0, atol=tolerance * scale)
+    pooled = pooled_gradient_shared(geometry, position_major, weight, workers)
+    assert pooled.dtype == dtype
+    unpooled = geometry._unpool(pooled.reshape(-1, *geometry.pooled_shape))
+    np.testing.assert_allclose(unpooled, reference_spikes, rtol=0,
+                               atol=tolerance * np.abs(reference_spikes).max())
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("refractory_steps", [0, 2])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"{g.kind}-pool{g.pool}-k{g.kernel_size}")
+def test_compiled_shared_layer_equals_the_numpy_layer(rng, geometry, refractory_steps, dtype):
+    """Forward (event-driven currents + LIF loop, a dead neuron, and the reconstruction from given
+    spikes) and BPTT (surrogate, un-pooling of the error above and recursion fused) of one layer
+    fed by a shared projection: the NumPy path's spikes, potentials and dL/dI on random spikes."""
+    from sdsnn_bio.learning.shared import backward_shared, integrate_shared
+
+    workers = RowBlocks(2)
+    dynamics = LayerDynamics(decay=0.8, threshold=1.0, reset=0.0, refractory_steps=refractory_steps)
+    weight = rng.normal(0.0, 1.2, size=geometry.parameter_shape).astype(dtype)
+    spikes, _ = _spikes_and_errors(rng, geometry, n_steps=12, dtype=dtype)
+    n_steps, n_samples = spikes.shape[:2]
+    alive = np.ones(geometry.n_target, bool)
+    alive[1] = False
+    currents = geometry.forward(spikes.reshape(n_steps * n_samples, -1), weight).reshape(n_steps, n_samples, -1)
+    reference = integrate_layer(currents, dynamics, alive)
+    compiled = integrate_shared(None, spikes, geometry, weight, dynamics, alive, None, n_steps, workers)
+    assert reference.spikes.sum() > 10, "the layer must spike to test anything"
+    assert np.array_equal(compiled.spikes, reference.spikes)
+    assert np.array_equal(compiled.counts(), reference.spikes.sum(axis=0))
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    assert compiled.potential.dtype == dtype
+    np.testing.assert_allclose(compiled.potential, reference.potential, rtol=0, atol=tolerance)
+    if refractory_steps:
+        assert np.array_equal(compiled.not_refractory, reference.not_refractory)
+    given = integrate_shared(None, spikes, geometry, weight, dynamics, alive, reference.spikes, n_steps, workers)
+    np.testing.assert_allclose(given.potential, reference.potential, rtol=0, atol=tolerance)
+
+    # BPTT: dL/ds given per neuron (rectangular surrogate: exactly zero outside its window), and
+    # un-pooled from the error of a pooled projection above reading this layer.
+    layer_shape = geometry.target_shape if geometry.kind == "convolution" else (geometry.n_target, 1, 1)
+    above = Geometry("dense", layer_shape, 3, pool=2 if min(layer_shape[1:]) >= 2 else 1)
+    grad_pooled = rng.normal(size=(n_steps, n_samples, int(np.prod(above.pooled_shape)))).astype(dtype)
+    unpooled = above._unpool(grad_pooled.reshape(-1, *above.pooled_shape)).reshape(n_steps, n_samples, -1)
+    grad_potential = rng.normal(size=unpooled.shape).astype(dtype)
+    trace = LayerTrace(reference.potential, reference.spikes, reference.not_refractory)
+    for surrogate in ("fast_sigmoid", "rectangular"):
+        function = make_surrogate(surrogate, None)
+        expected = backward_layer(trace, dynamics, function, unpooled, grad_potential)
+        scale = np.abs(expected).max()
+        given_spikes = backward_shared(trace, dynamics, function, geometry, unpooled, grad_potential, None, workers)
+        from_pooled = backward_shared(trace, dynamics, function, geometry, None, grad_potential,
+                                      (grad_pooled, above), workers)
+        for result in (given_spikes, from_pooled):
+            assert result.dtype == dtype
+            np.testing.assert_allclose(result, _position_major(geometry, expected), rtol=0, atol=tolerance * scale)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("loss", ["rate_cross_entropy", "membrane_cross_entropy", "rate_mse"])
+def test_compiled_shared_path_gives_the_numpy_paths_gradients(rng, loss, dtype):
+    """The whole conv net (input CSR -> conv -> pooled conv -> pooled dense -> dense; a pruned
+    channel, absent kernel elements, refractoriness), both forward semantics: the "numba"
+    backend's spikes and gradients of every projection equal the "numpy" backend's (1e-12 of the
+    largest gradient in float64) on random input spikes, and one Adam step keeps them equal."""
+    import copy
+
+    params, structure = conv_case(rng, prune=True)
+    batch = InputBatch.from_samples(random_samples(rng, 5), N_STEPS, N_INPUT)
+    labels = np.array([0, 1, 2, 3, 0])
+    tolerance = 1e-12 if dtype == "float64" else 1e-5
+    for masked_forward in (True, False):
+        results = {}
+        for backend in ("numpy", "numba"):
+            learner = Learner(copy.deepcopy(structure), params.layer_dynamics(),
+                              LearningParameters(loss=loss, masked_forward=masked_forward, dtype=dtype),
+                              n_threads=2, backend=backend)
+            forward = learner.simulate(batch)
+            results[backend] = learner, forward, learner.gradients(batch, forward, labels)[1]
+        (numpy_learner, numpy_forward, numpy_grads), (numba_learner, numba_forward, numba_grads) = (
+            results["numpy"], results["numba"])
+        for name in numpy_forward.order:
+            assert numpy_forward.traces[name].spikes.sum() > 10, f"{name} must spike to test anything"
+            assert np.array_equal(numba_forward.traces[name].spikes, numpy_forward.traces[name].spikes), name
+        for name, reference in numpy_grads.items():
+            scale = np.abs(reference).max()
+            assert scale > 0, f"{name}: a zero gradient tests nothing"
+            assert numba_grads[name].dtype == np.dtype(dtype), name
+            np.testing.assert_allclose(numba_grads[name], reference, rtol=0, atol=tolerance * scale,
+                                       err_msg=f"{name}, masked_forward={masked_forward}")
+        numpy_learner.train_step(batch, labels)
+        numba_learner.train_step(batch, labels)
+        for projection in numpy_learner.structure.projections:
+            other = numba_learner.structure.projection(projection.name).weight
+            np.testing.assert_allclose(other, projection.weight, rtol=0, atol=10 * tolerance, err_msg=projection.name)
 
 
 # ---------------------------------------------------------------------------------------- structure

@@ -254,3 +254,210 @@ def adam_block_restarted(param, grad, m, v, birth, beta1, beta2, epsilon, steps,
             v_row[j] = v_new
             k = min(t - b_row[j], last)
             p_row[j] -= (m_new / (math.sqrt(v_new) + epsilon)) * steps[k]
+
+
+# ---------------------------------------------------------------------------------------- shared
+# Kernels of projections with a geometry (convolution, or dense fed by pooled channels): see
+# :mod:`.fused` ("shared projections") and :meth:`sdsnn_bio.geometry.Geometry.pooled_table`. A
+# target layer's currents are kept position-major, ``(positions, channels)``, so that one spike
+# adds contiguous parameter rows; neuron ``n = channel * positions + position`` (channel-major, the
+# layout of the layer's spikes and potentials).
+
+
+@jit
+def shared_forward_block(indptr, indices, pre_spikes, use_dense, n_samples, source_pooled,
+                         table_indptr, table_rows, table_positions, weight_scaled, b0, b1,
+                         decay, threshold, reset, refractory_steps, alive, given, use_given,
+                         potential, spikes, not_refractory, counts):
+    """Integrate samples ``b0:b1`` of a layer fed by a shared projection (output arrays (T, B, N)).
+
+    Event-driven currents: every presynaptic spike of ``(t, b)`` on unit ``i`` (CSR rows ``t*B + b``
+    of ``(indptr, indices)``, or the bool ``pre_spikes`` (T, B, N_pre) if ``use_dense``) adds, for
+    each entry ``e`` of its pooled position ``q = source_pooled[i]`` (skipped if -1), the row
+    ``weight_scaled[table_rows[e]]`` (parameters times the pooling factor) to the currents of
+    position ``table_positions[e]``. Then the LIF update of :func:`forward_block`.
+    """
+    n_steps, _, n_neurons = potential.shape
+    n_channels = weight_scaled.shape[1]
+    n_positions = n_neurons // n_channels
+    real = potential.dtype.type
+    current = np.empty((n_positions, n_channels), potential.dtype)
+    v = np.empty(n_neurons, potential.dtype)
+    last = np.empty(n_neurons, dtype=np.int64)
+    n_pre = pre_spikes.shape[2] if use_dense else 0
+    active = np.empty(n_pre + 1, dtype=np.int64)
+    for b in range(b0, b1):
+        v[:] = real(0.0)
+        last[:] = -(10**9)
+        count = counts[b]
+        for t in range(n_steps):
+            current[:] = real(0.0)
+            if use_dense:
+                pre = pre_spikes[t, b]
+                n_active = 0
+                for c in range(n_pre):  # branch-free compaction of the spiking indices
+                    active[n_active] = c
+                    n_active += pre[c]
+                first, stop = 0, n_active
+            else:
+                row = t * n_samples + b
+                first, stop = indptr[row], indptr[row + 1]
+            for p in range(first, stop):
+                q = source_pooled[active[p] if use_dense else indices[p]]
+                if q < 0:
+                    continue
+                for e in range(table_indptr[q], table_indptr[q + 1]):
+                    w_row = weight_scaled[table_rows[e]]
+                    c_row = current[table_positions[e]]
+                    for j in range(n_channels):
+                        c_row[j] += w_row[j]
+            u_out = potential[t, b]
+            s_out = given[t, b] if use_given else spikes[t, b]
+            for j in range(n_channels):
+                for position in range(n_positions):
+                    n = j * n_positions + position
+                    if refractory_steps > 0:
+                        r = (t - last[n]) >= refractory_steps
+                        not_refractory[t, b, n] = r
+                        u = v[n] * decay if r else v[n]
+                    else:
+                        r = True
+                        u = v[n] * decay
+                    u_out[n] = u
+                    if use_given:
+                        s = s_out[n]
+                    else:
+                        s = (u > threshold) & r & alive[n]
+                        s_out[n] = s
+                    if s:
+                        v[n] = reset
+                        last[n] = t
+                        count[n] += 1
+                    elif r:
+                        v[n] = u + current[position, j]
+                    else:
+                        v[n] = u
+
+
+@jit
+def shared_backward_block(potential, spikes, not_refractory, has_refractory, decay, threshold,
+                          surrogate_code, surrogate_scale, grad_spikes, has_grad_spikes,
+                          grad_pooled, has_grad_pooled, source_pooled, pool_factor,
+                          grad_potential, has_grad_potential, grad_currents, b0, b1):
+    """BPTT of samples ``b0:b1`` of a layer (arrays (T, B, N)) into position-major ``dL/dI``.
+
+    The equations of :func:`backward_block`, with ``dL/ds_t`` either given (``grad_spikes``,
+    (T, B, N)) or un-pooled on the fly from the error of the pooled positions that the shared
+    projection above reads (``grad_pooled`` (T, B, Q): ``dL/ds[n] = pool_factor *
+    grad_pooled[source_pooled[n]]``, 0 where ``source_pooled`` is -1). ``grad_currents`` has shape
+    (T, B, positions, channels).
+    """
+    n_steps, _, n_neurons = potential.shape
+    n_positions, n_channels = grad_currents.shape[2], grad_currents.shape[3]
+    real = potential.dtype.type
+    zero, one = real(0.0), real(1.0)
+    grad_v = np.empty(n_neurons, potential.dtype)
+    g_spike = np.empty(n_neurons, potential.dtype)
+    direct = np.empty(n_neurons, potential.dtype)
+    for b in range(b0, b1):
+        grad_v[:] = zero
+        for t in range(n_steps - 1, -1, -1):
+            u_row = potential[t, b]
+            s_row = spikes[t, b]
+            if has_grad_spikes or has_grad_pooled:
+                if has_grad_pooled:
+                    gp_row = grad_pooled[t, b]
+                    for n in range(n_neurons):
+                        q = source_pooled[n]
+                        g_spike[n] = gp_row[q] * pool_factor if q >= 0 else zero
+                else:
+                    gs_row = grad_spikes[t, b]
+                    for n in range(n_neurons):
+                        g_spike[n] = gs_row[n]
+                surrogate_times(u_row, threshold, surrogate_code, surrogate_scale, g_spike, direct)
+                if has_refractory:
+                    r_row = not_refractory[t, b]
+                    for n in range(n_neurons):
+                        direct[n] = direct[n] * (one if r_row[n] else zero)
+            else:
+                direct[:] = zero
+            if has_grad_potential:
+                gu_row = grad_potential[t, b]
+                for n in range(n_neurons):
+                    direct[n] = direct[n] + gu_row[n]
+            out = grad_currents[t, b]
+            if has_refractory:
+                r_row = not_refractory[t, b]
+                for j in range(n_channels):
+                    for position in range(n_positions):
+                        n = j * n_positions + position
+                        g_potential = grad_v[n] * (zero if s_row[n] else one)
+                        out[position, j] = g_potential * (one if r_row[n] else zero)
+                        grad_v[n] = (g_potential + direct[n]) * (decay if r_row[n] else one)
+            else:
+                for j in range(n_channels):
+                    for position in range(n_positions):
+                        n = j * n_positions + position
+                        g_potential = grad_v[n] * (zero if s_row[n] else one)
+                        out[position, j] = g_potential
+                        grad_v[n] = (g_potential + direct[n]) * decay
+
+
+@jit
+def shared_weight_gradient_block(indptr, indices, pre_spikes, use_dense, n_samples, source_pooled,
+                                 table_indptr, table_rows, table_positions, grad_currents, b0, b1,
+                                 grad_weight):
+    """``grad_weight[row] += dL/dI[t, b, position]`` for every presynaptic spike of samples ``b0:b1``.
+
+    The gradient of the shared parameters from the spikes only (times the pooling factor
+    afterwards): each spike of ``(t, b)`` on unit ``i`` adds, for each entry ``e`` of
+    ``q = source_pooled[i]``, the error of position ``table_positions[e]`` (all channels,
+    ``grad_currents`` (T, B, positions, channels)) to the parameter row ``table_rows[e]``.
+    """
+    n_steps = grad_currents.shape[0]
+    n_channels = grad_currents.shape[3]
+    n_pre = pre_spikes.shape[2] if use_dense else 0
+    active = np.empty(n_pre + 1, dtype=np.int64)
+    for t in range(n_steps):
+        for b in range(b0, b1):
+            if use_dense:
+                pre = pre_spikes[t, b]
+                n_active = 0
+                for c in range(n_pre):
+                    active[n_active] = c
+                    n_active += pre[c]
+                first, stop = 0, n_active
+            else:
+                row = t * n_samples + b
+                first, stop = indptr[row], indptr[row + 1]
+            g_sample = grad_currents[t, b]
+            for p in range(first, stop):
+                q = source_pooled[active[p] if use_dense else indices[p]]
+                if q < 0:
+                    continue
+                for e in range(table_indptr[q], table_indptr[q + 1]):
+                    gw_row = grad_weight[table_rows[e]]
+                    g_row = g_sample[table_positions[e]]
+                    for j in range(n_channels):
+                        gw_row[j] += g_row[j]
+
+
+@jit
+def shared_pooled_gradient_block(columns, n_positions, table_indptr, table_rows, table_positions,
+                                 grad_pooled, s0, s1):
+    """Col2im: the error of each pooled input position, for rows ``s0:s1`` (one per (t, b)).
+
+    ``columns`` (rows * positions, parameter rows) holds ``dL/dI W^T`` per target position (row
+    ``s * positions + position``); ``grad_pooled[s, q]`` is the sum over the entries ``e`` of
+    ``q`` of ``columns[s * positions + table_positions[e], table_rows[e]]``.
+    """
+    n_pooled = grad_pooled.shape[1]
+    real = grad_pooled.dtype.type
+    for s in range(s0, s1):
+        base = s * n_positions
+        out = grad_pooled[s]
+        for q in range(n_pooled):
+            total = real(0.0)
+            for e in range(table_indptr[q], table_indptr[q + 1]):
+                total += columns[base + table_positions[e], table_rows[e]]
+            out[q] = total

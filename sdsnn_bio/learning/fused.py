@@ -30,6 +30,10 @@ it does not return:
   the same order as :meth:`.optim.Adam._update_block`; :func:`adam_block_restarted` does the same
   with a step size per entry (per-synapse bias correction after a restart, see :mod:`.optim`).
 
+* **shared projections** (a convolution or a dense layer fed by pooled channels): the kernels of
+  :mod:`.shared` (``shared_forward_block``, ``shared_backward_block``,
+  ``shared_weight_gradient_block``, ``shared_pooled_gradient_block``; equations there).
+
 The functions release the GIL (``nogil``); :class:`~.parallel.RowBlocks` runs the blocks on threads.
 Numba is optional: :func:`numba_available` says whether this module can be used, and the NumPy path
 (:mod:`.kernel`, :mod:`.bptt`, :mod:`.optim`) is the reference the tests compare it with.
@@ -71,7 +75,8 @@ def kernels():
     call, or loaded from Numba's cache).
 
     Returns the module :mod:`._fused_kernels` (``forward_block``, ``backward_block``,
-    ``adam_block``, ``adam_block_restarted``, ``surrogate_times``).
+    ``adam_block``, ``adam_block_restarted``, ``surrogate_times`` and the ``shared_*`` kernels of
+    :mod:`.shared`).
     """
     from . import _fused_kernels
 

@@ -46,8 +46,14 @@ Shared parameters (convolution, or a dense layer fed by channels, average poolin
 :mod:`sdsnn_bio.geometry`): the currents of such a projection are ``geometry.forward`` of the
 presynaptic spikes and its gradient, ``geometry.backward``, is the sum over the synapses that
 share each parameter (tested against finite differences and against the gradient of the unrolled
-one-weight-per-synapse network). A structure with such a projection runs on the NumPy backend
-(``"auto"`` picks it; ``"numba"`` is refused: the fused kernels are fully connected).
+one-weight-per-synapse network). With the ``"numba"`` backend a shared projection into a LIF layer
+runs in the compiled kernels of :mod:`.shared` instead: event-driven currents (each presynaptic
+spike adds its kernel rows) integrated in the same call as the LIF loop, the weight gradient
+accumulated from the presynaptic spikes only, and the surrogate, the un-pooling of the error and
+BPTT fused into one pass; the error sent to the layer below stays a BLAS product. Fully-connected
+projections of such a network run as in the ``"numpy"`` backend, and so do an analog first layer
+and other neuron models. Both backends give the same spikes and the same gradients to rounding
+(tested: ``tests/test_geometry.py``).
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ from .kernel import LayerTrace, integrate_layer
 from .loss import LOSSES, cross_entropy, predict, rate_mse
 from .optim import Adam
 from .parallel import RowBlocks, default_threads
+from .shared import backward_shared, integrate_shared, pooled_gradient_shared, weight_gradient_shared
 from .stepping import backward_model, integrate_model
 from .surrogate import make_surrogate
 from .workspace import Workspace
@@ -374,12 +381,7 @@ class Learner:
             raise ValueError(f"learning.backend: expected one of {list(BACKENDS)}, got {backend!r}")
         if backend == "numba" and not numba_available():
             raise ValueError("learning.backend: 'numba' requested but Numba is not installed")
-        shared = [p.name for p in structure.projections if p.geometry is not None]
-        if shared and backend == "numba":
-            raise ValueError(
-                f"learning.backend: 'numba' has no kernels for shared (convolutional) projections "
-                f"{shared}; use 'numpy' or 'auto'"
-            )
+        self._shared = any(p.geometry is not None for p in structure.projections)
         # The fused kernels implement the default model (LIF neurons, voltage-jump synapses); any
         # other model runs its own step (:mod:`.stepping`): NumPy, or its compiled loops with "numba".
         self._fusable = all(isinstance(d, LayerDynamics) for d in dynamics.values())
@@ -390,7 +392,7 @@ class Learner:
                 "learning.backend: 'numba' needs compiled loops of every layer's neuron model, and "
                 "this network's model has none; use 'numpy' or 'auto'"
             )
-        self.backend = "numba" if backend == "auto" and numba_available() and compilable and not shared else (
+        self.backend = "numba" if backend == "auto" and numba_available() and compilable else (
             "numpy" if backend == "auto" else backend
         )
         self.dtype = np.dtype(params.dtype)
@@ -492,6 +494,17 @@ class Learner:
         self.workers.map(block, n_samples, _FORWARD_BLOCKS_PER_THREAD)
         return LayerTrace(potential, spikes, not_refractory if refractory else None, counts)
 
+    def _compiled_shared(self, projection) -> bool:
+        """Whether ``projection`` (and its LIF target layer) runs in the compiled shared kernels."""
+        return (self.backend == "numba" and projection.geometry is not None
+                and isinstance(self.dynamics[projection.target], LayerDynamics))
+
+    def _integrate_shared(self, batch: InputBatch, presynaptic, weight, projection, given) -> LayerTrace:
+        """A layer fed by a shared projection: event-driven currents and LIF loop (:mod:`.shared`)."""
+        name = projection.target
+        return integrate_shared(batch.matrix, presynaptic, projection.geometry, weight, self.dynamics[name],
+                                self._alive(name), given, batch.n_steps, self.workers)
+
     def _dense_spikes(self, batch: InputBatch, presynaptic) -> np.ndarray:
         """Presynaptic spikes as a (T*B, n_source) array.
 
@@ -544,6 +557,8 @@ class Learner:
                 if not isinstance(self.dynamics[name], LayerDynamics):
                     currents = np.ascontiguousarray(currents)  # the models' own loops write per step
                 trace = self._integrate(currents, name, given)
+            elif self._compiled_shared(projection):
+                trace = self._integrate_shared(batch, presynaptic, weight, projection, given)
             elif projection.geometry is not None:
                 currents = projection.geometry.forward(self._dense_spikes(batch, presynaptic), weight)
                 trace = self._integrate(currents.reshape(batch.n_steps, batch.n_samples, -1), name, given)
@@ -603,6 +618,20 @@ class Learner:
         weight[rows] = projection.weight[rows]
         return weight
 
+    def _shared_backward(self, trace, dynamics, projection, grad_spikes, grad_potential, pooled_error):
+        """Position-major ``dL/dI`` of a layer fed by a compiled shared projection (:mod:`.shared`)."""
+        return backward_shared(trace, dynamics, self.surrogate, projection.geometry, grad_spikes,
+                               grad_potential, pooled_error, self.workers)
+
+    def _shared_weight_gradient(self, batch: InputBatch, source, projection, grad_currents) -> np.ndarray:
+        """``dL/dW`` of a compiled shared projection from its presynaptic spikes (:mod:`.shared`)."""
+        return weight_gradient_shared(batch.matrix, source, projection.geometry, grad_currents, self.workers)
+
+    def _shared_pooled_gradient(self, projection, grad_currents) -> np.ndarray:
+        """Error of the pooled input of a compiled shared projection, (T, B, Q) (:mod:`.shared`)."""
+        return pooled_gradient_shared(projection.geometry, grad_currents, self._backprop_weight(projection),
+                                      self.workers)
+
     def gradients(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray):
         """Loss and dL/dW for every potential synapse of every projection."""
         return self._gradients(batch, forward, labels, None)
@@ -610,21 +639,38 @@ class Learner:
     def _gradients(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray,
                    workspace: Workspace | None):
         """:meth:`gradients`; the fused path takes its arrays from ``workspace`` if given."""
-        if self.backend == "numba" and self._fusable:
+        if self.backend == "numba" and self._fusable and not self._shared:
             return self._gradients_fused(batch, forward, labels, workspace)
         value, grad_spikes, grad_potential = self.loss(forward, labels)
         grads = {}
         n_steps, n_samples = batch.n_steps, batch.n_samples
+        pooled_error = None  # (dL/d pooled input (T, B, Q), geometry) from a compiled shared projection
         for index in range(len(self.order) - 1, -1, -1):
             name = self.order[index]
             trace = forward.traces[name]
             dynamics = self.dynamics[name]
+            projection = self.structure.projection_into(name)
+            compiled = self._compiled_shared(projection) and not (index == 0 and batch.analog)
+            if pooled_error is not None and not compiled:  # this layer takes dL/ds un-pooled
+                grad_pooled, above = pooled_error
+                grad_spikes = above._unpool(grad_pooled.reshape(-1, *above.pooled_shape)).reshape(
+                    n_steps, n_samples, -1)
+                pooled_error = None
+            if compiled:
+                grad_currents = self._shared_backward(trace, dynamics, projection, grad_spikes,
+                                                      grad_potential, pooled_error)
+                source = None if index == 0 else forward.traces[self.order[index - 1]].spikes
+                grads[projection.name] = self._shared_weight_gradient(batch, source, projection, grad_currents)
+                if index == 0:
+                    break
+                pooled_error = (self._shared_pooled_gradient(projection, grad_currents), projection.geometry)
+                grad_spikes = grad_potential = None
+                continue
             if isinstance(dynamics, LayerDynamics):
                 grad_currents = backward_layer(trace, dynamics, self.surrogate, grad_spikes, grad_potential)
             else:
                 grad_currents = backward_model(dynamics, trace, self.surrogate, grad_spikes, grad_potential,
                                                compiled=self.backend == "numba")
-            projection = self.structure.projection_into(name)
             if index == 0 and batch.analog:
                 grads[projection.name] = self._analog_gradient(batch, projection, grad_currents)
                 break

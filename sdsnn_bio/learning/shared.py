@@ -1,0 +1,236 @@
+"""Compiled (Numba) forward and backward passes of layers fed by shared projections.
+
+A projection with a :class:`~sdsnn_bio.geometry.Geometry` (a convolution, or a dense layer fed by
+pooled channels) computes ``I = geometry.forward(s, W)``; the NumPy path (:mod:`sdsnn_bio.geometry`,
+:mod:`.kernel`, :mod:`.bptt`) builds that current as a dense product (im2col and BLAS), integrates
+it, un-pools the error and runs the surrogate and BPTT as separate passes over ``(T, B, N)``
+arrays. With the ``"numba"`` backend the learner uses the kernels of :mod:`._fused_kernels`
+instead, which compute the same quantities from the presynaptic **spikes** (event-driven), with
+the pooling factor ``f = 1 / pool**2`` and the geometry's event table
+(:meth:`~sdsnn_bio.geometry.Geometry.pooled_table`: pooled position ``q`` -> pairs (parameter row
+``r``, target position ``p``)):
+
+* forward (:func:`integrate_shared`): ``I_t[p, :] = sum over spikes i of (t, b), entries (r, p) of
+  q(i), of f * W[r, :]``, then the LIF update of :mod:`.kernel`, in one call per block of samples;
+* BPTT (:func:`backward_shared`): the equations of :mod:`.bptt`, with ``dL/ds_t = f_above *
+  dL/dx_above[q_above(n)]`` un-pooled on the fly from the error of the pooled input of the
+  projection above, surrogate and recursion in the same pass; ``dL/dI`` is written position-major
+  ``(T, B, positions, channels)``;
+* weight gradient (:func:`weight_gradient_shared`): ``dL/dW[r, :] = f * sum over spikes i, entries
+  (r, p) of q(i), of dL/dI_t[p, :]``: only the presynaptic spikes are visited (samples in blocks,
+  one partial sum per block, added in block order);
+* error of the pooled input (:func:`pooled_gradient_shared`): ``dL/dx[q] = sum over entries (r, p)
+  of q of (dL/dI_t[p, :] . W[r, :])``: one BLAS product ``dL/dI W^T`` per block of about 32 MiB
+  and a compiled gather (col2im).
+
+They give the NumPy path's spikes and gradients up to rounding (sums in another order; tested on
+random spikes, against Brian2 spike for spike and against finite differences:
+``tests/test_geometry.py``), in float64 or float32 (the arrays' type).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dynamics import LayerDynamics
+from ..geometry import Geometry
+from .fused import SURROGATE_CODES, kernels
+from .kernel import LayerTrace
+from .parallel import RowBlocks
+from .surrogate import Surrogate
+
+__all__ = ["integrate_shared", "backward_shared", "weight_gradient_shared", "pooled_gradient_shared"]
+
+#: Sample blocks per thread (threads take them as they become free).
+_BLOCKS_PER_THREAD = 4
+
+#: The BLAS product ``dL/dI W^T`` of :func:`pooled_gradient_shared` is taken in row blocks of
+#: about this many bytes.
+_COLUMN_CHUNK_BYTES = 32 << 20
+
+_NO_BOOL3 = np.zeros((0, 0, 0), dtype=bool)
+_NO_INDEX = np.zeros(1, dtype=np.int32)
+
+
+def _presynaptic(matrix, spikes: np.ndarray | None, n_source: int, what: str):
+    """``(indptr, indices, dense spikes, use_dense)`` of a CSR input batch or a layer's bool spikes."""
+    if spikes is None:
+        if matrix.shape[1] != n_source:
+            raise ValueError(f"{what}: the input batch has {matrix.shape[1]} channels, the geometry "
+                             f"expects {n_source}")
+        return matrix.indptr, matrix.indices, _NO_BOOL3, False
+    spikes = np.ascontiguousarray(spikes, dtype=bool)
+    if spikes.ndim != 3 or spikes.shape[2] != n_source:
+        raise ValueError(f"{what}: expected presynaptic spikes (T, B, {n_source}), got {spikes.shape}")
+    return _NO_INDEX, _NO_INDEX, spikes, True
+
+
+def integrate_shared(matrix, spikes, geometry: Geometry, weight: np.ndarray, dynamics: LayerDynamics,
+                     alive: np.ndarray, given, n_steps: int, workers: RowBlocks) -> LayerTrace:
+    """Forward pass of a LIF layer fed by a shared projection.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse.csr_matrix
+        The input batch, rows ``t*B + b`` (used when ``spikes`` is None).
+    spikes : ndarray of bool, shape (T, B, n_source), or None
+        The presynaptic layer's spikes.
+    geometry : Geometry
+    weight : ndarray, shape geometry.parameter_shape
+        Parameters the forward pass uses (float64 or float32: the computation's type).
+    dynamics : LayerDynamics
+    alive : ndarray of bool, shape (n_target,)
+    given : ndarray of bool, shape (T, B, n_target), or None
+        Recorded spikes (reconstruction) instead of the threshold's.
+    n_steps : int
+    workers : RowBlocks
+
+    Returns
+    -------
+    LayerTrace
+    """
+    dtype = np.dtype(np.float32 if weight.dtype == np.float32 else np.float64)
+    real = dtype.type
+    indptr, indices, pre_spikes, dense = _presynaptic(matrix, spikes, geometry.n_source, "shared forward")
+    n_samples = pre_spikes.shape[1] if dense else matrix.shape[0] // n_steps
+    shape = (n_steps, n_samples, geometry.n_target)
+    weight_scaled = np.ascontiguousarray(np.asarray(weight, dtype=dtype) * real(geometry.factor))
+    potential = np.empty(shape, dtype=dtype)
+    if given is None:
+        out_spikes = np.empty(shape, dtype=bool)
+    else:
+        out_spikes = np.ascontiguousarray(given, dtype=bool)
+        if out_spikes.shape != shape:
+            raise ValueError(f"spikes: expected shape {shape}, got {out_spikes.shape}")
+    refractory = dynamics.refractory_steps > 0
+    not_refractory = np.empty(shape, dtype=bool) if refractory else _NO_BOOL3
+    counts = np.zeros(shape[1:], dtype=np.int64)
+    alive = np.ascontiguousarray(alive, dtype=bool)
+    source_pooled = geometry.source_pooled()
+    table = geometry.pooled_table()
+    forward_block = kernels().shared_forward_block
+
+    def block(b0: int, b1: int) -> None:
+        forward_block(indptr, indices, pre_spikes, dense, n_samples, source_pooled, *table, weight_scaled,
+                      b0, b1, real(dynamics.decay), real(dynamics.threshold), real(dynamics.reset),
+                      int(dynamics.refractory_steps), alive, out_spikes, given is not None,
+                      potential, out_spikes, not_refractory, counts)
+
+    workers.map(block, n_samples, _BLOCKS_PER_THREAD)
+    return LayerTrace(potential, out_spikes, not_refractory if refractory else None, counts)
+
+
+def backward_shared(trace: LayerTrace, dynamics: LayerDynamics, surrogate: Surrogate, geometry: Geometry,
+                    grad_spikes: np.ndarray | None, grad_potential: np.ndarray | None,
+                    pooled_error: tuple | None, workers: RowBlocks) -> np.ndarray:
+    """``dL/dI`` of a layer fed by ``geometry``, position-major (T, B, positions, channels).
+
+    Parameters
+    ----------
+    trace : LayerTrace
+        The layer's forward pass (its potentials' type is the computation's).
+    dynamics : LayerDynamics
+    surrogate : Surrogate
+    geometry : Geometry
+        The projection *into* this layer (sets the output layout).
+    grad_spikes, grad_potential : ndarray, shape (T, B, N), or None
+        ``dL/ds_t`` and the direct ``dL/du_t``, as :func:`.bptt.backward_layer` takes them.
+    pooled_error : (ndarray (T, B, Q), Geometry) or None
+        Instead of ``grad_spikes``: the error of the pooled input of the shared projection above
+        and its geometry (un-pooled inside the kernel).
+    workers : RowBlocks
+    """
+    potential = np.ascontiguousarray(trace.potential)
+    dtype = potential.dtype
+    real = dtype.type
+    n_steps, n_samples, n_neurons = potential.shape
+    if n_neurons != geometry.n_target:
+        raise ValueError(f"shared backward: the layer has {n_neurons} neurons, the geometry {geometry.n_target}")
+    spikes = np.ascontiguousarray(trace.spikes, dtype=bool)
+    has_refractory = trace.not_refractory is not None
+    not_refractory = np.ascontiguousarray(trace.not_refractory, dtype=bool) if has_refractory else _NO_BOOL3
+    none3 = np.zeros((0, 0, 0), dtype)
+    has_grad_spikes = grad_spikes is not None
+    grad_spikes = np.ascontiguousarray(grad_spikes, dtype=dtype) if has_grad_spikes else none3
+    has_grad_potential = grad_potential is not None
+    grad_potential = np.ascontiguousarray(grad_potential, dtype=dtype) if has_grad_potential else none3
+    has_pooled = pooled_error is not None
+    if has_pooled:
+        grad_pooled, above = pooled_error
+        grad_pooled = np.ascontiguousarray(grad_pooled, dtype=dtype)
+        source_pooled, factor = above.source_pooled(), real(above.factor)
+        if above.n_source != n_neurons:
+            raise ValueError(f"shared backward: the projection above reads {above.n_source} units, the "
+                             f"layer has {n_neurons}")
+    else:
+        grad_pooled, source_pooled, factor = none3, np.zeros(0, np.int64), real(1.0)
+    grad_currents = np.empty((n_steps, n_samples, geometry.n_positions, geometry.out_channels), dtype)
+    backward_block = kernels().shared_backward_block
+    code, scale = SURROGATE_CODES[surrogate.name], real(surrogate.scale)
+
+    def block(b0: int, b1: int) -> None:
+        backward_block(potential, spikes, not_refractory, has_refractory, real(dynamics.decay),
+                       real(dynamics.threshold), code, scale, grad_spikes, has_grad_spikes,
+                       grad_pooled, has_pooled, source_pooled, factor,
+                       grad_potential, has_grad_potential, grad_currents, b0, b1)
+
+    workers.map(block, n_samples, _BLOCKS_PER_THREAD)
+    return grad_currents
+
+
+def weight_gradient_shared(matrix, spikes, geometry: Geometry, grad_currents: np.ndarray,
+                           workers: RowBlocks) -> np.ndarray:
+    """``dL/dW`` (geometry.parameter_shape) from the presynaptic spikes and position-major ``dL/dI``.
+
+    ``matrix`` (CSR input batch) or ``spikes`` (bool (T, B, n_source)) as in :func:`integrate_shared`.
+    """
+    indptr, indices, pre_spikes, dense = _presynaptic(matrix, spikes, geometry.n_source, "shared gradient")
+    grad_currents = np.ascontiguousarray(grad_currents)
+    n_samples = grad_currents.shape[1]
+    source_pooled = geometry.source_pooled()
+    table = geometry.pooled_table()
+    gradient_block = kernels().shared_weight_gradient_block
+
+    def block(b0: int, b1: int) -> np.ndarray:
+        partial = np.zeros(geometry.parameter_shape, dtype=grad_currents.dtype)
+        gradient_block(indptr, indices, pre_spikes, dense, n_samples, source_pooled, *table, grad_currents,
+                       b0, b1, partial)
+        return partial
+
+    partials = workers.map(block, n_samples)
+    total = partials[0]
+    for partial in partials[1:]:
+        total += partial
+    total *= grad_currents.dtype.type(geometry.factor)
+    return total
+
+
+def pooled_gradient_shared(geometry: Geometry, grad_currents: np.ndarray, weight: np.ndarray,
+                           workers: RowBlocks) -> np.ndarray:
+    """``dL/dx`` of the pooled input (T, B, Q) from position-major ``dL/dI`` (T, B, positions, channels).
+
+    ``weight``: the parameters the error is sent back through (the learner's latent weights of
+    pruned sources included). The layer below un-pools it (:func:`backward_shared`).
+    """
+    n_steps, n_samples, n_positions, n_channels = grad_currents.shape
+    dtype = grad_currents.dtype
+    weight_t = np.asarray(weight, dtype=dtype).T  # (channels, rows)
+    flat = grad_currents.reshape(-1, n_channels)
+    rows = n_steps * n_samples
+    n_pooled = int(np.prod(geometry.pooled_shape))
+    if geometry.kind == "dense":  # one position, rows = pooled positions: a plain product
+        return (flat @ weight_t).reshape(n_steps, n_samples, n_pooled)
+    grad_pooled = np.empty((rows, n_pooled), dtype=dtype)
+    table = geometry.pooled_table()
+    gather = kernels().shared_pooled_gradient_block
+    chunk = max(1, _COLUMN_CHUNK_BYTES // (n_positions * weight_t.shape[1] * dtype.itemsize))
+    for s0 in range(0, rows, chunk):
+        s1 = min(rows, s0 + chunk)
+        columns = flat[s0 * n_positions:s1 * n_positions] @ weight_t  # (block*positions, rows)
+        target = grad_pooled[s0:s1]
+
+        def block(a: int, b: int, columns=columns, target=target) -> None:
+            gather(columns, n_positions, *table, target, a, b)
+
+        workers.map(block, s1 - s0)
+    return grad_pooled.reshape(n_steps, n_samples, n_pooled)
