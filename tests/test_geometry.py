@@ -351,10 +351,11 @@ def test_compiled_shared_operators_equal_the_geometry(rng, geometry, dtype):
         assert compiled.dtype == dtype
         np.testing.assert_allclose(compiled, reference_weight, rtol=0, atol=tolerance * scale)
     pooled = pooled_gradient_shared(geometry, position_major, weight, workers)
-    assert pooled.dtype == dtype
-    unpooled = geometry._unpool(pooled.reshape(-1, *geometry.pooled_shape))
+    assert pooled.values.dtype == dtype
+    unpooled = pooled.unpooled().reshape(n_steps * n_samples, -1)
     np.testing.assert_allclose(unpooled, reference_spikes, rtol=0,
                                atol=tolerance * np.abs(reference_spikes).max())
+    assert np.array_equal(pooled.index < 0, geometry.source_pooled() < 0), "units dropped by pooling"
 
 
 @needs_numba
@@ -365,7 +366,7 @@ def test_compiled_shared_layer_equals_the_numpy_layer(rng, geometry, refractory_
     """Forward (event-driven currents + LIF loop, a dead neuron, and the reconstruction from given
     spikes) and BPTT (surrogate, un-pooling of the error above and recursion fused) of one layer
     fed by a shared projection: the NumPy path's spikes, potentials and dL/dI on random spikes."""
-    from sdsnn_bio.learning.shared import backward_shared, integrate_shared
+    from sdsnn_bio.learning.shared import PooledError, backward_shared, integrate_shared
 
     workers = RowBlocks(2)
     dynamics = LayerDynamics(decay=0.8, threshold=1.0, reset=0.0, refractory_steps=refractory_steps)
@@ -402,7 +403,7 @@ def test_compiled_shared_layer_equals_the_numpy_layer(rng, geometry, refractory_
         scale = np.abs(expected).max()
         given_spikes = backward_shared(trace, dynamics, function, geometry, unpooled, grad_potential, None, workers)
         from_pooled = backward_shared(trace, dynamics, function, geometry, None, grad_potential,
-                                      (grad_pooled, above), workers)
+                                      PooledError(grad_pooled, above.source_pooled(), above.factor), workers)
         for result in (given_spikes, from_pooled):
             assert result.dtype == dtype
             np.testing.assert_allclose(result, _position_major(geometry, expected), rtol=0, atol=tolerance * scale)

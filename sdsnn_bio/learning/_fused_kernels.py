@@ -443,21 +443,34 @@ def shared_weight_gradient_block(indptr, indices, pre_spikes, use_dense, n_sampl
 
 
 @jit
-def shared_pooled_gradient_block(columns, n_positions, table_indptr, table_rows, table_positions,
-                                 grad_pooled, s0, s1):
-    """Col2im: the error of each pooled input position, for rows ``s0:s1`` (one per (t, b)).
+def shared_pooled_gradient_block(columns, kernel_size, padding, pooled_height, pooled_width,
+                                 out_height, out_width, grad_pooled, s0, s1):
+    """Col2im of a convolution: the error of each pooled input position, for rows ``s0:s1``.
 
-    ``columns`` (rows * positions, parameter rows) holds ``dL/dI W^T`` per target position (row
-    ``s * positions + position``); ``grad_pooled[s, q]`` is the sum over the entries ``e`` of
-    ``q`` of ``columns[s * positions + table_positions[e], table_rows[e]]``.
+    ``columns`` (rows * positions, k * k * C_in) holds ``dL/dI W^T`` per target position (row
+    ``s * positions + oy * out_width + ox``), its columns ordered ``(dy, dx, c_in)``;
+    ``grad_pooled`` (rows, Hp * Wp * C_in) is position-major: ``grad_pooled[s, (py * Wp + px) *
+    C_in + c]`` receives, for every kernel offset, ``columns[..., (dy * k + dx) * C_in + c]`` of
+    the target position ``(py - dy + p, px - dx + p)``: contiguous runs of ``C_in``.
     """
-    n_pooled = grad_pooled.shape[1]
+    n_channels = grad_pooled.shape[1] // (pooled_height * pooled_width)
+    n_positions = out_height * out_width
     real = grad_pooled.dtype.type
     for s in range(s0, s1):
-        base = s * n_positions
         out = grad_pooled[s]
-        for q in range(n_pooled):
-            total = real(0.0)
-            for e in range(table_indptr[q], table_indptr[q + 1]):
-                total += columns[base + table_positions[e], table_rows[e]]
-            out[q] = total
+        out[:] = real(0.0)
+        for oy in range(out_height):
+            for ox in range(out_width):
+                column = columns[s * n_positions + oy * out_width + ox]
+                for dy in range(kernel_size):
+                    py = oy + dy - padding
+                    if py < 0 or py >= pooled_height:
+                        continue
+                    for dx in range(kernel_size):
+                        px = ox + dx - padding
+                        if px < 0 or px >= pooled_width:
+                            continue
+                        target = (py * pooled_width + px) * n_channels
+                        source = (dy * kernel_size + dx) * n_channels
+                        for c in range(n_channels):
+                            out[target + c] += column[source + c]

@@ -627,8 +627,8 @@ class Learner:
         """``dL/dW`` of a compiled shared projection from its presynaptic spikes (:mod:`.shared`)."""
         return weight_gradient_shared(batch.matrix, source, projection.geometry, grad_currents, self.workers)
 
-    def _shared_pooled_gradient(self, projection, grad_currents) -> np.ndarray:
-        """Error of the pooled input of a compiled shared projection, (T, B, Q) (:mod:`.shared`)."""
+    def _shared_pooled_gradient(self, projection, grad_currents):
+        """Error of the pooled input of a compiled shared projection (a :class:`.shared.PooledError`)."""
         return pooled_gradient_shared(projection.geometry, grad_currents, self._backprop_weight(projection),
                                       self.workers)
 
@@ -644,7 +644,7 @@ class Learner:
         value, grad_spikes, grad_potential = self.loss(forward, labels)
         grads = {}
         n_steps, n_samples = batch.n_steps, batch.n_samples
-        pooled_error = None  # (dL/d pooled input (T, B, Q), geometry) from a compiled shared projection
+        pooled_error = None  # PooledError of a compiled shared projection above (sdsnn_bio.learning.shared)
         for index in range(len(self.order) - 1, -1, -1):
             name = self.order[index]
             trace = forward.traces[name]
@@ -652,10 +652,7 @@ class Learner:
             projection = self.structure.projection_into(name)
             compiled = self._compiled_shared(projection) and not (index == 0 and batch.analog)
             if pooled_error is not None and not compiled:  # this layer takes dL/ds un-pooled
-                grad_pooled, above = pooled_error
-                grad_spikes = above._unpool(grad_pooled.reshape(-1, *above.pooled_shape)).reshape(
-                    n_steps, n_samples, -1)
-                pooled_error = None
+                grad_spikes, pooled_error = pooled_error.unpooled(), None
             if compiled:
                 grad_currents = self._shared_backward(trace, dynamics, projection, grad_spikes,
                                                       grad_potential, pooled_error)
@@ -663,7 +660,7 @@ class Learner:
                 grads[projection.name] = self._shared_weight_gradient(batch, source, projection, grad_currents)
                 if index == 0:
                     break
-                pooled_error = (self._shared_pooled_gradient(projection, grad_currents), projection.geometry)
+                pooled_error = self._shared_pooled_gradient(projection, grad_currents)
                 grad_spikes = grad_potential = None
                 continue
             if isinstance(dynamics, LayerDynamics):

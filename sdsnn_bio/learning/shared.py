@@ -19,9 +19,11 @@ the pooling factor ``f = 1 / pool**2`` and the geometry's event table
 * weight gradient (:func:`weight_gradient_shared`): ``dL/dW[r, :] = f * sum over spikes i, entries
   (r, p) of q(i), of dL/dI_t[p, :]``: only the presynaptic spikes are visited (samples in blocks,
   one partial sum per block, added in block order);
-* error of the pooled input (:func:`pooled_gradient_shared`): ``dL/dx[q] = sum over entries (r, p)
-  of q of (dL/dI_t[p, :] . W[r, :])``: one BLAS product ``dL/dI W^T`` per block of about 32 MiB
-  and a compiled gather (col2im).
+* error of the pooled input (:func:`pooled_gradient_shared`, a :class:`PooledError`): ``dL/dx[q] =
+  sum over entries (r, p) of q of (dL/dI_t[p, :] . W[r, :])``: one BLAS product ``dL/dI W^T`` per
+  block of about 32 MiB (a dense geometry: one product), then for a convolution a compiled col2im
+  that adds contiguous runs of input channels (kernel rows ordered ``(dy, dx, c_in)`` for the
+  product, the error kept position-major ``(Hp, Wp, C_in)``).
 
 They give the NumPy path's spikes and gradients up to rounding (sums in another order; tested on
 random spikes, against Brian2 spike for spike and against finite differences:
@@ -29,6 +31,8 @@ random spikes, against Brian2 spike for spike and against finite differences:
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,7 +43,8 @@ from .kernel import LayerTrace
 from .parallel import RowBlocks
 from .surrogate import Surrogate
 
-__all__ = ["integrate_shared", "backward_shared", "weight_gradient_shared", "pooled_gradient_shared"]
+__all__ = ["integrate_shared", "backward_shared", "weight_gradient_shared", "pooled_gradient_shared",
+           "PooledError"]
 
 #: Sample blocks per thread (threads take them as they become free).
 _BLOCKS_PER_THREAD = 4
@@ -50,6 +55,33 @@ _COLUMN_CHUNK_BYTES = 32 << 20
 
 _NO_BOOL3 = np.zeros((0, 0, 0), dtype=bool)
 _NO_INDEX = np.zeros(1, dtype=np.int32)
+
+
+@dataclass(frozen=True)
+class PooledError:
+    """The error of a shared projection's pooled input, and where each source unit reads it.
+
+    Attributes
+    ----------
+    values : ndarray, shape (T, B, Q)
+        ``dL/dx`` of the ``Q`` pooled input positions (in the order of ``index``).
+    index : ndarray of int64, shape (n_source,)
+        Column of ``values`` that each source unit's spikes enter, -1 for the units that pooling
+        drops.
+    factor : float
+        ``1 / pool**2``: ``dL/ds[n] = factor * values[..., index[n]]``.
+    """
+
+    values: np.ndarray
+    index: np.ndarray
+    factor: float
+
+    def unpooled(self) -> np.ndarray:
+        """``dL/ds`` of every source unit, (T, B, n_source) (the NumPy path's un-pooling)."""
+        scaled = self.values * self.values.dtype.type(self.factor)
+        out = np.take(scaled, np.maximum(self.index, 0), axis=2)
+        out[:, :, self.index < 0] = 0.0
+        return out
 
 
 def _presynaptic(matrix, spikes: np.ndarray | None, n_source: int, what: str):
@@ -135,9 +167,9 @@ def backward_shared(trace: LayerTrace, dynamics: LayerDynamics, surrogate: Surro
         The projection *into* this layer (sets the output layout).
     grad_spikes, grad_potential : ndarray, shape (T, B, N), or None
         ``dL/ds_t`` and the direct ``dL/du_t``, as :func:`.bptt.backward_layer` takes them.
-    pooled_error : (ndarray (T, B, Q), Geometry) or None
+    pooled_error : PooledError or None
         Instead of ``grad_spikes``: the error of the pooled input of the shared projection above
-        and its geometry (un-pooled inside the kernel).
+        (un-pooled inside the kernel).
     workers : RowBlocks
     """
     potential = np.ascontiguousarray(trace.potential)
@@ -156,11 +188,10 @@ def backward_shared(trace: LayerTrace, dynamics: LayerDynamics, surrogate: Surro
     grad_potential = np.ascontiguousarray(grad_potential, dtype=dtype) if has_grad_potential else none3
     has_pooled = pooled_error is not None
     if has_pooled:
-        grad_pooled, above = pooled_error
-        grad_pooled = np.ascontiguousarray(grad_pooled, dtype=dtype)
-        source_pooled, factor = above.source_pooled(), real(above.factor)
-        if above.n_source != n_neurons:
-            raise ValueError(f"shared backward: the projection above reads {above.n_source} units, the "
+        grad_pooled = np.ascontiguousarray(pooled_error.values, dtype=dtype)
+        source_pooled, factor = pooled_error.index, real(pooled_error.factor)
+        if source_pooled.shape != (n_neurons,):
+            raise ValueError(f"shared backward: the projection above reads {source_pooled.size} units, the "
                              f"layer has {n_neurons}")
     else:
         grad_pooled, source_pooled, factor = none3, np.zeros(0, np.int64), real(1.0)
@@ -206,31 +237,41 @@ def weight_gradient_shared(matrix, spikes, geometry: Geometry, grad_currents: np
 
 
 def pooled_gradient_shared(geometry: Geometry, grad_currents: np.ndarray, weight: np.ndarray,
-                           workers: RowBlocks) -> np.ndarray:
-    """``dL/dx`` of the pooled input (T, B, Q) from position-major ``dL/dI`` (T, B, positions, channels).
+                           workers: RowBlocks) -> PooledError:
+    """``dL/dx`` of the pooled input from position-major ``dL/dI`` (T, B, positions, channels).
 
     ``weight``: the parameters the error is sent back through (the learner's latent weights of
-    pruned sources included). The layer below un-pools it (:func:`backward_shared`).
+    pruned sources included). The layer below un-pools it (:func:`backward_shared`, or
+    :meth:`PooledError.unpooled`). A dense geometry's error is channel-major (its parameter rows'
+    order), a convolution's position-major (``(py * Wp + px) * C_in + c``).
     """
     n_steps, n_samples, n_positions, n_channels = grad_currents.shape
     dtype = grad_currents.dtype
-    weight_t = np.asarray(weight, dtype=dtype).T  # (channels, rows)
     flat = grad_currents.reshape(-1, n_channels)
     rows = n_steps * n_samples
-    n_pooled = int(np.prod(geometry.pooled_shape))
-    if geometry.kind == "dense":  # one position, rows = pooled positions: a plain product
-        return (flat @ weight_t).reshape(n_steps, n_samples, n_pooled)
-    grad_pooled = np.empty((rows, n_pooled), dtype=dtype)
-    table = geometry.pooled_table()
+    c_in, hp, wp = geometry.pooled_shape
+    source_pooled = geometry.source_pooled()
+    if geometry.kind == "dense":  # one position, parameter rows = pooled positions: a plain product
+        values = flat @ np.asarray(weight, dtype=dtype).T
+        return PooledError(values.reshape(n_steps, n_samples, -1), source_pooled, geometry.factor)
+    k = geometry.kernel_size
+    _, out_h, out_w = geometry.target_shape
+    # Kernel rows reordered (c_in, dy, dx) -> (dy, dx, c_in): runs of C_in contiguous columns.
+    weight_t = np.ascontiguousarray(
+        np.asarray(weight, dtype=dtype).reshape(c_in, k * k, n_channels).transpose(2, 1, 0).reshape(n_channels, -1))
+    grad_pooled = np.empty((rows, hp * wp * c_in), dtype=dtype)
     gather = kernels().shared_pooled_gradient_block
     chunk = max(1, _COLUMN_CHUNK_BYTES // (n_positions * weight_t.shape[1] * dtype.itemsize))
     for s0 in range(0, rows, chunk):
         s1 = min(rows, s0 + chunk)
-        columns = flat[s0 * n_positions:s1 * n_positions] @ weight_t  # (block*positions, rows)
+        columns = flat[s0 * n_positions:s1 * n_positions] @ weight_t  # (block * positions, k*k*C_in)
         target = grad_pooled[s0:s1]
 
         def block(a: int, b: int, columns=columns, target=target) -> None:
-            gather(columns, n_positions, *table, target, a, b)
+            gather(columns, k, geometry.padding, hp, wp, out_h, out_w, target, a, b)
 
         workers.map(block, s1 - s0)
-    return grad_pooled.reshape(n_steps, n_samples, n_pooled)
+    # Source unit -> position-major column: q = (c * Hp + py) * Wp + px -> (py * Wp + px) * C_in + c.
+    channel, position = np.divmod(source_pooled, hp * wp)
+    index = np.where(source_pooled >= 0, position * c_in + channel, -1)
+    return PooledError(grad_pooled.reshape(n_steps, n_samples, -1), index, geometry.factor)
