@@ -340,6 +340,24 @@ def shared_forward_block(indptr, indices, pre_spikes, use_dense, n_samples, sour
 
 
 @jit
+def surrogate_scalar(x, code, k):
+    """``sigma'(x)`` of one value, operation for operation as :func:`surrogate_times` (``x``'s type)."""
+    real = type(x)
+    one, two = real(1.0), real(2.0)
+    if code == 0:  # fast sigmoid
+        y = one + k * abs(x)
+        return one / (y * y)
+    if code == 1:  # sigmoid
+        s = one / (one + math.exp(-k * x))
+        return k * s * (one - s)
+    if code == 2:  # arctan
+        y = real(HALF_PI) * k * x
+        return (k / two) / (one + y * y)
+    inside = one if abs(x) < k / two else real(0.0)  # rectangular
+    return inside / k
+
+
+@jit
 def shared_backward_block(potential, spikes, not_refractory, has_refractory, decay, threshold,
                           surrogate_code, surrogate_scale, grad_spikes, has_grad_spikes,
                           grad_pooled, has_grad_pooled, source_pooled, pool_factor,
@@ -349,58 +367,48 @@ def shared_backward_block(potential, spikes, not_refractory, has_refractory, dec
     The equations of :func:`backward_block`, with ``dL/ds_t`` either given (``grad_spikes``,
     (T, B, N)) or un-pooled on the fly from the error of the pooled positions that the shared
     projection above reads (``grad_pooled`` (T, B, Q): ``dL/ds[n] = pool_factor *
-    grad_pooled[source_pooled[n]]``, 0 where ``source_pooled`` is -1). ``grad_currents`` has shape
-    (T, B, positions, channels).
+    grad_pooled[source_pooled[n]]``, 0 where ``source_pooled`` is -1), in one pass per step:
+    un-pooling, surrogate, refractory mask, direct term and the recursion. ``grad_currents`` has
+    shape (T, B, positions, channels).
     """
     n_steps, _, n_neurons = potential.shape
     n_positions, n_channels = grad_currents.shape[2], grad_currents.shape[3]
     real = potential.dtype.type
     zero, one = real(0.0), real(1.0)
+    has_error = has_grad_spikes or has_grad_pooled
     grad_v = np.empty(n_neurons, potential.dtype)
-    g_spike = np.empty(n_neurons, potential.dtype)
-    direct = np.empty(n_neurons, potential.dtype)
     for b in range(b0, b1):
         grad_v[:] = zero
         for t in range(n_steps - 1, -1, -1):
             u_row = potential[t, b]
             s_row = spikes[t, b]
-            if has_grad_spikes or has_grad_pooled:
-                if has_grad_pooled:
-                    gp_row = grad_pooled[t, b]
-                    for n in range(n_neurons):
-                        q = source_pooled[n]
-                        g_spike[n] = gp_row[q] * pool_factor if q >= 0 else zero
-                else:
-                    gs_row = grad_spikes[t, b]
-                    for n in range(n_neurons):
-                        g_spike[n] = gs_row[n]
-                surrogate_times(u_row, threshold, surrogate_code, surrogate_scale, g_spike, direct)
-                if has_refractory:
-                    r_row = not_refractory[t, b]
-                    for n in range(n_neurons):
-                        direct[n] = direct[n] * (one if r_row[n] else zero)
-            else:
-                direct[:] = zero
-            if has_grad_potential:
-                gu_row = grad_potential[t, b]
-                for n in range(n_neurons):
-                    direct[n] = direct[n] + gu_row[n]
+            r_row = not_refractory[t, b] if has_refractory else s_row
+            gp_row = grad_pooled[t, b] if has_grad_pooled else u_row
+            gs_row = grad_spikes[t, b] if has_grad_spikes else u_row
+            gu_row = grad_potential[t, b] if has_grad_potential else u_row
             out = grad_currents[t, b]
-            if has_refractory:
-                r_row = not_refractory[t, b]
-                for j in range(n_channels):
-                    for position in range(n_positions):
-                        n = j * n_positions + position
-                        g_potential = grad_v[n] * (zero if s_row[n] else one)
+            for j in range(n_channels):
+                for position in range(n_positions):
+                    n = j * n_positions + position
+                    direct = zero
+                    if has_error:
+                        if has_grad_pooled:
+                            q = source_pooled[n]
+                            g_spike = gp_row[q] * pool_factor if q >= 0 else zero
+                        else:
+                            g_spike = gs_row[n]
+                        direct = surrogate_scalar(u_row[n] - threshold, surrogate_code, surrogate_scale) * g_spike
+                        if has_refractory:
+                            direct = direct * (one if r_row[n] else zero)
+                    if has_grad_potential:
+                        direct = direct + gu_row[n]
+                    g_potential = grad_v[n] * (zero if s_row[n] else one)
+                    if has_refractory:
                         out[position, j] = g_potential * (one if r_row[n] else zero)
-                        grad_v[n] = (g_potential + direct[n]) * (decay if r_row[n] else one)
-            else:
-                for j in range(n_channels):
-                    for position in range(n_positions):
-                        n = j * n_positions + position
-                        g_potential = grad_v[n] * (zero if s_row[n] else one)
+                        grad_v[n] = (g_potential + direct) * (decay if r_row[n] else one)
+                    else:
                         out[position, j] = g_potential
-                        grad_v[n] = (g_potential + direct[n]) * decay
+                        grad_v[n] = (g_potential + direct) * decay
 
 
 @jit
