@@ -30,6 +30,12 @@ could not be reset and would include the data loading and, for snnTorch, the imp
 fresh subprocess keeps one framework's memory out of the other's.
 
     PYTHONPATH=$PWD /work/venv-bench/bin/python benchmarks/throughput_scnn.py --rounds 2
+
+``--config`` takes another SCNN configuration and ``--data-root`` its dataset folder (default: the
+N-MNIST preset on the embedded dataset), e.g. the MNIST SCNN on MNIST training digits::
+
+    python benchmarks/throughput_scnn.py --config examples/configs/released_mnist_scnn.toml \
+        --data-root DIR_WITH_MNIST_IDX --batches 1 --repeats 3 --rounds 1
 """
 
 from __future__ import annotations
@@ -68,16 +74,17 @@ def preset(path=PRESET):
     return config, config.network_parameters()
 
 
-def load_batches(config, params, n_batches: int, batch_size: int, seed: int = 0):
+def load_batches(config, params, n_batches: int, batch_size: int, seed: int = 0, root=None):
     """``n_batches`` batches of ``(samples, labels)`` of the preset's dataset and encoding.
 
-    The embedded dataset (no ``data.root`` given), a class-balanced subset drawn with ``seed``.
+    From the dataset folder ``root`` (None: the embedded dataset), a class-balanced subset drawn
+    with ``seed``.
     """
     from sdsnn_bio.data.registry import encode_split
 
     wanted = n_batches * batch_size
     samples, labels, _ = encode_split(
-        config.dataset(), "train", subset=wanted, seed=seed, encoding=config.data.encoding,
+        config.dataset(), "train", root=root, subset=wanted, seed=seed, encoding=config.data.encoding,
         input_size=config.data.input_size, dt=params.dt, n_steps=params.n_steps,
     )
     if len(samples) < wanted:
@@ -247,11 +254,14 @@ def _mean_counts(counts: list[dict], batch_size: int) -> dict:
     return {name: statistics.mean(c[name] for c in counts) / batch_size for name in counts[0]}
 
 
-def worker(framework: str, n_batches: int, repeats: int, batch_size: int) -> None:
-    """One framework's measurement in this (fresh) process; prints one JSON line."""
+def worker(framework: str, n_batches: int, repeats: int, batch_size: int, path=PRESET, root=None) -> None:
+    """One framework's measurement in this (fresh) process; prints one JSON line.
+
+    ``path``: the configuration; ``root``: its dataset's folder (None: the embedded dataset).
+    """
     tools = helpers()
-    config, params = preset()
-    batches = load_batches(config, params, n_batches, batch_size)
+    config, params = preset(path)
+    batches = load_batches(config, params, n_batches, batch_size, root=root)
     rss_before = tools._status_mib("VmRSS")
     reset = tools._reset_peak_memory()
     if framework == "snntorch":
@@ -296,10 +306,14 @@ def main() -> None:
     parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
                         help="before each worker, wait up to this long for other processes to use "
                              "< 0.15 core (shared machines)")
+    parser.add_argument("--config", type=Path, default=PRESET,
+                        help="an SCNN configuration (default: the N-MNIST preset)")
+    parser.add_argument("--data-root", default=None, metavar="DIR",
+                        help="the configuration's dataset folder (default: the embedded dataset)")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.batches, args.repeats, args.batch_size)
+        worker(args.worker, args.batches, args.repeats, args.batch_size, args.config, args.data_root)
         return
     tools = helpers()
     environment = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=str(THREADS),
@@ -308,7 +322,9 @@ def main() -> None:
     print(f"machine: {tools.machine()}")
     print(f"versions: {tools.versions()}")
     print(f"command: python benchmarks/throughput_scnn.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"network 2-15C3-AP2-40C3-AP2-300FC-10 ({PRESET.name}), batch {args.batch_size}, {THREADS} threads, "
+    config, params = preset(args.config)
+    layers = "-".join((str(params.input_shape[0]), *config.network.layers, str(params.n_output)))
+    print(f"network {layers} ({args.config.name}), batch {args.batch_size}, {THREADS} threads, "
           f"{args.rounds} rounds x {args.repeats} repeats x {args.batches} batches; "
           f"load average at start {os.getloadavg()[0]:.2f}")
     runs, failures = {f: [] for f in args.frameworks}, {}
@@ -319,6 +335,7 @@ def main() -> None:
             if args.quiet_wait > 0:
                 tools.wait_until_quiet(0.15, args.quiet_wait)
             command = [sys.executable, __file__, "--worker", framework, "--batches", str(args.batches),
+                       "--config", str(args.config), *(["--data-root", args.data_root] if args.data_root else []),
                        "--repeats", str(args.repeats), "--batch-size", str(args.batch_size)]
             done, others = tools.run_worker(command, environment)
             if done.returncode != 0:

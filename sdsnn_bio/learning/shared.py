@@ -262,9 +262,12 @@ def pooled_gradient_shared(geometry: Geometry, grad_currents: np.ndarray, weight
     grad_pooled = np.empty((rows, hp * wp * c_in), dtype=dtype)
     gather = kernels().shared_pooled_gradient_block
     chunk = max(1, _COLUMN_CHUNK_BYTES // (n_positions * weight_t.shape[1] * dtype.itemsize))
+    # One buffer for every block: a fresh 32 MiB product per block would be mapped and faulted in anew.
+    buffer = np.empty((min(chunk, rows) * n_positions, weight_t.shape[1]), dtype=dtype)
     for s0 in range(0, rows, chunk):
         s1 = min(rows, s0 + chunk)
-        columns = flat[s0 * n_positions:s1 * n_positions] @ weight_t  # (block * positions, k*k*C_in)
+        columns = buffer[:(s1 - s0) * n_positions]
+        np.matmul(flat[s0 * n_positions:s1 * n_positions], weight_t, out=columns)  # (block*positions, k*k*C_in)
         target = grad_pooled[s0:s1]
 
         def block(a: int, b: int, columns=columns, target=target) -> None:
