@@ -22,7 +22,9 @@ A run folder (``sdsnn-bio run --output RUN``)::
 A sweep folder (``sdsnn-bio sweep --output SWEEP``)::
 
     SWEEP/
-      points/<point>/     a run folder per grid point and seed, plus point.json (its summary)
+      points/<point>/     a run folder per grid point and seed, plus point.json (its summary); the
+                          name holds the swept values and the seed (a hash when long)
+      sweep_points.json   fixed overrides, swept axes, each point folder's full parameters
       brian_cache/        Brian2 code caches of the workers (never part of a configuration)
       sweep.csv, sweep.json, sweep_summary.csv, sweep.png
 
@@ -61,7 +63,7 @@ from .files import atomic_open
 
 __all__ = [
     "RESULTS", "MODEL_RESULT", "CHECKPOINT", "STRUCTURE", "RASTERS", "MONITORS", "FIGURES", "POINT",
-    "POINTS", "BRIAN_CACHE", "SWEEP_TABLE", "SWEEP_JSON", "SWEEP_SUMMARY", "SWEEP_FIGURE",
+    "POINTS", "BRIAN_CACHE", "SWEEP_TABLE", "SWEEP_JSON", "SWEEP_SUMMARY", "SWEEP_FIGURE", "SWEEP_POINTS",
     "CHECKPOINT_FORMAT", "RunFolderError", "Checkpoint", "write_json", "read_json",
     "write_checkpoint", "read_checkpoint", "save_structure", "load_structure", "save_rasters",
     "load_rasters", "load_results", "load_model_result", "remove_checkpoint",
@@ -83,6 +85,7 @@ SWEEP_TABLE = "sweep.csv"
 SWEEP_JSON = "sweep.json"
 SWEEP_SUMMARY = "sweep_summary.csv"
 SWEEP_FIGURE = "sweep.png"
+SWEEP_POINTS = "sweep_points.json"
 
 #: Version of the checkpoint schema; a checkpoint of another format is refused with its number.
 CHECKPOINT_FORMAT = 2

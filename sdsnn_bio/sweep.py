@@ -6,6 +6,9 @@ checkpoint and Brian2 code cache — run by :func:`sdsnn_bio.experiment.run_expe
 ``dask.distributed`` worker: a ``LocalCluster`` sized to the machine, or an existing cluster given
 by its scheduler address (``tcp://host:8786``).
 
+* A point's folder is named after the swept values (axes with more than one value) and the seed;
+  fixed overrides are recorded in ``sweep_points.json`` (with every folder's full parameters), and a
+  long name ends in a hash (:data:`MAX_POINT_NAME`).
 * A point that fails is recorded with its error; the sweep goes on.
 * Re-running a sweep skips the points already finished with the same configuration (resume), and
   unfinished points resume from their checkpoints.
@@ -19,6 +22,7 @@ Dask is an optional extra: ``pip install 'sdsnn-bio[sweep]'``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
 import json
 import logging
@@ -35,7 +39,7 @@ from .files import atomic_open
 
 __all__ = [
     "SweepPoint", "parse_grid", "parse_seeds", "expand_grid", "run_point", "run_sweep", "summarise",
-    "summary_markdown",
+    "summary_markdown", "write_point_map", "MAX_POINT_NAME",
 ]
 
 logger = logging.getLogger(__name__)
@@ -111,29 +115,64 @@ def _format_value(value) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
+#: Longest point folder name written; a longer label becomes a readable prefix and a short hash.
+MAX_POINT_NAME = 120
+
+
 @dataclass(frozen=True)
 class SweepPoint:
-    """One experiment of the sweep."""
+    """One experiment of the sweep.
+
+    ``name`` (also its folder under ``points/``) holds the swept parameters (axes with more than one
+    value) and the seed; ``parameters`` holds every ``--set`` value, the fixed ones included.
+    ``legacy_name`` is the folder name of sweeps written before fixed overrides left the name
+    (every parameter in it), so their finished and unfinished points are still found.
+    """
 
     name: str
     parameters: dict
     seed: int
     config: ExperimentConfig
+    legacy_name: str = ""
 
 
 def expand_grid(base: ExperimentConfig, axes, seeds) -> list[SweepPoint]:
-    """Every combination of the axes' values, for every seed (validated configurations)."""
+    """Every combination of the axes' values, for every seed (validated configurations).
+
+    Point names carry only the swept axes (more than one value) and the seed; a name longer than
+    :data:`MAX_POINT_NAME` characters, or two names that the folder-name spelling would make equal,
+    end in a hash of the point's exact parameters instead (``<prefix>~<hash>__seed=N``).
+    """
     keys = [key for key, _ in axes]
+    swept = {key for key, values in axes if len(values) > 1}
     points = []
     for values in itertools.product(*[vals for _, vals in axes]) if axes else [()]:
         for seed in seeds:
             parameters = dict(zip(keys, values))
             overrides = [f"{k}={_toml(v)}" for k, v in parameters.items()] + [f"run.seed={seed}"]
             config = base.with_overrides(overrides)
-            label = "__".join(f"{k}={_slug(v)}" for k, v in parameters.items())
-            name = f"{label}__seed={seed}" if label else f"seed={seed}"
-            points.append(SweepPoint(name, parameters, seed, config))
+            varying = {k: v for k, v in parameters.items() if k in swept}
+            points.append(SweepPoint(_point_name(varying, seed), parameters, seed, config,
+                                     _point_name(parameters, seed, limit=None)))
+    names = [point.name for point in points]
+    if len(set(names)) < len(names):  # two values spelled alike in a folder name ("a b", "a_b")
+        points = [
+            SweepPoint(_point_name({k: v for k, v in p.parameters.items() if k in swept}, p.seed,
+                                   hashed=True), p.parameters, p.seed, p.config, p.legacy_name)
+            for p in points
+        ]
     return points
+
+
+def _point_name(parameters: dict, seed: int, limit: int | None = MAX_POINT_NAME,
+                hashed: bool = False) -> str:
+    """``key=value__...__seed=N``; with a hash of the exact parameters when too long (or asked)."""
+    label = "__".join(f"{k}={_slug(v)}" for k, v in parameters.items())
+    suffix = f"seed={seed}"
+    if limit is not None and (hashed or len(label) + len(suffix) + 2 > limit):
+        digest = hashlib.sha256(json.dumps(parameters, sort_keys=True).encode("utf-8")).hexdigest()[:10]
+        label = f"{label[:max(0, limit - len(suffix) - 14)].rstrip('_')}~{digest}"
+    return f"{label}__{suffix}" if label else suffix
 
 
 def _toml(value) -> str:
@@ -208,6 +247,61 @@ def _finished(directory: Path, config_dict: dict) -> dict | None:
     return None
 
 
+def _point_folder(output: Path, point: SweepPoint) -> str:
+    """The point's folder name: its name, or the legacy name of a sweep written before the names changed.
+
+    A sweep folder made by an earlier version named every point after all its ``--set`` values; when
+    only that folder exists, the point resumes (or is skipped as finished) there.
+    """
+    points = output / runfolder.POINTS
+    if (point.legacy_name and point.legacy_name != point.name and not (points / point.name).exists()
+            and (points / point.legacy_name).is_dir()):
+        logger.info("sweep: %s continues in the folder of an earlier sweep, %s", point.name, point.legacy_name)
+        return point.legacy_name
+    return point.name
+
+
+def write_point_map(output: Path, axes, points: list[SweepPoint], folders: dict | None = None) -> Path:
+    """Write ``sweep_points.json``: the fixed overrides, the swept axes and every point's folder.
+
+    Point names hold only the swept values (and a hash when long), so this file is where a folder's
+    full parameters are read back. Points of earlier invocations into the same sweep folder (other
+    seeds, other values) are kept.
+
+    Parameters
+    ----------
+    output : Path
+        The sweep folder.
+    axes : list of (key, values)
+        The grid (:func:`parse_grid`).
+    points : list of SweepPoint
+        The points of this invocation (:func:`expand_grid`).
+    folders : dict, optional
+        Point name -> folder name under ``points/`` (default: the point's name).
+    """
+    from .experiment import atomic_write_json
+
+    path = output / runfolder.SWEEP_POINTS
+    known = {}
+    if path.is_file():
+        try:
+            known = json.loads(path.read_text(encoding="utf-8")).get("points", {})
+        except (json.JSONDecodeError, AttributeError):
+            logger.warning("sweep: %s is not readable JSON; written again from this sweep's points", path)
+    folders = folders or {}
+    swept = [key for key, values in axes if len(values) > 1]
+    for point in points:
+        folder = folders.get(point.name, point.name)
+        known[folder] = {"parameters": point.parameters, "seed": point.seed,
+                         "swept": [key for key in swept if key in point.parameters]}
+    atomic_write_json(path, {
+        "fixed": {key: values[0] for key, values in axes if len(values) == 1},
+        "swept": {key: values for key, values in axes if len(values) > 1},
+        "points": dict(sorted(known.items())),
+    })
+    return path
+
+
 def _rows(summary: dict, seed: int) -> list[dict]:
     base = {"point": summary["point"], "seed": seed, "status": summary.get("status"),
             "wall_seconds": summary.get("wall_seconds"), "error": summary.get("error", ""),
@@ -251,7 +345,8 @@ def run_sweep(
         Grid axes (see :func:`parse_grid`).
     seeds : list of int
     output_dir : path
-        Sweep folder: ``points/<point>/`` per point, ``sweep.csv``, ``sweep.json``, ``sweep.png``.
+        Sweep folder: ``points/<point>/`` per point, ``sweep_points.json`` (fixed overrides, swept
+        axes, every point's folder and parameters), ``sweep.csv``, ``sweep.json``, ``sweep.png``.
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``); default: a ``LocalCluster``.
     n_workers : int, optional
@@ -280,30 +375,33 @@ def run_sweep(
                                        dashboard_address=":0")
             client = Client(own_cluster)
     rows, futures = [], {}
+    folders = {point.name: _point_folder(output, point) for point in points}
+    write_point_map(output, axes, points, folders)
     try:
         for point in points:
             config = point.config
             if not config.learning.threads:
                 config = config.replace("learning", threads=max(1, cores // n_workers))
             config_dict = config.to_dict()
-            directory = output / runfolder.POINTS / point.name
+            name = folders[point.name]
+            directory = output / runfolder.POINTS / name
             done = _finished(directory, config_dict)
             if done is not None:
-                logger.info("sweep: %s already finished, skipped", point.name)
-                rows.extend(_rows(done, point.seed))
+                logger.info("sweep: %s already finished, skipped", name)
+                rows.extend(_rows({**done, "point": name}, point.seed))  # the folder's name
                 continue
-            future = client.submit(run_point, config_dict, str(directory), point.name,
-                                   point.parameters, pure=False, key=f"sdsnn-{point.name}-{time.time_ns()}")
+            future = client.submit(run_point, config_dict, str(directory), name,
+                                   point.parameters, pure=False, key=f"sdsnn-{name}-{time.time_ns()}")
             futures[future] = point
         for future in as_completed(list(futures)):
             point = futures[future]
             try:
                 summary = future.result()
             except Exception as err:  # a lost worker or an unpicklable error: the sweep goes on
-                summary = {"point": point.name, "parameters": point.parameters, "status": "failed",
+                summary = {"point": folders[point.name], "parameters": point.parameters, "status": "failed",
                            "error": f"{type(err).__name__}: {err}"}
             if summary["status"] != "done":
-                logger.warning("sweep: %s failed: %s", point.name, summary.get("error"))
+                logger.warning("sweep: %s failed: %s", folders[point.name], summary.get("error"))
             rows.extend(_rows(summary, point.seed))
             _write_table(output, rows)
     finally:

@@ -145,3 +145,61 @@ def test_an_uncreatable_point_folder_fails_that_point_and_the_table_is_written(t
     status = {row["point"]: row["status"] for row in rows}
     assert status == {names[0]: "failed", names[1]: "done"}
     assert "is a file" in next(row["error"] for row in rows if row["point"] == names[0])
+
+
+def test_point_names_hold_the_swept_values_only_and_stay_short():
+    from sdsnn_bio.sweep import MAX_POINT_NAME
+
+    long_root = "/data/" + "x" * 300
+    axes = parse_grid([f'data.root="{long_root}"', "learning.threads=1",
+                       'learning.dtype="float64","float32"'])
+    points = expand_grid(ExperimentConfig(), axes, [0, 1])
+    assert [p.name for p in points] == [
+        "learning.dtype=float64__seed=0", "learning.dtype=float64__seed=1",
+        "learning.dtype=float32__seed=0", "learning.dtype=float32__seed=1"], "fixed overrides left out"
+    assert points[0].parameters == {"data.root": long_root, "learning.threads": 1, "learning.dtype": "float64"}
+    assert points[0].config.data.root == long_root, "fixed overrides still apply"
+    assert points[0].legacy_name.startswith("data.root=data_xxx"), "the earlier name, for resuming"
+    assert len(points[0].legacy_name) > 255, "the earlier name could not be a folder name"
+
+    swept_long = parse_grid([f'data.root="{long_root}a","{long_root}b"'])
+    names = [p.name for p in expand_grid(ExperimentConfig(), swept_long, [3])]
+    assert all(len(n) <= MAX_POINT_NAME for n in names), "long values: a prefix and a hash"
+    assert all(n.startswith("data.root=data_xxx") and n.endswith("__seed=3") for n in names)
+    assert len(set(names)) == 2, "the hash keeps different values apart"
+
+    alike = parse_grid(['run.output_dir="a b","a_b"'])
+    names = [p.name for p in expand_grid(ExperimentConfig(), alike, [0])]
+    assert len(set(names)) == 2 and all("~" in n for n in names), "values spelled alike get a hash"
+    assert [p.name for p in expand_grid(ExperimentConfig(), [], [4])] == ["seed=4"]
+
+
+def test_sweep_points_map_and_resume_in_folders_of_the_earlier_names(tmp_path, client):
+    from sdsnn_bio.runfolder import SWEEP_POINTS
+
+    base = tiny_base(tmp_path)
+    axes = parse_grid(["learning.threads=1", "network.hidden_sizes=[4],[5]"])
+    output = tmp_path / "sweep"
+    rows = _rows(run_sweep(base, axes, [0], output, client=client))
+    assert {r["point"] for r in rows} == {"network.hidden_sizes=4__seed=0", "network.hidden_sizes=5__seed=0"}
+    assert {r["param:learning.threads"] for r in rows} == {"1"}, "fixed overrides stay in the table"
+    mapping = json.loads((output / SWEEP_POINTS).read_text())
+    assert mapping["fixed"] == {"learning.threads": 1}
+    assert mapping["swept"] == {"network.hidden_sizes": [[4], [5]]}
+    assert mapping["points"]["network.hidden_sizes=4__seed=0"] == {
+        "parameters": {"learning.threads": 1, "network.hidden_sizes": [4]}, "seed": 0,
+        "swept": ["network.hidden_sizes"]}
+
+    # A sweep folder of an earlier version: every --set value in the folder names.
+    legacy = {p.name: p.legacy_name for p in expand_grid(base, axes, [0])}
+    for name, old in legacy.items():
+        (output / "points" / name).rename(output / "points" / old)
+    (output / SWEEP_POINTS).unlink()
+    summaries = sorted((output / "points").glob(f"*/{POINT_FILE}"))
+    stamps = {p: p.stat().st_mtime_ns for p in summaries}
+    again = _rows(run_sweep(base, axes, [0], output, client=client))
+    assert {p: p.stat().st_mtime_ns for p in summaries} == stamps, "finished points found and skipped"
+    assert {r["point"] for r in again} == set(legacy.values())
+    assert sorted(p.name for p in (output / "points").iterdir()) == sorted(legacy.values()), \
+        "no new folders beside the earlier ones"
+    assert set(json.loads((output / SWEEP_POINTS).read_text())["points"]) == set(legacy.values())
