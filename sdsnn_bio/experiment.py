@@ -207,7 +207,10 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
              standalone_directory: str | Path | None = None) -> dict:
     """Accuracy of the network of record (Brian2) on ``samples``, with SOPs and energy.
 
-    The NumPy kernel's predictions are computed too and their agreement with Brian2 is reported.
+    The NumPy kernel's predictions are computed too, in float64 like Brian2 (a float32 learner's
+    weights exactly, :meth:`~sdsnn_bio.learning.learner.Learner.evaluator`), and their agreement with
+    Brian2 is reported (``kernel_brian2_agreement``); a float32 learner's own predictions are
+    counted beside them (``learner_dtype_accuracy``, ``learner_dtype_brian2_agreement``).
     With a :class:`~sdsnn_bio.interrupt.StopRequest` ``stop``, a Ctrl-C ends the evaluation after
     its current Brian2 batch with :class:`~sdsnn_bio.interrupt.RunInterrupted` (naming
     ``checkpoint``), never inside a Brian2 ``run()``.
@@ -225,6 +228,11 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
 
     params = network.params
     names = tuple(p.name for p in structure.populations)
+    # The kernel of record simulates in Brian2's float64 (a float32 learner's weights exactly), so
+    # the agreement checks the simulation, not float32 rounding; the learner's own type is counted
+    # beside it.
+    reference = learner.evaluator("float64")
+    own_predictions = [] if reference is not learner else None
     if standalone_directory is None:
         network.load_structure(structure)
         recordings = (network.present(samples[start:start + batch_size])
@@ -253,7 +261,9 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
             for name in names:
                 counts[name].append(recording.spike_counts(name))
             batch = InputBatch.from_samples(chunk, params.n_steps, params.n_input)
-            kernel_predictions.append(learner.evaluate(batch))
+            kernel_predictions.append(reference.evaluate(batch))
+            if own_predictions is not None:
+                own_predictions.append(learner.evaluate(batch))
             bar.update(len(chunk))
             if stop is not None and stop.requested and start + len(chunk) < len(samples):
                 raise RunInterrupted(
@@ -266,10 +276,17 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
     counts = {name: np.concatenate(c) for name, c in counts.items()}
     labels = np.asarray(labels)
     sops = synaptic_operations(counts, structure)
+    learner_type = {"learner_dtype": learner.dtype.name}
+    if own_predictions is not None:
+        own_predictions = np.concatenate(own_predictions)
+        learner_type["learner_dtype_accuracy"] = float(np.mean(own_predictions == labels))
+        learner_type["learner_dtype_brian2_agreement"] = float(np.mean(own_predictions == brian_predictions))
     return {
         "accuracy": float(np.mean(brian_predictions == labels)),
         "kernel_accuracy": float(np.mean(kernel_predictions == labels)),
         "kernel_brian2_agreement": float(np.mean(kernel_predictions == brian_predictions)),
+        "kernel_dtype": "float64",
+        **learner_type,
         "n_samples": int(labels.size),
         "brian2_device": "runtime" if standalone_directory is None else "cpp_standalone",
         "spikes_per_sample": {name: float(c.sum(axis=1).mean()) for name, c in counts.items()},
@@ -667,8 +684,11 @@ def train_model(
     write_json(directory / MODEL_RESULT, result)
     if not keep_checkpoint:
         remove_checkpoint(directory)
-    logger.info("%s: final test accuracy %.4f (Brian2), kernel agreement %.4f",
-                result["model"], evaluation["accuracy"], evaluation["kernel_brian2_agreement"])
+    logger.info("%s: final test accuracy %.4f (Brian2), kernel agreement %.4f%s",
+                result["model"], evaluation["accuracy"], evaluation["kernel_brian2_agreement"],
+                f" (the {learner.dtype.name} learner's own predictions: "
+                f"{evaluation['learner_dtype_brian2_agreement']:.4f})"
+                if "learner_dtype_brian2_agreement" in evaluation else "")
     return result
 
 

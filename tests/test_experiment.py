@@ -667,3 +667,15 @@ def test_ctrl_c_that_stops_the_standalone_program_discards_its_batch(tmp_path, t
     with pytest.raises(RuntimeError, match="no compiler"):  # without a Ctrl-C, the error itself
         train_model(config, tiny_data, tmp_path / "model", development=False, progress=False,
                     resume=True, brian_cache_dir=tmp_path / "cache")
+
+
+def test_a_float32_run_is_checked_against_brian2_by_a_float64_kernel(tmp_path, tiny_data):
+    """Brian2 simulates the float32 weights in float64; the kernel of record does the same."""
+    config = tiny_config(tmp_path, learning={"dtype": "float32"})
+    model = run_experiment(config, data=tiny_data, progress=False)["models"]["dense"]
+    test = model["test"]
+    assert test["kernel_dtype"] == "float64" and test["learner_dtype"] == "float32"
+    assert test["kernel_brian2_agreement"] == 1.0, "the float64 kernel reproduces Brian2 on float32 weights"
+    assert 0.0 <= test["learner_dtype_brian2_agreement"] <= 1.0, "the float32 learner's own agreement"
+    assert 0.0 <= test["learner_dtype_accuracy"] <= 1.0
+    assert load_structure(tmp_path / "out" / "dense" / STRUCTURE).projections[0].weight.dtype == np.float64

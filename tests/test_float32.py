@@ -405,3 +405,27 @@ def test_direct_analog_input_trains_in_float32(rng, backend):
         scale = np.abs(reference).max()
         assert scale > 0, name
         np.testing.assert_allclose(single, reference, rtol=0, atol=1e-4 * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_float64_evaluator_simulates_the_float32_weights_exactly(rng, backend):
+    params, structure = make_case(rng)
+    learner = Learner(structure, params.layer_dynamics(), LearningParameters(dtype="float32"), n_threads=1,
+                      backend=backend)
+    assert learner.evaluator("float32") is learner
+    evaluator = learner.evaluator("float64")
+    assert evaluator.dtype == np.float64 and evaluator.backend == learner.backend
+    for mine, theirs in zip(evaluator.structure.projections, structure.projections):
+        assert theirs.weight.dtype == np.float32, f"{theirs.name}: the learner keeps float32"
+        assert mine.weight.dtype == np.float64 and np.array_equal(mine.weight, theirs.weight), mine.name
+        assert mine.exists is theirs.exists, f"{mine.name}: masks shared, not copied"
+    batch = InputBatch.from_samples(random_samples(rng, 6), N_STEPS, N_INPUT)
+    reference = Learner(copy_structure(structure), params.layer_dynamics(), LearningParameters(dtype="float64"),
+                        n_threads=1, backend=backend)
+    trace, expected = evaluator.simulate(batch).traces, reference.simulate(batch).traces
+    assert set(trace) == set(expected) == {"hidden_1", "hidden_2", "output"}
+    for name in trace:
+        assert trace[name].potential.dtype == np.float64, name
+        assert np.array_equal(trace[name].spikes, expected[name].spikes), name
+        assert np.array_equal(trace[name].potential, expected[name].potential), name
+    assert np.array_equal(evaluator.evaluate(batch), reference.evaluate(batch))

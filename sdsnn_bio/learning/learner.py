@@ -58,7 +58,7 @@ and other neuron models. Both backends give the same spikes and the same gradien
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -808,6 +808,28 @@ class Learner:
         """Predictions of the kernel for a batch (no learning)."""
         counts, mean_potential = self.readout(self.simulate(batch))
         return predict(counts, mean_potential)
+
+    def evaluator(self, dtype: str = "float64") -> "Learner":
+        """A learner that simulates the same weights in ``dtype``, for evaluation only.
+
+        Every float32 value is exactly a float64 value, so ``evaluator("float64")`` of a float32
+        learner simulates exactly the weights Brian2 receives, in Brian2's type: its spikes and
+        predictions are Brian2's, where the float32 kernel's potentials differ from them by rounding.
+        The structure is not copied: the evaluator's projections share every array but the
+        weights (converted once here), so it must not train, and it sees structural changes made
+        after it was built only through the shared masks.
+
+        Parameters
+        ----------
+        dtype : {"float64", "float32"}
+            The evaluator's type; this learner itself when it already is that type.
+        """
+        if np.dtype(dtype) == self.dtype:
+            return self
+        structure = Structure(self.structure.populations,
+                              tuple(replace(p, weight=p.weight.astype(dtype)) for p in self.structure.projections))
+        return Learner(structure, self.dynamics, replace(self.params, dtype=np.dtype(dtype).name),
+                       n_threads=self.workers.n_threads, backend=self.backend)
 
     def structure_changed(self, changed: dict[str, np.ndarray]) -> None:
         """Told by the structural scheduler which synapses appeared or vanished.
