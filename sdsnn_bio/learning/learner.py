@@ -499,11 +499,23 @@ class Learner:
         return (self.backend == "numba" and projection.geometry is not None
                 and isinstance(self.dynamics[projection.target], LayerDynamics))
 
-    def _integrate_shared(self, batch: InputBatch, presynaptic, weight, projection, given) -> LayerTrace:
+    @staticmethod
+    def _allocator(workspace: Workspace | None, name: str):
+        """``allocate(kind, shape, dtype)`` for :mod:`.shared`.
+
+        The workspace's arrays named ``(kind, name)``, or fresh ones without a workspace.
+        """
+        if workspace is None:
+            return lambda kind, shape, dtype: np.empty(shape, dtype=dtype)
+        return lambda kind, shape, dtype: workspace.empty((kind, name), shape, dtype)
+
+    def _integrate_shared(self, batch: InputBatch, presynaptic, weight, projection, given,
+                          workspace: Workspace | None = None) -> LayerTrace:
         """A layer fed by a shared projection: event-driven currents and LIF loop (:mod:`.shared`)."""
         name = projection.target
         return integrate_shared(batch.matrix, presynaptic, projection.geometry, weight, self.dynamics[name],
-                                self._alive(name), given, batch.n_steps, self.workers)
+                                self._alive(name), given, batch.n_steps, self.workers,
+                                self._allocator(workspace, name))
 
     def _dense_spikes(self, batch: InputBatch, presynaptic) -> np.ndarray:
         """Presynaptic spikes as a (T*B, n_source) array.
@@ -558,7 +570,7 @@ class Learner:
                     currents = np.ascontiguousarray(currents)  # the models' own loops write per step
                 trace = self._integrate(currents, name, given)
             elif self._compiled_shared(projection):
-                trace = self._integrate_shared(batch, presynaptic, weight, projection, given)
+                trace = self._integrate_shared(batch, presynaptic, weight, projection, given, workspace)
             elif projection.geometry is not None:
                 currents = projection.geometry.forward(self._dense_spikes(batch, presynaptic), weight)
                 trace = self._integrate(currents.reshape(batch.n_steps, batch.n_samples, -1), name, given)
@@ -618,19 +630,21 @@ class Learner:
         weight[rows] = projection.weight[rows]
         return weight
 
-    def _shared_backward(self, trace, dynamics, projection, grad_spikes, grad_potential, pooled_error):
+    def _shared_backward(self, trace, dynamics, projection, grad_spikes, grad_potential, pooled_error,
+                         workspace: Workspace | None = None):
         """Position-major ``dL/dI`` of a layer fed by a compiled shared projection (:mod:`.shared`)."""
         return backward_shared(trace, dynamics, self.surrogate, projection.geometry, grad_spikes,
-                               grad_potential, pooled_error, self.workers)
+                               grad_potential, pooled_error, self.workers,
+                               self._allocator(workspace, projection.target))
 
     def _shared_weight_gradient(self, batch: InputBatch, source, projection, grad_currents) -> np.ndarray:
         """``dL/dW`` of a compiled shared projection from its presynaptic spikes (:mod:`.shared`)."""
         return weight_gradient_shared(batch.matrix, source, projection.geometry, grad_currents, self.workers)
 
-    def _shared_pooled_gradient(self, projection, grad_currents):
+    def _shared_pooled_gradient(self, projection, grad_currents, workspace: Workspace | None = None):
         """Error of the pooled input of a compiled shared projection (a :class:`.shared.PooledError`)."""
         return pooled_gradient_shared(projection.geometry, grad_currents, self._backprop_weight(projection),
-                                      self.workers)
+                                      self.workers, self._allocator(workspace, projection.name))
 
     def gradients(self, batch: InputBatch, forward: ForwardPass, labels: np.ndarray):
         """Loss and dL/dW for every potential synapse of every projection."""
@@ -655,12 +669,12 @@ class Learner:
                 grad_spikes, pooled_error = pooled_error.unpooled(), None
             if compiled:
                 grad_currents = self._shared_backward(trace, dynamics, projection, grad_spikes,
-                                                      grad_potential, pooled_error)
+                                                      grad_potential, pooled_error, workspace)
                 source = None if index == 0 else forward.traces[self.order[index - 1]].spikes
                 grads[projection.name] = self._shared_weight_gradient(batch, source, projection, grad_currents)
                 if index == 0:
                     break
-                pooled_error = self._shared_pooled_gradient(projection, grad_currents)
+                pooled_error = self._shared_pooled_gradient(projection, grad_currents, workspace)
                 grad_spikes = grad_potential = None
                 continue
             if isinstance(dynamics, LayerDynamics):

@@ -84,6 +84,11 @@ class PooledError:
         return out
 
 
+def _fresh(kind: str, shape: tuple, dtype) -> np.ndarray:
+    """The default allocator of the functions below: a fresh uninitialised array (``kind`` unused)."""
+    return np.empty(shape, dtype=dtype)
+
+
 def _presynaptic(matrix, spikes: np.ndarray | None, n_source: int, what: str):
     """``(indptr, indices, dense spikes, use_dense)`` of a CSR input batch or a layer's bool spikes."""
     if spikes is None:
@@ -98,7 +103,7 @@ def _presynaptic(matrix, spikes: np.ndarray | None, n_source: int, what: str):
 
 
 def integrate_shared(matrix, spikes, geometry: Geometry, weight: np.ndarray, dynamics: LayerDynamics,
-                     alive: np.ndarray, given, n_steps: int, workers: RowBlocks) -> LayerTrace:
+                     alive: np.ndarray, given, n_steps: int, workers: RowBlocks, allocate=_fresh) -> LayerTrace:
     """Forward pass of a LIF layer fed by a shared projection.
 
     Parameters
@@ -116,6 +121,10 @@ def integrate_shared(matrix, spikes, geometry: Geometry, weight: np.ndarray, dyn
         Recorded spikes (reconstruction) instead of the threshold's.
     n_steps : int
     workers : RowBlocks
+    allocate : callable, optional
+        ``allocate(kind, shape, dtype)`` gives the uninitialised output arrays (``"potential"``,
+        ``"spikes"``, ``"not_refractory"``); default: fresh arrays. The learner's training step
+        passes its :class:`~.workspace.Workspace`'s.
 
     Returns
     -------
@@ -127,15 +136,15 @@ def integrate_shared(matrix, spikes, geometry: Geometry, weight: np.ndarray, dyn
     n_samples = pre_spikes.shape[1] if dense else matrix.shape[0] // n_steps
     shape = (n_steps, n_samples, geometry.n_target)
     weight_scaled = np.ascontiguousarray(np.asarray(weight, dtype=dtype) * real(geometry.factor))
-    potential = np.empty(shape, dtype=dtype)
+    potential = allocate("potential", shape, dtype)
     if given is None:
-        out_spikes = np.empty(shape, dtype=bool)
+        out_spikes = allocate("spikes", shape, bool)
     else:
         out_spikes = np.ascontiguousarray(given, dtype=bool)
         if out_spikes.shape != shape:
             raise ValueError(f"spikes: expected shape {shape}, got {out_spikes.shape}")
     refractory = dynamics.refractory_steps > 0
-    not_refractory = np.empty(shape, dtype=bool) if refractory else _NO_BOOL3
+    not_refractory = allocate("not_refractory", shape, bool) if refractory else _NO_BOOL3
     counts = np.zeros(shape[1:], dtype=np.int64)
     alive = np.ascontiguousarray(alive, dtype=bool)
     source_pooled = geometry.source_pooled()
@@ -154,7 +163,7 @@ def integrate_shared(matrix, spikes, geometry: Geometry, weight: np.ndarray, dyn
 
 def backward_shared(trace: LayerTrace, dynamics: LayerDynamics, surrogate: Surrogate, geometry: Geometry,
                     grad_spikes: np.ndarray | None, grad_potential: np.ndarray | None,
-                    pooled_error: tuple | None, workers: RowBlocks) -> np.ndarray:
+                    pooled_error: PooledError | None, workers: RowBlocks, allocate=_fresh) -> np.ndarray:
     """``dL/dI`` of a layer fed by ``geometry``, position-major (T, B, positions, channels).
 
     Parameters
@@ -171,6 +180,8 @@ def backward_shared(trace: LayerTrace, dynamics: LayerDynamics, surrogate: Surro
         Instead of ``grad_spikes``: the error of the pooled input of the shared projection above
         (un-pooled inside the kernel).
     workers : RowBlocks
+    allocate : callable, optional
+        As in :func:`integrate_shared` (kind ``"grad_currents"``).
     """
     potential = np.ascontiguousarray(trace.potential)
     dtype = potential.dtype
@@ -195,7 +206,8 @@ def backward_shared(trace: LayerTrace, dynamics: LayerDynamics, surrogate: Surro
                              f"layer has {n_neurons}")
     else:
         grad_pooled, source_pooled, factor = none3, np.zeros(0, np.int64), real(1.0)
-    grad_currents = np.empty((n_steps, n_samples, geometry.n_positions, geometry.out_channels), dtype)
+    grad_currents = allocate("grad_currents", (n_steps, n_samples, geometry.n_positions, geometry.out_channels),
+                             dtype)
     backward_block = kernels().shared_backward_block
     code, scale = SURROGATE_CODES[surrogate.name], real(surrogate.scale)
 
@@ -237,13 +249,14 @@ def weight_gradient_shared(matrix, spikes, geometry: Geometry, grad_currents: np
 
 
 def pooled_gradient_shared(geometry: Geometry, grad_currents: np.ndarray, weight: np.ndarray,
-                           workers: RowBlocks) -> PooledError:
+                           workers: RowBlocks, allocate=_fresh) -> PooledError:
     """``dL/dx`` of the pooled input from position-major ``dL/dI`` (T, B, positions, channels).
 
     ``weight``: the parameters the error is sent back through (the learner's latent weights of
     pruned sources included). The layer below un-pools it (:func:`backward_shared`, or
     :meth:`PooledError.unpooled`). A dense geometry's error is channel-major (its parameter rows'
-    order), a convolution's position-major (``(py * Wp + px) * C_in + c``).
+    order), a convolution's position-major (``(py * Wp + px) * C_in + c``). ``allocate``: as in
+    :func:`integrate_shared` (kinds ``"pooled_error"``, ``"columns"``).
     """
     n_steps, n_samples, n_positions, n_channels = grad_currents.shape
     dtype = grad_currents.dtype
@@ -259,11 +272,11 @@ def pooled_gradient_shared(geometry: Geometry, grad_currents: np.ndarray, weight
     # Kernel rows reordered (c_in, dy, dx) -> (dy, dx, c_in): runs of C_in contiguous columns.
     weight_t = np.ascontiguousarray(
         np.asarray(weight, dtype=dtype).reshape(c_in, k * k, n_channels).transpose(2, 1, 0).reshape(n_channels, -1))
-    grad_pooled = np.empty((rows, hp * wp * c_in), dtype=dtype)
+    grad_pooled = allocate("pooled_error", (rows, hp * wp * c_in), dtype)
     gather = kernels().shared_pooled_gradient_block
     chunk = max(1, _COLUMN_CHUNK_BYTES // (n_positions * weight_t.shape[1] * dtype.itemsize))
     # One buffer for every block: a fresh 32 MiB product per block would be mapped and faulted in anew.
-    buffer = np.empty((min(chunk, rows) * n_positions, weight_t.shape[1]), dtype=dtype)
+    buffer = allocate("columns", (min(chunk, rows) * n_positions, weight_t.shape[1]), dtype)
     for s0 in range(0, rows, chunk):
         s1 = min(rows, s0 + chunk)
         columns = buffer[:(s1 - s0) * n_positions]
