@@ -117,8 +117,10 @@ def _command_run(args) -> int:
         structure = model["structure"]
         if model.get("final_validation_accuracy") is not None:
             validation = model["validation"]
+            where = ("from the dataset folder's validation split" if validation.get("source") == "folder"
+                     else "carved from the training split")
             print(f"{name:>6}: final-epoch validation accuracy {model['final_validation_accuracy']:.4f} "
-                  f"({validation['n_samples']} samples carved from the training split)")
+                  f"({validation['n_samples']} samples {where})")
         print(
             f"{name:>6}: final test accuracy {model['final_test_accuracy']:.4f} (Brian2, "
             f"{model['test']['n_samples']} held-out samples), "

@@ -261,7 +261,7 @@ def test_validation_split_errors_name_the_folder_and_the_command(tmp_path, sourc
         open_cifar10(tmp_path / "out", "validation")
 
 
-def test_run_on_a_generated_split_validates_on_its_validation_files(tmp_path, source):
+def test_run_on_a_generated_split_validates_on_its_validation_files(tmp_path, source, capsys):
     from sdsnn_bio.cli import main
 
     images_path, labels_path, _, _ = source
@@ -284,6 +284,9 @@ def test_run_on_a_generated_split_validates_on_its_validation_files(tmp_path, so
     assert model["validation"]["n_train_samples"] == 30, "every training image is trained on"
     assert len(model["validation"]["accuracy_per_epoch"]) == 2
     assert model["test"]["n_samples"] == 10 and model["test"]["kernel_brian2_agreement"] == 1.0
+    printed = capsys.readouterr().out
+    assert "(10 samples from the dataset folder's validation split)" in printed, "the summary names the source"
+    assert "carved" not in printed
 
 
 def test_validation_subset_is_balanced_and_needs_the_folder_split(tmp_path, source):
