@@ -325,6 +325,30 @@ def _write_table(output: Path, rows: list[dict]) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ sweep
+def local_cluster(cluster_class, n_workers: int):
+    """Start the sweep's own ``LocalCluster`` with Dask's worker time-to-live switched off.
+
+    Dask's scheduler restarts a worker that has not sent a heartbeat for
+    ``distributed.scheduler.worker-ttl`` (5 minutes by default). A sweep's worker spends hours in
+    one training task; on a machine that other jobs load (or with the sweep deliberately given a low
+    CPU priority) its heartbeats can starve for minutes, and Dask then killed workers in the middle
+    of a run, over and over, so that no point ever finished. A local worker that really dies is
+    noticed by its nanny (the process exits); the time-to-live adds nothing for it here.
+
+    Parameters
+    ----------
+    cluster_class : type
+        ``dask.distributed.LocalCluster`` (a parameter so that tests can record the call).
+    n_workers : int
+        Worker processes, one thread each.
+    """
+    import dask
+
+    with dask.config.set({"distributed.scheduler.worker-ttl": None}):
+        return cluster_class(n_workers=n_workers, threads_per_worker=1, processes=True,
+                             dashboard_address=":0")
+
+
 def run_sweep(
     base: ExperimentConfig,
     axes,
@@ -371,8 +395,7 @@ def run_sweep(
         if scheduler:
             client = Client(scheduler)
         else:
-            own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")
+            own_cluster = local_cluster(LocalCluster, n_workers)
             client = Client(own_cluster)
     rows, futures = [], {}
     folders = {point.name: _point_folder(output, point) for point in points}

@@ -203,3 +203,22 @@ def test_sweep_points_map_and_resume_in_folders_of_the_earlier_names(tmp_path, c
     assert sorted(p.name for p in (output / "points").iterdir()) == sorted(legacy.values()), \
         "no new folders beside the earlier ones"
     assert set(json.loads((output / SWEEP_POINTS).read_text())["points"]) == set(legacy.values())
+
+
+def test_the_sweeps_own_cluster_never_restarts_a_busy_worker_for_missed_heartbeats():
+    # Dask's default worker time-to-live (5 minutes) restarted sweep workers mid-run whenever a
+    # loaded machine starved their heartbeats (seen on 3 Dec 2026 with low-priority sweeps).
+    import dask
+
+    from sdsnn_bio.sweep import local_cluster
+
+    seen = {}
+
+    class RecordingCluster:
+        def __init__(self, **kwargs):
+            seen.update(kwargs, ttl=dask.config.get("distributed.scheduler.worker-ttl"))
+
+    assert isinstance(local_cluster(RecordingCluster, 3), RecordingCluster)
+    assert seen["ttl"] is None, "the scheduler is created with no worker time-to-live"
+    assert seen["n_workers"] == 3 and seen["threads_per_worker"] == 1 and seen["processes"] is True
+    assert dask.config.get("distributed.scheduler.worker-ttl") is not None, "the setting stays local"
