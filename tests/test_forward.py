@@ -26,11 +26,11 @@ SENSOR = (5, 5, 2)
 N_INPUT, N_STEPS = 50, 20
 
 
-def random_samples(rng, n_samples, n_events=120):
+def random_samples(rng, n_samples, n_events=120, n_input=N_INPUT):
     samples = []
     for _ in range(n_samples):
-        key = np.unique(rng.integers(0, N_STEPS, n_events) * N_INPUT + rng.integers(0, N_INPUT, n_events))
-        samples.append((key % N_INPUT, key // N_INPUT))
+        key = np.unique(rng.integers(0, N_STEPS, n_events) * n_input + rng.integers(0, n_input, n_events))
+        samples.append((key % n_input, key // n_input))
     return samples
 
 
@@ -193,3 +193,84 @@ def test_sdsnn_training_with_brian2_forward_ends_with_the_kernels_structure(tmp_
         np.testing.assert_allclose(mine.weight, theirs.weight, rtol=0, atol=1e-9, err_msg=mine.name)
     for mine, theirs in zip(brian2.populations, kernel.populations):
         assert np.array_equal(mine.alive, theirs.alive), f"{mine.name}: same neurons kept"
+
+
+#: A small conv net on a 2 x 6 x 6 input (72 channels): conv 3C3 (108 neurons), pooled 2 x 2 into
+#: conv 4C3 (36), pooled again into 10 fully-connected neurons, 3 outputs.
+CONV_LAYERS, CONV_INPUT = ["3C3", "AP2", "4C3", "AP2", "10FC"], (2, 6, 6)
+#: Neuron model, synapse model, their constants, the gain that makes every layer spike, and whether
+#: the input is direct (analog intensities, the same at every step) rather than spikes.
+CONV_MODELS = {
+    "lif-voltage_jump": ("lif", "voltage_jump", {}, {}, 6.0, False),
+    "alif-current_exponential": ("alif", "current_exponential",
+                                 {"tau_adaptation": 40 * ms, "adaptation_increment": 0.2},
+                                 {"tau_synapse": 4 * ms}, 25.0, False),
+    "lif-voltage_jump-direct": ("lif", "voltage_jump", {}, {}, 5.0, True),
+}
+
+
+def conv_case(rng, model):
+    """The conv net above with a pruned channel of conv2 and 20% of conv2's kernel elements absent."""
+    neuron, synapse, neuron_constants, synapse_constants, gain, direct = CONV_MODELS[model]
+    params = NetworkParameters.from_layers(
+        CONV_LAYERS, CONV_INPUT, 3, n_steps=N_STEPS, weight_init_gain=gain,
+        hidden=neuron_model(neuron, refractory=1 * ms, **neuron_constants),
+        output=neuron_model(neuron, tau_membrane=10 * ms, **neuron_constants),
+        synapse=synapse_model(synapse, **synapse_constants), direct_input=direct,
+    )
+    structure = initial_structure(params, rng)
+    structure.population("hidden_2").alive[1] = False  # a pruned channel: its 9 positions silent
+    second = structure.projection("hidden_1_to_hidden_2")
+    second.exists[rng.random(second.shape) < 0.2] = False
+    return params, structure
+
+
+@pytest.mark.parametrize("model", list(CONV_MODELS))
+def test_a_conv_net_trained_from_brian2_gives_the_kernels_weights_bit_for_bit(rng, model):
+    """Convolutions and pooling folded into the projections (one Brian2 synapse per kernel element
+    and position, the learner's shared weights): three batches trained both ways, the connectivity
+    changed by "development" (a channel pruned, kernel elements removed) before the third.
+
+    Bit for bit, not to rounding: the spikes are equal, and given equal spikes the reconstruction
+    runs the very operations of the kernel's forward pass (the same ``Geometry.forward`` products of
+    the same spikes and weights, the model's step with the recorded spikes in place of its
+    threshold), so the potentials, gradients and Adam updates are the same floating-point numbers."""
+    n_input = int(np.prod(CONV_INPUT))
+    params, kernel_structure = conv_case(rng, model)
+    assert params.n_input == n_input
+    brian_structure = copy.deepcopy(kernel_structure)
+    learning = LearningParameters(learning_rate=0.05, logit_scale=5.0)
+    kernel = training_forward("kernel", Learner(kernel_structure, params.layer_dynamics(), learning,
+                                                n_threads=1, backend="auto"))
+    learner = Learner(brian_structure, params.layer_dynamics(), learning, n_threads=1, backend="auto")
+    assert learner.backend == "numpy", "shared projections run on the NumPy backend"
+    brian2 = training_forward("brian2", learner, SpikingNetwork(brian_structure, params))
+    initial = copy.deepcopy(kernel_structure)
+    spike_totals = dict.fromkeys(learner.order, 0)
+    for index in range(3):
+        if index == 2:  # development between batches: the Synapses of conv2 are rebuilt
+            for structure in (kernel_structure, brian_structure):
+                structure.population("hidden_2").alive[2] = False
+                structure.projection("hidden_1_to_hidden_2").exists[:4] = False
+        if params.direct_input:
+            samples = [np.where(rng.random(n_input) < 0.6, rng.random(n_input), 0.0) for _ in range(4)]
+        else:
+            samples = random_samples(rng, 4, n_events=250, n_input=n_input)
+        batch = InputBatch.from_samples(samples, N_STEPS, n_input)
+        labels = rng.integers(0, 3, 4)
+        expected = kernel.learner.simulate(batch)
+        recorded = brian2.record(batch)
+        for name in learner.order:
+            assert np.array_equal(recorded[name], expected.traces[name].spikes), f"batch {index}: {name} spikes"
+            spike_totals[name] += int(recorded[name].sum())
+        dead = ~brian_structure.population("hidden_2").neuron_alive
+        assert not recorded["hidden_2"][:, :, dead].any(), "pruned channels silent at every position"
+        brian2_step = learner.train_step(batch, labels, recorded_spikes=recorded)
+        kernel_step = kernel.train_step(batch, labels)
+        assert brian2_step.loss == kernel_step.loss, f"batch {index}: same loss"
+        assert brian2_step.spike_counts == kernel_step.spike_counts
+    assert brian2.network.load_weights(brian_structure) == [], "the rebuilt conv2 is the structure's"
+    assert all(total > 10 for total in spike_totals.values()), f"every layer must spike: {spike_totals}"
+    for mine, theirs in zip(brian_structure.projections, kernel_structure.projections):
+        assert np.array_equal(mine.weight, theirs.weight), f"{mine.name}: weights bit for bit"
+        assert not np.array_equal(mine.weight, initial.projection(mine.name).weight), f"{mine.name} trained"
