@@ -9,7 +9,10 @@ subpackages, so the model does not depend on the learner nor the learner on Bria
 The default model (LIF neurons, voltage-jump synapses) is a :class:`LayerDynamics`; any other
 registered neuron or synapse model (:mod:`sdsnn_bio.model.neurons`, :mod:`sdsnn_bio.model.synapses`)
 is a :class:`ModelDynamics`, which pairs the two models' own discrete-time records (their ``step``,
-``backward_step`` and ``split`` run by :mod:`sdsnn_bio.learning.stepping`).
+``backward_step`` and ``split`` run by :mod:`sdsnn_bio.learning.stepping`). The LIF neuron's record
+(:class:`~sdsnn_bio.model.neurons.LIFDynamics`) is this record with the model's steps added, and
+ALIF's extends it: the learner picks its fast LIF loops for a layer whose record is exactly a
+:class:`LayerDynamics`, never for a record built on it.
 
 For a LIF layer with time step ``dt``::
 
@@ -44,15 +47,16 @@ class LayerDynamics:
     refractory_steps: int = 0
 
     def __post_init__(self) -> None:
+        owner = type(self).__name__  # also for the neuron models' records built on this one
         if not 0.0 <= self.decay <= 1.0:
-            raise ValueError(f"LayerDynamics.decay: expected a value in [0, 1], got {self.decay!r}")
+            raise ValueError(f"{owner}.decay: expected a value in [0, 1], got {self.decay!r}")
         if self.reset >= self.threshold:
             raise ValueError(
-                f"LayerDynamics.reset: expected a value below threshold={self.threshold}, got {self.reset}"
+                f"{owner}.reset: expected a value below threshold={self.threshold}, got {self.reset}"
             )
         if int(self.refractory_steps) != self.refractory_steps or self.refractory_steps < 0:
             raise ValueError(
-                f"LayerDynamics.refractory_steps: expected an integer >= 0, got {self.refractory_steps!r}"
+                f"{owner}.refractory_steps: expected an integer >= 0, got {self.refractory_steps!r}"
             )
 
 

@@ -418,3 +418,25 @@ def test_alif_config_runs_end_to_end_on_the_embedded_dataset(tmp_path, embedded_
     names = {p.stem for p in figures}
     assert {"rasters", "pruning", "connectivity", "spine_dynamics"} <= names, sorted(names)
     assert all(p.stat().st_size > 0 for p in figures)
+
+
+def test_the_lif_record_is_the_layer_record_and_never_reaches_the_fast_loops_as_a_model(rng):
+    """One record of the LIF constants: ``LIFDynamics`` adds the model's steps to ``LayerDynamics``
+    (same fields, same checks). The learner's fast LIF loops are chosen by the exact type, so a
+    model's own record given as a layer's dynamics (ALIF's is a LayerDynamics too) is refused rather
+    than run as plain LIF."""
+    from dataclasses import fields
+
+    from sdsnn_bio.model.neurons import ALIFDynamics, LIFDynamics
+
+    assert issubclass(LIFDynamics, LayerDynamics) and issubclass(ALIFDynamics, LIFDynamics)
+    assert [f.name for f in fields(LIFDynamics)] == [f.name for f in fields(LayerDynamics)]
+    with pytest.raises(ValueError, match=r"LIFDynamics.decay: expected a value in \[0, 1\], got 1.5"):
+        LIFDynamics(decay=1.5)
+    with pytest.raises(ValueError, match="ALIFDynamics.reset: expected a value below threshold=1.0, got 1.0"):
+        ALIFDynamics(decay=0.9, reset=1.0)
+    params, structure = make_case(rng, "alif", "voltage_jump", hidden=(5,), prune=False)
+    records = {name: d.neuron for name, d in params.layer_dynamics().items()}  # ALIFDynamics, unwrapped
+    with pytest.raises(ValueError, match=r"dynamics\['hidden_1'\]: got a neuron model's own record "
+                                         r"\(ALIFDynamics\); pair it with its synapse record in a ModelDynamics"):
+        Learner(structure, records, LearningParameters(), n_threads=1)

@@ -176,6 +176,16 @@ class LearningParameters:
                 )
 
 
+def _fast_lif(dynamics) -> bool:
+    """Whether a layer runs the fast LIF loops (:mod:`.kernel`, :mod:`.bptt`, the fused kernels).
+
+    Exactly a :class:`~sdsnn_bio.dynamics.LayerDynamics`: the neuron models' own records are built on
+    it (``LIFDynamics``, and ALIF's on that), and a record that adds fields or steps must never reach
+    loops that implement plain LIF.
+    """
+    return type(dynamics) is LayerDynamics
+
+
 def _zeros_aligned(shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
     """Zeros aligned on a 64-byte cache line.
 
@@ -384,9 +394,15 @@ class Learner:
         self._shared = any(p.geometry is not None for p in structure.projections)
         # The fused kernels implement the default model (LIF neurons, voltage-jump synapses); any
         # other model runs its own step (:mod:`.stepping`): NumPy, or its compiled loops with "numba".
-        self._fusable = all(isinstance(d, LayerDynamics) for d in dynamics.values())
-        compilable = all(isinstance(d, LayerDynamics) or getattr(d, "compilable", False)
-                         for d in dynamics.values())
+        for name, layer in dict(dynamics).items():
+            if isinstance(layer, LayerDynamics) and not _fast_lif(layer):
+                raise ValueError(
+                    f"dynamics[{name!r}]: got a neuron model's own record ({type(layer).__name__}); pair it "
+                    "with its synapse record in a ModelDynamics (NetworkParameters.layer_dynamics does), or "
+                    "give a plain LayerDynamics for LIF neurons with voltage-jump synapses"
+                )
+        self._fusable = all(_fast_lif(d) for d in dynamics.values())
+        compilable = all(_fast_lif(d) or getattr(d, "compilable", False) for d in dynamics.values())
         if backend == "numba" and not compilable:
             raise ValueError(
                 "learning.backend: 'numba' needs compiled loops of every layer's neuron model, and "
@@ -497,7 +513,7 @@ class Learner:
     def _compiled_shared(self, projection) -> bool:
         """Whether ``projection`` (and its LIF target layer) runs in the compiled shared kernels."""
         return (self.backend == "numba" and projection.geometry is not None
-                and isinstance(self.dynamics[projection.target], LayerDynamics))
+                and _fast_lif(self.dynamics[projection.target]))
 
     @staticmethod
     def _allocator(workspace: Workspace | None, name: str):
@@ -534,7 +550,7 @@ class Learner:
         (:mod:`.stepping`; its compiled loop with the ``"numba"`` backend) for any other.
         """
         dynamics = self.dynamics[name]
-        if isinstance(dynamics, LayerDynamics):
+        if _fast_lif(dynamics):
             return integrate_layer(currents, dynamics, self._alive(name), given)
         return integrate_model(dynamics, currents, self._alive(name), given, compiled=self.backend == "numba")
 
@@ -566,7 +582,7 @@ class Learner:
             given = None if recorded is None else recorded[name]
             if presynaptic is None and batch.analog:
                 currents = self._analog_currents(batch, projection, weight)
-                if not isinstance(self.dynamics[name], LayerDynamics):
+                if not _fast_lif(self.dynamics[name]):
                     currents = np.ascontiguousarray(currents)  # the models' own loops write per step
                 trace = self._integrate(currents, name, given)
             elif self._compiled_shared(projection):
@@ -574,7 +590,7 @@ class Learner:
             elif projection.geometry is not None:
                 currents = projection.geometry.forward(self._dense_spikes(batch, presynaptic), weight)
                 trace = self._integrate(currents.reshape(batch.n_steps, batch.n_samples, -1), name, given)
-            elif self.backend == "numba" and isinstance(self.dynamics[name], LayerDynamics):
+            elif self.backend == "numba" and _fast_lif(self.dynamics[name]):
                 trace = self._integrate_fused(batch, presynaptic, weight, name, given, workspace)
             else:
                 currents = self._currents(
@@ -677,7 +693,7 @@ class Learner:
                 pooled_error = self._shared_pooled_gradient(projection, grad_currents, workspace)
                 grad_spikes = grad_potential = None
                 continue
-            if isinstance(dynamics, LayerDynamics):
+            if _fast_lif(dynamics):
                 grad_currents = backward_layer(trace, dynamics, self.surrogate, grad_spikes, grad_potential)
             else:
                 grad_currents = backward_model(dynamics, trace, self.surrogate, grad_spikes, grad_potential,

@@ -214,14 +214,10 @@ class ALIFDynamics(LIFDynamics):
         potential, spikes, not_refractory (or None), records (dict), counts
         """
         forward, _ = _compiled_alif()
-        source = jump if jump is not None else drive
-        shape, dtype = source.shape, real_type(source)
+        dtype, potential, spikes, not_refractory, counts = self._compiled_outputs(jump, drive)
         real = dtype.type  # scalars of the arrays' type: no promotion inside the loop
-        potential, spikes = np.empty(shape, dtype=dtype), np.empty(shape, dtype=bool)
-        adaptation = np.empty(shape, dtype=dtype)
+        adaptation = np.empty(potential.shape, dtype=dtype)
         refractory = self.refractory_steps > 0
-        not_refractory = np.empty(shape if refractory else (0, 0, 0), dtype=bool)
-        counts = np.zeros(shape[1:], dtype=np.int64)
         forward(_or_empty(jump, dtype), _or_empty(drive, dtype), jump is not None, drive is not None,
                 real(self.decay), real(self.threshold), real(self.reset), int(self.refractory_steps),
                 real(self.adaptation_decay), real(self.adaptation_increment),

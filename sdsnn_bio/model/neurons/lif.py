@@ -42,6 +42,7 @@ from typing import ClassVar
 import numpy as np
 from brian2 import Equations, Quantity, ms, second
 
+from ...dynamics import LayerDynamics
 from ..checks import check_number, check_time
 from .base import DEVELOPMENT_STATE, refractory_steps
 
@@ -152,8 +153,12 @@ LIF = NeuronParameters
 
 
 @dataclass(frozen=True)
-class LIFDynamics:
+class LIFDynamics(LayerDynamics):
     """Discrete-time LIF update and its backward step (module docstring), on (B, N) arrays.
+
+    The constants are those of :class:`~sdsnn_bio.dynamics.LayerDynamics` (its fields and checks),
+    to which this record adds the model's steps. The learner's fast LIF loops take a layer whose
+    record is exactly a ``LayerDynamics``; this record runs through :mod:`sdsnn_bio.learning.stepping`.
 
     Parameters
     ----------
@@ -164,11 +169,6 @@ class LIFDynamics:
     refractory_steps : int
         Refractory period in time steps (0: none).
     """
-
-    decay: float
-    threshold: float = 1.0
-    reset: float = 0.0
-    refractory_steps: int = 0
 
     #: Extra per-step quantities the backward step needs, besides potential, spikes, not_refractory.
     record_names: ClassVar[tuple[str, ...]] = ()
@@ -259,18 +259,28 @@ class LIFDynamics:
         potential, spikes, not_refractory (or None), records (dict), counts
         """
         forward, _ = _compiled_lif()
-        source = jump if jump is not None else drive
-        shape, dtype = source.shape, real_type(source)
+        dtype, potential, spikes, not_refractory, counts = self._compiled_outputs(jump, drive)
         real = dtype.type  # scalars of the arrays' type: no promotion inside the loop
-        potential, spikes = np.empty(shape, dtype=dtype), np.empty(shape, dtype=bool)
         refractory = self.refractory_steps > 0
-        not_refractory = np.empty(shape if refractory else (0, 0, 0), dtype=bool)
-        counts = np.zeros(shape[1:], dtype=np.int64)
         forward(_or_empty(jump, dtype), _or_empty(drive, dtype), jump is not None, drive is not None,
                 real(self.decay), real(self.threshold), real(self.reset), int(self.refractory_steps),
                 np.ascontiguousarray(dead, dtype=bool), _or_empty(given, bool), given is not None,
                 potential, spikes, not_refractory, counts)
         return potential, spikes, not_refractory if refractory else None, {}, counts
+
+    def _compiled_outputs(self, jump, drive) -> tuple:
+        """The arrays a compiled forward loop fills, in the input's real type.
+
+        Returns
+        -------
+        dtype, potential (T, B, N), spikes (T, B, N) bool, not_refractory (T, B, N) bool (an empty
+        array without a refractory period), counts (B, N) int64 (zeros)
+        """
+        source = jump if jump is not None else drive
+        shape, dtype = source.shape, real_type(source)
+        refractory = self.refractory_steps > 0
+        return (dtype, np.empty(shape, dtype=dtype), np.empty(shape, dtype=bool),
+                np.empty(shape if refractory else (0, 0, 0), dtype=bool), np.zeros(shape[1:], dtype=np.int64))
 
     def compiled_backward(self, trace, surrogate, grad_spikes, grad_potential) -> tuple:
         """All steps of :meth:`backward_step` in one compiled loop: ``(dL/djump, dL/ddrive)``."""
