@@ -25,8 +25,9 @@ give the same spikes (the kernel is tested spike for spike against the Brian2 ne
     development steps) has no Brian2 counterpart and is refused.
 
 Both give the same spikes and the same weights up to floating-point rounding (tested over several
-batches, with development; for convolutional networks bit for bit, also tested). The kernel is the default because it is faster (``docs/benchmarks.md``:
-the Brian2 path simulates the batch in Brian2 *and* rebuilds its potentials).
+batches, with development; for convolutional networks bit for bit, also tested). The kernel is the
+default because it is faster (``docs/benchmarks.md``: the Brian2 path simulates the batch in Brian2
+*and* rebuilds its potentials).
 
 Brian2 is not imported here: :class:`Brian2Forward` is handed the network.
 """
