@@ -68,7 +68,9 @@ configuration (the embedded dataset, dense training). Times are strings with a u
                                 # device: the same network compiled into one program, several
                                 # times faster), "runtime", or "auto" (cpp_standalone unless
                                 # codegen_target = "numpy", which compiles nothing)
-    standalone_batch = 5000  # samples per run of the compiled program (cpp_standalone)
+    standalone_batch = 5000  # samples per run of the compiled program (cpp_standalone); recorded
+                             # at once, so it counts in the memory estimate (the kernel's check beside
+                             # it runs in pieces of evaluation_batch)
 
     [run]
     seed = 0
@@ -123,6 +125,12 @@ MEMORY_BYTES_PER_NEURON_STEP = 8 * 6
 #: Brian2 memory per synapse of a shared (convolutional) projection: w, kernel_index, i, j and
 #: Brian2's own per-synapse indices (bytes; the spine state is per kernel element, not per synapse).
 BRIAN2_BYTES_PER_SHARED_SYNAPSE = 8 + 4 + 4 * 4
+#: Memory per sample of a C++ standalone evaluation batch (``simulation.standalone_batch``), unit
+#: (input channel or neuron) and second of simulated time, in bytes: the program's monitors and input
+#: arrays, and the batch's recording read back into Python. It scales with the spikes, hence with the
+#: simulated time rather than the number of steps; measured on the main 2312-800-10 network (300 ms
+#: per recording, 4.36 spikes per unit and second, about 188 bytes per spike; docs/benchmarks.md).
+MEMORY_BYTES_PER_STANDALONE_UNIT_SECOND = 820
 
 
 def physical_memory() -> int | None:
@@ -612,7 +620,15 @@ class ExperimentConfig:
         * ``training``: BPTT keeps, per training sample, time step and neuron (hidden and output),
           :data:`MEMORY_BYTES_PER_NEURON_STEP` bytes (potential, spikes, surrogate derivative,
           input current and their gradients);
-        * ``evaluation``: Brian2 state and monitors per evaluation sample, step and neuron.
+        * ``evaluation``: per sample of ``simulation.evaluation_batch``, step and unit (input channel
+          or neuron), 8 bytes: the runtime device's Brian2 batch, and the kernel's forward pass
+          (validation, and the check beside the final evaluation, which runs in pieces of this size
+          under both devices);
+        * ``standalone`` (only when the final evaluation runs on the C++ standalone device,
+          :meth:`SimulationConfig.device_in_force`): per sample of ``simulation.standalone_batch``
+          (at most ``data.test_subset``), unit and second of simulated time,
+          :data:`MEMORY_BYTES_PER_STANDALONE_UNIT_SECOND` bytes: the program's monitors and the
+          batch's recording read back into Python.
         """
         params = self.network_parameters()
         sizes = params.population_sizes
@@ -631,11 +647,19 @@ class ExperimentConfig:
                     brian2_synapses += spec.geometry.n_synapses
                 source = spec.size
         neurons = sum(sizes[1:])
-        return {
+        unit_steps = params.n_steps * (neurons + params.n_input)  # per sample
+        unit_seconds = params.n_steps * params.dt_seconds * (neurons + params.n_input)
+        parts = {
             "synapses": 2 * MEMORY_BYTES_PER_SYNAPSE * synapses + BRIAN2_BYTES_PER_SHARED_SYNAPSE * brian2_synapses,
             "training": MEMORY_BYTES_PER_NEURON_STEP * self.learning.batch_size * params.n_steps * neurons,
-            "evaluation": 8 * self.simulation.evaluation_batch * params.n_steps * (neurons + params.n_input),
+            "evaluation": 8 * self.simulation.evaluation_batch * unit_steps,
         }
+        if self.simulation.device_in_force() == "cpp_standalone":
+            batch = self.simulation.standalone_batch  # a run never holds more than the test split
+            if self.data.test_subset:
+                batch = min(batch, self.data.test_subset)
+            parts["standalone"] = int(MEMORY_BYTES_PER_STANDALONE_UNIT_SECOND * batch * unit_seconds)
+        return parts
 
     def _check_memory(self) -> None:
         available = physical_memory()
@@ -652,10 +676,13 @@ class ExperimentConfig:
              f"network.hidden_sizes={list(self.network.hidden_sizes)}")
             + f", network.n_steps={self.network.n_steps} "
             f"(learning.batch_size={self.learning.batch_size}, simulation.evaluation_batch="
-            f"{self.simulation.evaluation_batch}): the run would need about {needed / gib:.3g} GiB of "
+            f"{self.simulation.evaluation_batch}"
+            + (f", simulation.standalone_batch={self.simulation.standalone_batch}" if "standalone" in parts else "")
+            + f"): the run would need about {needed / gib:.3g} GiB of "
             f"memory ({detail}), "
             f"more than this machine's {available / gib:.3g} GiB; use a smaller network or fewer "
-            "time steps per sample"
+            "time steps per sample" + (" (or a smaller simulation.standalone_batch: samples per run of "
+                                       "the C++ standalone evaluation)" if "standalone" in parts else "")
         )
 
     # ------------------------------------------------------------------ parameter objects

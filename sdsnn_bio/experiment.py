@@ -204,7 +204,8 @@ def _frozen_gc():
 
 def evaluate(network, structure: Structure, learner, samples, labels, batch_size: int,
              progress: bool = False, stop=None, checkpoint: Path | None = None, *,
-             standalone_directory: str | Path | None = None) -> dict:
+             standalone_directory: str | Path | None = None, kernel_batch: int | None = None,
+             raster_samples: int = 0) -> dict:
     """Accuracy of the network of record (Brian2) on ``samples``, with SOPs and energy.
 
     The NumPy kernel's predictions are computed too, in float64 like Brian2 (a float32 learner's
@@ -219,6 +220,14 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
     (:func:`sdsnn_bio.model.standalone.present_standalone`, ``batch_size`` samples per run of the
     compiled program, compiled in that directory); otherwise by ``network`` (the runtime device).
     A Ctrl-C also reaches the running C++ program: its batch is then discarded.
+
+    The kernel's check runs on ``kernel_batch`` samples at a time (default ``batch_size``): its
+    forward pass holds every layer's potentials, 8 bytes per sample, step and neuron, which for the
+    standalone device's large batches would be far more than the Brian2 recording itself.
+
+    With ``raster_samples`` > 0 the result also holds ``"rasters"``: the Brian2 spikes of the first
+    ``raster_samples`` samples as :func:`raster_arrays` labelled ``"after"`` (not JSON: the caller
+    saves them), taken from the evaluation's own recordings, so no extra simulation is run.
     """
     from .interrupt import RunInterrupted
     from .learning.learner import InputBatch
@@ -227,12 +236,14 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
     from .progress import progress_bar
 
     params = network.params
+    kernel_batch = batch_size if kernel_batch is None else kernel_batch
     names = tuple(p.name for p in structure.populations)
     # The kernel of record simulates in Brian2's float64 (a float32 learner's weights exactly), so
     # the agreement checks the simulation, not float32 rounding; the learner's own type is counted
     # beside it.
     reference = learner.evaluator("float64")
     own_predictions = [] if reference is not learner else None
+    raster_parts = []  # the raster samples' spikes, per batch (not the batch: it may be thousands)
     if standalone_directory is None:
         network.load_structure(structure)
         recordings = (network.present(samples[start:start + batch_size])
@@ -255,15 +266,18 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
                         checkpoint,
                     ) from err
                 raise
+            if start < raster_samples:
+                raster_parts.append(raster_arrays([(start, recording)], "after", raster_samples))
             out_counts = recording.spike_counts("output")
             mean_potential = recording.potentials["output"].mean(axis=0)
             brian_predictions.append(predict(out_counts, mean_potential))
             for name in names:
                 counts[name].append(recording.spike_counts(name))
-            batch = InputBatch.from_samples(chunk, params.n_steps, params.n_input)
-            kernel_predictions.append(reference.evaluate(batch))
-            if own_predictions is not None:
-                own_predictions.append(learner.evaluate(batch))
+            for k in range(0, len(chunk), kernel_batch):
+                batch = InputBatch.from_samples(chunk[k:k + kernel_batch], params.n_steps, params.n_input)
+                kernel_predictions.append(reference.evaluate(batch))
+                if own_predictions is not None:
+                    own_predictions.append(learner.evaluate(batch))
             bar.update(len(chunk))
             if stop is not None and stop.requested and start + len(chunk) < len(samples):
                 raise RunInterrupted(
@@ -281,6 +295,8 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
         own_predictions = np.concatenate(own_predictions)
         learner_type["learner_dtype_accuracy"] = float(np.mean(own_predictions == labels))
         learner_type["learner_dtype_brian2_agreement"] = float(np.mean(own_predictions == brian_predictions))
+    rasters = {"rasters": {key: np.concatenate([part[key] for part in raster_parts]) if key.startswith("after/")
+                           else raster_parts[0][key] for key in raster_parts[0]}} if raster_parts else {}
     return {
         "accuracy": float(np.mean(brian_predictions == labels)),
         "kernel_accuracy": float(np.mean(kernel_predictions == labels)),
@@ -292,22 +308,58 @@ def evaluate(network, structure: Structure, learner, samples, labels, batch_size
         "spikes_per_sample": {name: float(c.sum(axis=1).mean()) for name, c in counts.items()},
         "energy": energy_summary(sops, structure, params.n_steps),
         "predictions": brian_predictions.tolist(),
+        **rasters,
     }
 
 
 RASTER_SAMPLES = 3
 
 
-def record_rasters(network, structure: Structure, samples, label: str) -> dict[str, np.ndarray]:
-    """Brian2 spikes of a few samples, as arrays ``<label>/<population>/{sample,step,neuron}``."""
-    network.load_structure(structure)
-    recording = network.present(samples)
-    arrays = {"n_steps": np.array(recording.n_steps)}
-    for name, size in recording.sizes.items():
+def raster_arrays(recordings, label: str, n_samples: int) -> dict[str, np.ndarray]:
+    """Spikes of the first ``n_samples`` samples as arrays ``<label>/<population>/{sample,step,neuron}``.
+
+    Parameters
+    ----------
+    recordings : sequence of (int, Recording)
+        Consecutive Brian2 recordings, each with the index of its first sample.
+    label : str
+        ``"before"`` or ``"after"`` (training).
+    n_samples : int
+        Samples kept, counted from sample 0.
+    """
+    recordings = list(recordings)
+    first = recordings[0][1]
+    arrays = {"n_steps": np.array(first.n_steps)}
+    for name, size in first.sizes.items():
         arrays[f"sizes/{name}"] = np.array(size)
-        for key, values in zip(("sample", "step", "neuron"), recording.spikes[name]):
-            arrays[f"{label}/{name}/{key}"] = np.asarray(values, dtype=np.int32)
+        parts = []
+        for offset, recording in recordings:
+            sample, step, neuron = recording.spikes[name]
+            keep = sample + offset < n_samples
+            parts.append((sample[keep] + offset, step[keep], neuron[keep]))
+        for position, key in enumerate(("sample", "step", "neuron")):
+            arrays[f"{label}/{name}/{key}"] = np.concatenate([part[position] for part in parts]).astype(np.int32)
     return arrays
+
+
+def record_rasters(network, structure: Structure, samples, label: str, *,
+                   standalone_directory: str | Path | None = None) -> dict[str, np.ndarray]:
+    """Brian2 spikes of a few samples, as :func:`raster_arrays`.
+
+    Simulated by ``network`` (runtime device), or with ``standalone_directory`` by Brian2's C++
+    standalone program compiled there (the evaluation's project), so that a run whose evaluation
+    is standalone never compiles the runtime network's code.
+    """
+    from .model.standalone import present_standalone
+
+    samples = list(samples)
+    if standalone_directory is None:
+        network.load_structure(structure)
+        recording = network.present(samples)
+    else:
+        (recording,) = present_standalone(structure, network.params, samples, batch_size=len(samples),
+                                          directory=standalone_directory)
+    return raster_arrays([(0, recording)], label, len(samples))
 
 
 def structure_report(structure: Structure) -> dict:
@@ -516,10 +568,23 @@ def train_model(
 
     model = "sdsnn" if development else "dense"
     network = SpikingNetwork(structure, params)
+    standalone = None  # the C++ standalone project of the evaluation (and of the rasters)
+    if config.simulation.device_in_force() == "cpp_standalone":
+        from .model.standalone import STANDALONE_SUBDIRECTORY, default_standalone_directory
+
+        cache = brian_cache_dir or config.simulation.cache_dir
+        standalone = Path(cache) / STANDALONE_SUBDIRECTORY if cache else default_standalone_directory()
     rasters_path = directory / RASTERS
     if not resume or not rasters_path.is_file():
-        with _brian2_notice(config):
-            before = record_rasters(network, structure, data.test[:RASTER_SAMPLES], "before")
+        with _brian2_notice(config, standalone):
+            try:
+                before = record_rasters(network, structure, data.test[:RASTER_SAMPLES], "before",
+                                        standalone_directory=standalone)
+            except RuntimeError as err:  # the C++ program was stopped by the same Ctrl-C
+                if stop is not None and stop.requested:
+                    raise RunInterrupted("interrupted while Brian2 recorded the rasters before training; "
+                                         "nothing was trained yet") from err
+                raise
         save_rasters(rasters_path, before)
     scheduler = None
     if development:
@@ -646,21 +711,17 @@ def train_model(
 
     training_seconds = time.perf_counter() - started
     logger.info("%s: evaluating the final network on %d test recordings in Brian2", model, len(data.test))
-    standalone = None
-    if config.simulation.device_in_force() == "cpp_standalone":
-        from .model.standalone import STANDALONE_SUBDIRECTORY, default_standalone_directory
-
-        cache = brian_cache_dir or config.simulation.cache_dir
-        standalone = Path(cache) / STANDALONE_SUBDIRECTORY if cache else default_standalone_directory()
     with _brian2_notice(config, standalone):
         evaluation = evaluate(network, structure, learner, data.test, data.test_labels,
                               config.simulation.standalone_batch if standalone else
                               config.simulation.evaluation_batch, progress, stop, checkpoint_path,
-                              standalone_directory=standalone)
+                              standalone_directory=standalone,
+                              kernel_batch=config.simulation.evaluation_batch,
+                              raster_samples=min(RASTER_SAMPLES, len(data.test)))
     save_structure(directory / STRUCTURE, structure)
     rasters = {key: values for key, values in load_rasters(rasters_path).items()
                if not key.startswith("after/")}
-    rasters.update(record_rasters(network, structure, data.test[:RASTER_SAMPLES], "after"))
+    rasters.update(evaluation.pop("rasters"))  # the evaluation's own recordings of the first samples
     save_rasters(rasters_path, rasters)
     validation_per_epoch = [entry.get("validation_accuracy") for entry in history]
     result = {

@@ -158,6 +158,35 @@ def test_a_run_too_large_for_the_machine_is_refused_with_an_estimate(override, s
         ExperimentConfig.from_dict({}).with_overrides([override])
 
 
+def test_the_memory_estimate_counts_the_standalone_batch_when_the_evaluation_runs_standalone():
+    """Under the C++ standalone device a batch of ``simulation.standalone_batch`` samples is recorded
+    at once (the kernel's check still runs in pieces of ``evaluation_batch``); on the runtime device
+    the standalone batch is never used and not counted."""
+    from sdsnn_bio.config import MEMORY_BYTES_PER_STANDALONE_UNIT_SECOND, ExperimentConfig
+
+    standalone = ExperimentConfig.from_dict({"network": {"n_steps": 30, "dt": "10 ms"},
+                                             "simulation": {"codegen_target": "cython"}})
+    assert standalone.simulation.device_in_force() == "cpp_standalone"
+    small = standalone.with_overrides(["simulation.standalone_batch=1000"]).memory_estimate()
+    large = standalone.with_overrides(["simulation.standalone_batch=2000"]).memory_estimate()
+    unit_steps = 30 * (2312 + 800 + 10)
+    unit_seconds = 0.3 * (2312 + 800 + 10)  # spikes, hence memory, follow the simulated time
+    assert small["standalone"] == int(MEMORY_BYTES_PER_STANDALONE_UNIT_SECOND * 1000 * unit_seconds) > 0
+    assert large["standalone"] == int(MEMORY_BYTES_PER_STANDALONE_UNIT_SECOND * 2000 * unit_seconds)
+    finer = standalone.with_overrides(["simulation.standalone_batch=1000", "network.n_steps=300", 'network.dt="1 ms"'])
+    assert finer.memory_estimate()["standalone"] == small["standalone"], "the same 300 ms in finer steps"
+    assert large["evaluation"] == small["evaluation"] == 8 * 100 * unit_steps, "evaluation_batch pieces"
+    runtime = standalone.with_overrides(["simulation.evaluation_device=runtime", "simulation.standalone_batch=2000"])
+    assert "standalone" not in runtime.memory_estimate()
+    with pytest.raises(ConfigError, match=r"simulation.standalone_batch=100000000\): the run would need about "
+                                          r"[\d.e+]+ GiB .* smaller simulation.standalone_batch"):
+        standalone.with_overrides(["simulation.standalone_batch=100000000"])
+    runtime.with_overrides(["simulation.standalone_batch=100000000"])  # not used, not counted: accepted
+    capped = standalone.with_overrides(["simulation.standalone_batch=2000", "data.test_subset=500"])
+    assert capped.memory_estimate()["standalone"] == int(MEMORY_BYTES_PER_STANDALONE_UNIT_SECOND * 500 * unit_seconds), \
+        "no run holds more recordings than the test split"
+
+
 def test_the_main_job_fits_in_memory_estimate():
     from pathlib import Path
 
@@ -165,9 +194,13 @@ def test_the_main_job_fits_in_memory_estimate():
 
     config = load_config(Path(__file__).resolve().parents[1] / "examples" / "configs" / "embedded.toml")
     estimate = sum(config.memory_estimate().values())
-    assert 2**26 < estimate < 4 * 2**30, "the main job's estimate is real (not 0) and fits a laptop"
+    # 4.0 GiB, of which 3.6 the standalone evaluation's batch of 5000 recordings held at once (measured).
+    assert 2**26 < estimate < 5 * 2**30, "the main job's estimate is real (not 0) and fits a laptop"
     longer = config.with_overrides(["network.n_steps=300", 'network.dt="1 ms"'])
-    assert sum(longer.memory_estimate().values()) > 2 * estimate, "300 steps need more than 30"
+    per_step = ("training", "evaluation")  # the standalone batch follows the simulated time: 300 ms either way
+    assert sum(longer.memory_estimate()[k] for k in per_step) > 2 * sum(config.memory_estimate()[k] for k in per_step), \
+        "300 steps need more than 30"
+    assert longer.memory_estimate()["standalone"] == config.memory_estimate()["standalone"]
 
 
 def test_an_sdsnn_run_whose_pruning_would_never_start_is_refused_before_training():
@@ -202,7 +235,10 @@ def test_figures_section_is_validated_and_not_part_of_a_runs_identity():
 
 
 def test_network_layers_build_a_convolutional_network_from_the_dataset_shape():
-    config = ExperimentConfig.from_dict({"network": {"layers": ["15C3", "AP2", "40C3", "AP2", "300FC"]}})
+    # Evaluated on the runtime device: 300 steps of this network in standalone batches of 5000 would
+    # need about 360 GiB (memory_estimate), and the configuration would be refused.
+    config = ExperimentConfig.from_dict({"network": {"layers": ["15C3", "AP2", "40C3", "AP2", "300FC"]},
+                                         "simulation": {"evaluation_device": "runtime"}})
     params = config.network_parameters()
     assert params.input_shape == (2, 34, 34) and params.n_input == 2312
     assert params.hidden_sizes == (15 * 34 * 34, 40 * 17 * 17, 300)

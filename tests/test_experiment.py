@@ -19,7 +19,7 @@ from sdsnn_bio.experiment import (
     run_experiment,
     train_model,
 )
-from sdsnn_bio.runfolder import RASTERS, STRUCTURE, load_structure, read_checkpoint
+from sdsnn_bio.runfolder import RASTERS, STRUCTURE, load_rasters, load_structure, read_checkpoint
 from sdsnn_bio.structure import Structure
 
 N_STEPS = 20
@@ -603,30 +603,84 @@ def test_a_convolutional_sd_snn_run_prunes_channels_and_brian2_agrees_with_the_k
 def test_final_evaluation_runs_on_the_standalone_device_when_configured(tmp_path, tiny_data, monkeypatch):
     """``run`` hands the final structure to the C++ standalone evaluation (its equality with the
     runtime network is tests/test_standalone.py's): here a stand-in records the call and answers
-    with the runtime network, so nothing is compiled."""
+    with a runtime network of its own, so nothing is compiled. The rasters come from the standalone
+    program too (before training: a run of their 3 samples; after: the evaluation's own recordings),
+    so the run's runtime network is never simulated (its code never compiled)."""
     import sdsnn_bio.model.standalone as standalone
+    from sdsnn_bio.learning import learner as learner_module
     from sdsnn_bio.model import SpikingNetwork
 
-    calls = []
+    calls, stand_in_networks, simulated, kernel_batches = [], [], [], []
+    present = SpikingNetwork.present
+
+    def recorded_present(self, samples):
+        simulated.append(self)
+        return present(self, samples)
 
     def stand_in(structure, params, samples, *, batch_size, directory, record_potentials=("output",)):
         calls.append({"batch_size": batch_size, "directory": directory, "n": len(samples),
-                      "exists": structure.projection("input_to_hidden_1").exists.copy()})
+                      "weights": structure.projection("input_to_hidden_1").weight.copy()})
         network = SpikingNetwork(structure, params, record_potentials=record_potentials)
+        stand_in_networks.append(network)
         for start in range(0, len(samples), batch_size):
             yield network.present(samples[start:start + batch_size])
 
+    evaluate_batch = learner_module.Learner.evaluate
+
+    def recorded_evaluate(self, batch):
+        kernel_batches.append(batch.n_samples)
+        return evaluate_batch(self, batch)
+
     monkeypatch.setattr(standalone, "present_standalone", stand_in)
+    monkeypatch.setattr(SpikingNetwork, "present", recorded_present)
+    monkeypatch.setattr(learner_module.Learner, "evaluate", recorded_evaluate)
     config = tiny_config(tmp_path).with_overrides([
         "simulation.evaluation_device=cpp_standalone", "simulation.standalone_batch=5",
-        f"simulation.cache_dir={tmp_path / 'cache'}"])
+        "simulation.evaluation_batch=4", f"simulation.cache_dir={tmp_path / 'cache'}"])
     assert config.simulation.device_in_force() == "cpp_standalone"
     result = train_model(config, tiny_data, tmp_path / "model", development=False, progress=False)
-    assert len(calls) == 1 and calls[0]["n"] == len(tiny_data.test_labels)
-    assert calls[0]["batch_size"] == 5
-    assert calls[0]["directory"] == tmp_path / "cache" / standalone.STANDALONE_SUBDIRECTORY
+    rasters_call, evaluation_call = calls
+    assert rasters_call["n"] == 3 and rasters_call["batch_size"] == 3, "the rasters before training"
+    assert evaluation_call["n"] == len(tiny_data.test_labels) and evaluation_call["batch_size"] == 5
+    assert not np.array_equal(rasters_call["weights"], evaluation_call["weights"]), "before and after training"
+    assert {call["directory"] for call in calls} == {tmp_path / "cache" / standalone.STANDALONE_SUBDIRECTORY}
+    assert all(any(network is mine for mine in stand_in_networks) for network in simulated), \
+        "the run's runtime network is never simulated"
+    assert kernel_batches == [4, 1, 4, 1, 2], "the kernel's check in evaluation_batch pieces of 5, 5, 2"
     assert result["test"]["brian2_device"] == "cpp_standalone"
     assert result["test"]["kernel_brian2_agreement"] == 1.0
+    rasters = load_rasters(tmp_path / "model" / RASTERS)
+    final = load_structure(tmp_path / "model" / STRUCTURE)
+    expected = SpikingNetwork(final, config.network_parameters()).present(tiny_data.test[:3])
+    for name in ("input", "hidden_1", "output"):
+        got = np.stack([rasters[f"after/{name}/{key}"] for key in ("sample", "step", "neuron")])
+        np.testing.assert_array_equal(got, np.stack(expected.spikes[name]), err_msg=f"after/{name}")
+        assert f"before/{name}/sample" in rasters
+
+
+@pytest.mark.parametrize("evaluation_batch", [6, 2], ids=["one_batch", "three_batches"])
+def test_rasters_after_training_are_the_evaluations_first_recordings(tmp_path, tiny_data, monkeypatch,
+                                                                    evaluation_batch):
+    """The "after" rasters are the Brian2 evaluation's own spikes of the first 3 test recordings,
+    also when they span several evaluation batches; no Brian2 run is added for them."""
+    from sdsnn_bio.model import SpikingNetwork
+
+    present, runs = SpikingNetwork.present, []
+    monkeypatch.setattr(SpikingNetwork, "present", lambda self, samples: runs.append(len(samples)) or
+                        present(self, samples))
+    config = tiny_config(tmp_path).with_overrides([f"simulation.evaluation_batch={evaluation_batch}"])
+    train_model(config, tiny_data, tmp_path / "model", development=False, progress=False)
+    n_test = len(tiny_data.test_labels)
+    assert runs == [3] + [min(evaluation_batch, n_test - k) for k in range(0, n_test, evaluation_batch)], \
+        "the rasters before training, then the evaluation batches only"
+    monkeypatch.setattr(SpikingNetwork, "present", present)
+    rasters = load_rasters(tmp_path / "model" / RASTERS)
+    final = load_structure(tmp_path / "model" / STRUCTURE)
+    expected = SpikingNetwork(final, config.network_parameters()).present(tiny_data.test[:3])
+    for name in ("input", "hidden_1", "output"):
+        got = np.stack([rasters[f"after/{name}/{key}"] for key in ("sample", "step", "neuron")])
+        np.testing.assert_array_equal(got, np.stack(expected.spikes[name]), err_msg=f"after/{name}")
+    assert rasters["after/input/sample"].max() == 2 and rasters["after/hidden_1/sample"].size > 0
 
 
 def test_evaluation_device_auto_compiles_only_when_the_target_does(tmp_path):
@@ -648,10 +702,14 @@ def test_ctrl_c_that_stops_the_standalone_program_discards_its_batch(tmp_path, t
     becomes a clean interrupt naming the checkpoint (nothing of the batch is used)."""
     import sdsnn_bio.model.standalone as standalone
     from sdsnn_bio.interrupt import RunInterrupted, StopRequest
+    from sdsnn_bio.model import SpikingNetwork
 
     stop = StopRequest()
 
     def killed(structure, params, samples, *, batch_size, directory, record_potentials=("output",)):
+        if len(samples) == 3:  # the rasters before training: answered by a runtime network
+            yield SpikingNetwork(structure, params, record_potentials=record_potentials).present(samples)
+            return
         stop.request()
         raise RuntimeError("Project run failed (project directory: ...)")
         yield  # a generator, like present_standalone
@@ -668,6 +726,17 @@ def test_ctrl_c_that_stops_the_standalone_program_discards_its_batch(tmp_path, t
         train_model(config, tiny_data, tmp_path / "model", development=False, progress=False,
                     resume=True, brian_cache_dir=tmp_path / "cache")
 
+    def killed_at_once(*args, **kwargs):
+        stop.request()
+        raise RuntimeError("Project run failed (project directory: ...)")
+        yield
+
+    monkeypatch.setattr(standalone, "present_standalone", killed_at_once)  # during the rasters' build
+    with pytest.raises(RunInterrupted, match="rasters before training; nothing was trained yet") as caught:
+        train_model(config, tiny_data, tmp_path / "fresh", development=False, progress=False, stop=stop,
+                    brian_cache_dir=tmp_path / "cache")
+    assert caught.value.checkpoint is None and not (tmp_path / "fresh" / CHECKPOINT).exists()
+
 
 def test_a_float32_run_is_checked_against_brian2_by_a_float64_kernel(tmp_path, tiny_data):
     """Brian2 simulates the float32 weights in float64; the kernel of record does the same."""
@@ -679,3 +748,27 @@ def test_a_float32_run_is_checked_against_brian2_by_a_float64_kernel(tmp_path, t
     assert 0.0 <= test["learner_dtype_brian2_agreement"] <= 1.0, "the float32 learner's own agreement"
     assert 0.0 <= test["learner_dtype_accuracy"] <= 1.0
     assert load_structure(tmp_path / "out" / "dense" / STRUCTURE).projections[0].weight.dtype == np.float64
+
+
+@pytest.mark.slow  # a cold C++ standalone build of its own (tens of seconds to minutes here)
+def test_a_run_evaluated_standalone_compiles_no_runtime_code(tmp_path, tiny_data):
+    """With the Cython target and the standalone evaluation, the rasters and the evaluation are
+    recorded by the compiled program and training by the kernel: the runtime network is built (for
+    development to write into) but never run, so Brian2's Cython cache holds only the code that
+    building it needs, one ``synapses_create_array`` module per projection, and none of the code
+    objects of a run (state updates, thresholds, resets, propagation, monitors, sample resets).
+    Slow: ``pytest -m slow tests/test_experiment.py``."""
+    config = tiny_config(tmp_path).with_overrides(["simulation.codegen_target=cython"])
+    assert config.simulation.device_in_force() == "cpp_standalone"
+    cache = tmp_path / "cache"
+    result = train_model(config, tiny_data, tmp_path / "model", development=False, progress=False,
+                         brian_cache_dir=cache)
+    assert result["test"]["brian2_device"] == "cpp_standalone"
+    assert result["test"]["kernel_brian2_agreement"] == 1.0
+    cython_modules = [p for p in cache.rglob("*") if p.suffix in (".so", ".pyd", ".pyx")
+                      and "cpp_standalone" not in p.parts]
+    n_projections = len(config.network_parameters().population_names) - 1
+    assert len(cython_modules) == n_projections, f"only the synapse creation code was compiled: {cython_modules}"
+    assert (cache / "cpp_standalone" / "main.cpp").is_file(), "the standalone project is in the cache"
+    rasters = load_rasters(tmp_path / "model" / RASTERS)
+    assert rasters["before/hidden_1/sample"].size and rasters["after/hidden_1/sample"].size
