@@ -771,4 +771,5 @@ def test_a_run_evaluated_standalone_compiles_no_runtime_code(tmp_path, tiny_data
     assert len(cython_modules) == n_projections, f"only the synapse creation code was compiled: {cython_modules}"
     assert (cache / "cpp_standalone" / "main.cpp").is_file(), "the standalone project is in the cache"
     rasters = load_rasters(tmp_path / "model" / RASTERS)
-    assert rasters["before/hidden_1/sample"].size and rasters["after/hidden_1/sample"].size
+    assert rasters["before/input/sample"].size and rasters["after/input/sample"].size, "recorded by the program"
+    assert "before/hidden_1/sample" in rasters and "after/hidden_1/sample" in rasters
