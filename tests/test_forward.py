@@ -225,8 +225,9 @@ def conv_case(rng, model):
     return params, structure
 
 
-@pytest.mark.parametrize("model", list(CONV_MODELS))
-def test_a_conv_net_trained_from_brian2_gives_the_kernels_weights_bit_for_bit(rng, model):
+@pytest.mark.parametrize("model, backend", [("lif-voltage_jump", "numpy"), ("lif-voltage_jump", "auto"),
+                                            ("alif-current_exponential", "auto"), ("lif-voltage_jump-direct", "auto")])
+def test_a_conv_net_trained_from_brian2_gives_the_kernels_weights_bit_for_bit(rng, model, backend):
     """Convolutions and pooling folded into the projections (one Brian2 synapse per kernel element
     and position, the learner's shared weights): three batches trained both ways, the connectivity
     changed by "development" (a channel pruned, kernel elements removed) before the third.
@@ -234,16 +235,16 @@ def test_a_conv_net_trained_from_brian2_gives_the_kernels_weights_bit_for_bit(rn
     Bit for bit, not to rounding: the spikes are equal, and given equal spikes the reconstruction
     runs the very operations of the kernel's forward pass (the same ``Geometry.forward`` products of
     the same spikes and weights, the model's step with the recorded spikes in place of its
-    threshold), so the potentials, gradients and Adam updates are the same floating-point numbers."""
+    threshold; with the Numba backend the compiled shared kernels, given the spikes), so the
+    potentials, gradients and Adam updates are the same floating-point numbers."""
     n_input = int(np.prod(CONV_INPUT))
     params, kernel_structure = conv_case(rng, model)
     assert params.n_input == n_input
     brian_structure = copy.deepcopy(kernel_structure)
     learning = LearningParameters(learning_rate=0.05, logit_scale=5.0)
     kernel = training_forward("kernel", Learner(kernel_structure, params.layer_dynamics(), learning,
-                                                n_threads=1, backend="auto"))
-    learner = Learner(brian_structure, params.layer_dynamics(), learning, n_threads=1, backend="auto")
-    assert learner.backend == "numpy", "shared projections run on the NumPy backend"
+                                                n_threads=1, backend=backend))
+    learner = Learner(brian_structure, params.layer_dynamics(), learning, n_threads=1, backend=backend)
     brian2 = training_forward("brian2", learner, SpikingNetwork(brian_structure, params))
     initial = copy.deepcopy(kernel_structure)
     spike_totals = dict.fromkeys(learner.order, 0)
