@@ -649,13 +649,22 @@ def test_final_evaluation_runs_on_the_standalone_device_when_configured(tmp_path
     assert kernel_batches == [4, 1, 4, 1, 2], "the kernel's check in evaluation_batch pieces of 5, 5, 2"
     assert result["test"]["brian2_device"] == "cpp_standalone"
     assert result["test"]["kernel_brian2_agreement"] == 1.0
-    rasters = load_rasters(tmp_path / "model" / RASTERS)
-    final = load_structure(tmp_path / "model" / STRUCTURE)
-    expected = SpikingNetwork(final, config.network_parameters()).present(tiny_data.test[:3])
+    rasters = assert_after_rasters_are_the_final_networks(tmp_path / "model", config, tiny_data)
+    assert all(f"before/{name}/sample" in rasters for name in ("input", "hidden_1", "output"))
+
+
+def assert_after_rasters_are_the_final_networks(model_dir, config, data) -> dict:
+    """The saved "after" rasters are the spikes of the saved final structure on the first 3 test
+    recordings (a fresh runtime network); returns the rasters."""
+    from sdsnn_bio.model import SpikingNetwork
+
+    rasters = load_rasters(model_dir / RASTERS)
+    final = load_structure(model_dir / STRUCTURE)
+    expected = SpikingNetwork(final, config.network_parameters()).present(data.test[:3])
     for name in ("input", "hidden_1", "output"):
         got = np.stack([rasters[f"after/{name}/{key}"] for key in ("sample", "step", "neuron")])
         np.testing.assert_array_equal(got, np.stack(expected.spikes[name]), err_msg=f"after/{name}")
-        assert f"before/{name}/sample" in rasters
+    return rasters
 
 
 @pytest.mark.parametrize("evaluation_batch", [6, 2], ids=["one_batch", "three_batches"])
@@ -674,12 +683,7 @@ def test_rasters_after_training_are_the_evaluations_first_recordings(tmp_path, t
     assert runs == [3] + [min(evaluation_batch, n_test - k) for k in range(0, n_test, evaluation_batch)], \
         "the rasters before training, then the evaluation batches only"
     monkeypatch.setattr(SpikingNetwork, "present", present)
-    rasters = load_rasters(tmp_path / "model" / RASTERS)
-    final = load_structure(tmp_path / "model" / STRUCTURE)
-    expected = SpikingNetwork(final, config.network_parameters()).present(tiny_data.test[:3])
-    for name in ("input", "hidden_1", "output"):
-        got = np.stack([rasters[f"after/{name}/{key}"] for key in ("sample", "step", "neuron")])
-        np.testing.assert_array_equal(got, np.stack(expected.spikes[name]), err_msg=f"after/{name}")
+    rasters = assert_after_rasters_are_the_final_networks(tmp_path / "model", config, tiny_data)
     assert rasters["after/input/sample"].max() == 2 and rasters["after/hidden_1/sample"].size > 0
 
 
