@@ -66,7 +66,12 @@ def test_dvs_gesture_sizes_follow_the_down_sampling():
     config = ExperimentConfig.from_dict({"data": {"dataset": "dvs_gesture"}})
     params = config.network_parameters()
     assert (params.n_input, params.n_output) == (32 * 32 * 2, 11), "default 32x32, 11 classes"
-    full = ExperimentConfig.from_dict({"data": {"dataset": "dvs_gesture", "input_size": [128, 128]}})
+    # full resolution with 300 steps: the C++ standalone evaluation's default batch of 5000
+    # recordings would not fit in memory (refused, naming the key); the DVS-Gesture preset's 300 does
+    with pytest.raises(ConfigError, match=r"simulation.standalone_batch=5000.*smaller simulation.standalone_batch"):
+        ExperimentConfig.from_dict({"data": {"dataset": "dvs_gesture", "input_size": [128, 128]}})
+    full = ExperimentConfig.from_dict({"data": {"dataset": "dvs_gesture", "input_size": [128, 128]},
+                                       "simulation": {"standalone_batch": 300}})
     assert full.network_parameters().n_input == 128 * 128 * 2
 
 
