@@ -94,8 +94,9 @@ def test_info_prints_the_full_configuration_in_force_with_defaults(tmp_path, cap
     start = out.index("{")
     shown, _ = json.JSONDecoder().raw_decode(out[start:])
     development = shown["development"]
-    assert development["consecutive_steps"] == 18, "K is shown though the file does not set it"
-    assert development["pruning_warmup_steps"] == 36 and development["constraint_warmup_steps"] == 18
+    assert development["consecutive_steps"] == 9, "the file's K"
+    assert development["pruning_warmup_steps"] == 18 and development["constraint_warmup_steps"] == 9, (
+        "warm-ups the file does not set are shown, derived from its K")
     assert shown["learning"]["surrogate"] == "fast_sigmoid" and shown["figures"]["spine_projection"] == "", (
         "defaults the file does not set are shown")
     assert shown["learning"]["augment_max_shift"] == 2, "the file's own setting"
