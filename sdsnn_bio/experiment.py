@@ -718,6 +718,7 @@ def train_model(
                               standalone_directory=standalone,
                               kernel_batch=config.simulation.evaluation_batch,
                               raster_samples=min(RASTER_SAMPLES, len(data.test)))
+    network.retire()  # never simulated in this process when the evaluation ran standalone
     save_structure(directory / STRUCTURE, structure)
     rasters = {key: values for key, values in load_rasters(rasters_path).items()
                if not key.startswith("after/")}

@@ -162,3 +162,26 @@ def test_a_brian2_run_stopped_early_is_an_interrupt_not_a_reshape_error(monkeypa
     sample = (np.array([1, 2]), np.array([0, 3]))
     with pytest.raises(KeyboardInterrupt, match="stopped the run after 10 of 20 time steps"):
         network.present([sample, sample])
+
+
+@pytest.mark.parametrize("retired", [False, True])
+def test_a_retired_network_that_never_ran_is_deleted_without_brian2_warnings(rng, retired):
+    # With the C++ standalone evaluation the runtime network of record may never be simulated;
+    # the README's main job then printed Brian2's "never included in a network" warning for
+    # every group and synapse object.
+    import gc
+
+    from brian2.utils.logger import catch_logs
+
+    params = tiny_params()
+    network = SpikingNetwork(initial_structure(params, rng), params)
+    with catch_logs() as logs:
+        if retired:
+            network.retire()
+        del network
+        gc.collect()
+    unused = [entry for entry in logs if "unused_brian_object" in entry[1]]
+    if retired:
+        assert unused == [], "retired: no warning"
+    else:
+        assert unused, "the warning this guards against (Brian2 prints it for never-run objects)"

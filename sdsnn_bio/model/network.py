@@ -601,6 +601,20 @@ class SpikingNetwork:
             potentials[name] = values.T.reshape(n_samples, steps_per_sample, -1).transpose(1, 0, 2)
         return Recording(n_samples, steps_per_sample, spikes, potentials, dict(self._sizes))
 
+    def retire(self) -> None:
+        """Declare that this process is done with the runtime network, simulated or not.
+
+        A run whose Brian2 evaluation runs on the C++ standalone device builds this runtime network
+        (the structural scheduler keeps it the network of record) and may never simulate it. When
+        its objects are then garbage collected, Brian2 warns that each "was never included in a
+        network" (``unused_brian_object``), although they are in :attr:`network`. This records their
+        network the way ``Network.before_run`` does, so the warning is not printed for them; objects
+        that did run are unchanged. Call it when the network will not be used again.
+        """
+        for obj in self.network.objects:
+            if getattr(obj, "_network", None) is None:
+                obj._network = self.network.id
+
     def present(self, samples) -> Recording:
         """Present a batch of samples in one ``run()`` and return what the monitors recorded.
 
