@@ -95,6 +95,17 @@ def _split_idx(parser, args, argv) -> int:
     return 0
 
 
+def _add_idx_split_arguments(parser, unit: str, *, output: str, seed: str) -> None:
+    """The arguments emulate-idx and split-idx share: the IDX pair, the output and the split."""
+    parser.add_argument("images", help="IDX image file, gzip or not (e.g. train-images-idx3-ubyte.gz)")
+    parser.add_argument("labels", help="IDX label file, gzip or not (e.g. train-labels-idx1-ubyte.gz)")
+    parser.add_argument("--output", required=True, help=output)
+    parser.add_argument("--train", type=int, required=True, help=f"training {unit} (stratified)")
+    parser.add_argument("--validation", type=int, default=0, help=f"validation {unit} (default 0)")
+    parser.add_argument("--test", type=int, default=0, help=f"test {unit} (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help=seed)
+
+
 def main(argv=None) -> int:
     """Run ``python -m sdsnn_bio.data``; returns the process exit status."""
     parser = argparse.ArgumentParser(prog="python -m sdsnn_bio.data", description=__doc__.splitlines()[0])
@@ -106,25 +117,15 @@ def main(argv=None) -> int:
     generate = commands.add_parser("generate", help="generate the embedded dataset and time it")
     generate.add_argument("--cache-dir", default=None, help="cache folder (default: the usual cache)")
     emulate = commands.add_parser("emulate-idx", help="record IDX images into an N-MNIST folder")
-    emulate.add_argument("images", help="IDX image file, gzip or not (e.g. train-images-idx3-ubyte.gz)")
-    emulate.add_argument("labels", help="IDX label file, gzip or not (e.g. train-labels-idx1-ubyte.gz)")
-    emulate.add_argument("--output", required=True, help="folder to write (rerun the command to resume)")
-    emulate.add_argument("--train", type=int, required=True, help="training recordings (stratified)")
-    emulate.add_argument("--validation", type=int, default=0, help="validation recordings (default 0)")
-    emulate.add_argument("--test", type=int, default=0, help="test recordings (default 0)")
-    emulate.add_argument("--seed", type=int, default=0, help="seed of the split and the recordings (default 0)")
+    _add_idx_split_arguments(emulate, "recordings", output="folder to write (rerun the command to resume)",
+                             seed="seed of the split and the recordings (default 0)")
     emulate.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
     emulate.add_argument("--digit-box", type=int, default=20,
                          help="side of the digit's box in source pixels (MNIST: 20, the default); 0: whole image")
     emulate.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     split = commands.add_parser("split-idx", help="split IDX images into train/validation/test IDX files")
-    split.add_argument("images", help="IDX image file, gzip or not (e.g. train-images-idx3-ubyte.gz)")
-    split.add_argument("labels", help="IDX label file, gzip or not (e.g. train-labels-idx1-ubyte.gz)")
-    split.add_argument("--output", required=True, help="folder to create (empty or new)")
-    split.add_argument("--train", type=int, required=True, help="training images (stratified)")
-    split.add_argument("--validation", type=int, default=0, help="validation images (default 0)")
-    split.add_argument("--test", type=int, default=0, help="test images (default 0)")
-    split.add_argument("--seed", type=int, default=0, help="seed of the split, as emulate-idx's (default 0)")
+    _add_idx_split_arguments(split, "images", output="folder to create (empty or new)",
+                             seed="seed of the split, as emulate-idx's (default 0)")
     split.add_argument("--no-gzip", action="store_true", help="write uncompressed IDX files")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
