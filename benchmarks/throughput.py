@@ -43,7 +43,9 @@ noise cannot inflate. With 2 or more processes it also prints the spread across 
 process's median repeat: their median and range) and, from 4 processes on, whether they fall
 into two speed modes (``process_spread``: the largest gap between neighbouring process speeds
 must exceed three times the repeats' spread within a process, 5 % of the median and the range of
-either group, with at least 2 processes on each side), as issue 15 saw them. ``--markdown FILE`` also writes the table as Markdown (for docs/benchmarks.md).
+either group, with at least 2 processes on each side), as issue 15 saw them, and whether the two
+groups alternated in time or each ran in one block (then a change of the machine's speed during the
+run explains them as well as a difference between processes). ``--markdown FILE`` also writes the table as Markdown (for docs/benchmarks.md).
 sdsnn_bio is measured with its default backend (Numba when installed) and, as ``sdsnn_bio[numpy]``,
 with its NumPy reference backend; ``sdsnn_bio[float32]`` is the default backend training in float32
 (``learning.dtype = "float32"``; the others train in float64, the default), and its speed-up over
@@ -519,25 +521,36 @@ def process_spread(process_rates: list[list[float]]) -> dict:
     the median process speed, and the range inside either group. Fewer than 4 processes are
     not judged.
 
+    ``process_rates`` is in the order the processes ran. Processes that run one after another
+    cannot tell a difference between processes from a change of the machine's speed over time:
+    on a quiet 2-vCPU virtual machine the speed drifts by about 10 % over 5-10 s, and consecutive
+    fresh processes share that state (docs/benchmarks.md, per-process speed). So ``runs`` counts
+    the runs of the two groups in time order, and two modes whose groups each ran in one block
+    (``runs == 2``) are reported as such: a change over time explains them as well.
+
     Returns a dict: ``speeds`` (sorted), ``median``, ``min``, ``max``, ``spread`` ((max - min) /
     median), ``within`` (median range of the repeats inside a process, samples/s), ``gap``,
-    ``low`` and ``high`` (the two groups), ``bimodal`` (True, False or None when not judged) and
-    ``note`` (one sentence).
+    ``low`` and ``high`` (the two groups), ``runs`` (runs of the two groups in time order; 1
+    without two groups), ``bimodal`` (True, False or None when not judged) and ``note`` (one
+    sentence).
     """
     if not process_rates or any(len(rates) == 0 for rates in process_rates):
         raise ValueError("process_spread: every process needs at least one timed repeat")
-    speeds = sorted(statistics.median(rates) for rates in process_rates)
+    in_order = [statistics.median(rates) for rates in process_rates]
+    speeds = sorted(in_order)
     median = statistics.median(speeds)
     within = statistics.median(max(rates) - min(rates) for rates in process_rates)
     result = {"speeds": speeds, "median": median, "min": speeds[0], "max": speeds[-1],
               "spread": (speeds[-1] - speeds[0]) / median, "within": within, "gap": 0.0,
-              "low": speeds, "high": [], "bimodal": None}
+              "low": speeds, "high": [], "runs": 1, "bimodal": None}
     n = len(speeds)
     if n >= 2:
         cut = max(range(1, n), key=lambda k: speeds[k] - speeds[k - 1])
         low, high = speeds[:cut], speeds[cut:]
         gap = speeds[cut] - speeds[cut - 1]
-        result.update(gap=gap, low=low, high=high)
+        labels = [speed >= high[0] for speed in in_order]
+        runs = 1 + sum(a != b for a, b in zip(labels, labels[1:]))
+        result.update(gap=gap, low=low, high=high, runs=runs)
     else:
         low, high, gap = speeds, [], 0.0
     span = f"{n} process(es): median {median:.1f} samples/s, {speeds[0]:.1f}-{speeds[-1]:.1f} " \
@@ -552,6 +565,12 @@ def process_spread(process_rates: list[list[float]]) -> dict:
         result["note"] = (f"{span}; TWO MODES: {len(low)} processes at {low[0]:.1f}-{low[-1]:.1f}, "
                           f"{len(high)} at {high[0]:.1f}-{high[-1]:.1f} (gap {gap:.1f}, "
                           f"{100 * gap / median:.0f} % of the median)")
+        if result["runs"] == 2:
+            first = "fast" if in_order[0] >= high[0] else "slow"
+            result["note"] += (f"; in time order all the {first} processes ran first, then all the others: "
+                               "a change of the machine's speed during the run explains this as well")
+        else:
+            result["note"] += f"; the two groups alternate in time ({result['runs']} runs)"
     else:
         result["note"] = (f"{span}; one mode (largest gap between neighbouring processes {gap:.1f}, "
                           f"{100 * gap / median:.0f} % of the median)")
@@ -631,7 +650,9 @@ def process_table(rows: dict, steps, frameworks) -> str:
             elif spread["bimodal"]:
                 low, high = spread["low"], spread["high"]
                 modes = (f"**two**: {len(low)} at {low[0]:.1f}-{low[-1]:.1f}, "
-                         f"{len(high)} at {high[0]:.1f}-{high[-1]:.1f}")
+                         f"{len(high)} at {high[0]:.1f}-{high[-1]:.1f}"
+                         + (" (one after the other in time)" if spread["runs"] == 2 else
+                            f" (alternating in time, {spread['runs']} runs)"))
             else:
                 modes = f"one (largest gap {spread['gap']:.1f})"
             lines.append(f"| {n_steps} | {framework} | {len(spread['speeds'])} | {spread['median']:.1f} "

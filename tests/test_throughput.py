@@ -121,6 +121,27 @@ def test_process_spread_finds_two_modes_of_fresh_processes():
     assert (spread["min"], spread["max"], spread["median"]) == (780.0, 790.0, 783.0)
 
 
+def test_process_spread_says_when_the_modes_are_two_blocks_in_time():
+    """Two modes whose groups each ran in one block of consecutive processes are reported as
+    such (a change of the machine's speed over time explains them as well); groups that
+    alternate in time are counted in runs. Rates: the T=300 block of 3 Dec 2026, 06:19 UTC
+    (docs/benchmarks.md), in the order the processes ran, and the same processes interleaved."""
+    throughput = _load()
+    ran = [[452.4, 455.9, 401.9], [424.1, 434.9, 424.8], [423.7, 456.2, 447.5],
+           [373.8, 369.1, 366.0], [360.6, 350.5, 358.1], [364.1, 362.5, 372.6]]
+    spread = throughput.process_spread(ran)
+    assert spread["bimodal"] is True and spread["runs"] == 2
+    assert "TWO MODES: 3 processes at 358.1-369.1, 3 at 424.8-452.4" in spread["note"]
+    assert "all the fast processes ran first, then all the others" in spread["note"]
+    slow_first = throughput.process_spread(ran[3:] + ran[:3])
+    assert slow_first["runs"] == 2 and "all the slow processes ran first" in slow_first["note"]
+    interleaved = throughput.process_spread([ran[0], ran[3], ran[1], ran[4], ran[2], ran[5]])
+    assert interleaved["bimodal"] is True and interleaved["runs"] == 6
+    assert "the two groups alternate in time (6 runs)" in interleaved["note"]
+    assert "ran first" not in interleaved["note"]
+    assert throughput.process_spread([[780.0], [790.0], [785.0], [781.0]])["bimodal"] is False
+
+
 @pytest.mark.parametrize("rates, reason", [
     ([[100.0], [200.0], [100.0]], "too few processes"),          # 3 processes: not judged
     ([[100.0], [101.0], [102.0], [200.0]], "one mode"),            # a lone outlier is not a mode
@@ -157,5 +178,6 @@ def test_main_reports_the_spread_across_fresh_processes(tmp_path, capsys):
     assert "T=30 snntorch: 4 process(es)" in out and "one mode" in out
     text = table.read_text()
     assert ("| 30 | sdsnn_bio | 4 | 1875.0 | 1475.0-2305.0 | 44 % "
-            "| **two**: 2 at 1475.0-1495.0, 2 at 2255.0-2305.0 |") in text
+            "| **two**: 2 at 1475.0-1495.0, 2 at 2255.0-2305.0 (alternating in time, 4 runs) |") in text
+    assert "the two groups alternate in time (4 runs)" in out
     assert "| 30 | snntorch | 4 | 100.5 | 100.5-100.5 | 0 % | one (largest gap 0.0) |" in text
