@@ -312,9 +312,17 @@ def test_auto_backend_trains_shared_projections_in_the_compiled_kernels(rng):
 
 
 def _spikes_and_errors(rng, geometry, n_steps=4, n_samples=5, dtype=np.float64):
+    """Random spikes, and errors with the zeros of a real batch (the compiled kernels skip them).
+
+    Zeros: single entries, whole positions (every channel) and the whole last step, as the
+    rectangular surrogate leaves them.
+    """
     spikes = rng.random((n_steps, n_samples, geometry.n_source)) < 0.3
-    grad_currents = rng.normal(size=(n_steps, n_samples, geometry.n_target)).astype(dtype)
-    return spikes, grad_currents
+    grad_currents = rng.normal(size=(n_steps, n_samples, geometry.out_channels, geometry.n_positions))
+    grad_currents[rng.random(grad_currents.shape) < 0.3] = 0.0
+    grad_currents[:, :, :, rng.random(geometry.n_positions) < 0.3] = 0.0
+    grad_currents[-1] = 0.0
+    return spikes, grad_currents.reshape(n_steps, n_samples, -1).astype(dtype)
 
 
 def _position_major(geometry, array):
@@ -356,6 +364,82 @@ def test_compiled_shared_operators_equal_the_geometry(rng, geometry, dtype):
     np.testing.assert_allclose(unpooled, reference_spikes, rtol=0,
                                atol=tolerance * np.abs(reference_spikes).max())
     assert np.array_equal(pooled.index < 0, geometry.source_pooled() < 0), "units dropped by pooling"
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if g.kind == "convolution"],
+                         ids=lambda g: f"pool{g.pool}-k{g.kernel_size}-pad{g.padding}")
+def test_transposed_convolution_equals_the_blas_product_and_col2im(rng, geometry, dtype):
+    """The compiled transposed convolution (non-zero errors only, per-position columns with fused
+    multiply-adds) gives the error of the previous path: the BLAS product ``dL/dI W^T`` of every
+    position, then col2im, written out here in NumPy (1e-12 of the largest in float64)."""
+    from sdsnn_bio.learning.shared import pooled_gradient_shared
+
+    weight = rng.normal(size=geometry.parameter_shape).astype(dtype)
+    _, grad_currents = _spikes_and_errors(rng, geometry, dtype=dtype)
+    position_major = _position_major(geometry, grad_currents)
+    n_steps, n_samples, n_positions, c_out = position_major.shape
+    c_in, hp, wp = geometry.pooled_shape
+    k, pad, out_w = geometry.kernel_size, geometry.padding, geometry.target_shape[2]
+    columns = position_major.reshape(-1, c_out) @ weight.T  # (rows * positions, (c_in, dy, dx))
+    columns = columns.reshape(n_steps * n_samples, n_positions, c_in, k, k)
+    expected = np.zeros((n_steps * n_samples, c_in, hp, wp), dtype)
+    for p in range(n_positions):
+        oy, ox = divmod(p, out_w)
+        for dy in range(k):
+            for dx in range(k):
+                py, px = oy + dy - pad, ox + dx - pad
+                if 0 <= py < hp and 0 <= px < wp:
+                    expected[:, :, py, px] += columns[:, p, :, dy, dx]
+    expected = expected.transpose(0, 2, 3, 1).reshape(n_steps, n_samples, -1)  # position-major
+    pooled = pooled_gradient_shared(geometry, position_major, weight, RowBlocks(2))
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    assert pooled.values.dtype == dtype
+    np.testing.assert_allclose(pooled.values, expected, rtol=0, atol=tolerance * np.abs(expected).max())
+    single = pooled_gradient_shared(geometry, position_major, weight, RowBlocks(1))
+    assert np.array_equal(single.values, pooled.values), "each sample row is summed by one thread"
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("refractory_steps", [0, 2])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"{g.kind}-pool{g.pool}-k{g.kernel_size}")
+def test_backward_with_the_weight_gradient_equals_the_two_passes(rng, geometry, refractory_steps, dtype):
+    """BPTT with the weight gradient scattered in the same pass (what the learner runs for
+    convolutions): the same dL/dI bit for bit, and the weight gradient of the separate pass over
+    the stored dL/dI (1e-12 of the largest in float64), from bool spikes and from a CSR input;
+    without keeping dL/dI (the first layer) the same gradient."""
+    import scipy.sparse as sp
+
+    from sdsnn_bio.learning.shared import backward_shared, backward_weight_gradient_shared, weight_gradient_shared
+
+    workers = RowBlocks(2)
+    dynamics = LayerDynamics(decay=0.8, threshold=1.0, reset=0.0, refractory_steps=refractory_steps)
+    weight = rng.normal(0.0, 1.2, size=geometry.parameter_shape).astype(dtype)
+    spikes, _ = _spikes_and_errors(rng, geometry, n_steps=12, dtype=dtype)
+    n_steps, n_samples = spikes.shape[:2]
+    currents = geometry.forward(spikes.reshape(n_steps * n_samples, -1), weight).reshape(n_steps, n_samples, -1)
+    trace = integrate_layer(currents, dynamics, np.ones(geometry.n_target, bool))
+    grad_spikes = rng.normal(size=trace.potential.shape).astype(dtype)
+    rectangular = make_surrogate("rectangular", None)
+    expected_currents = backward_shared(trace, dynamics, rectangular, geometry, grad_spikes, None, None, workers)
+    assert np.count_nonzero(expected_currents == 0) > 0, "the kernels skip zero errors: some must be zero"
+    expected = weight_gradient_shared(None, spikes, geometry, expected_currents, workers)
+    scale = np.abs(expected).max()
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    csr = sp.csr_matrix(spikes.reshape(n_steps * n_samples, -1).astype(np.float64))
+    for matrix, presynaptic in ((None, spikes), (csr, None)):
+        kept, gradient = backward_weight_gradient_shared(trace, dynamics, rectangular, geometry, grad_spikes, None,
+                                                         None, matrix, presynaptic, workers)
+        assert np.array_equal(kept, expected_currents)
+        assert gradient.dtype == dtype
+        np.testing.assert_allclose(gradient, expected, rtol=0, atol=tolerance * scale)
+        dropped, alone = backward_weight_gradient_shared(trace, dynamics, rectangular, geometry, grad_spikes, None,
+                                                         None, matrix, presynaptic, workers,
+                                                         keep_grad_currents=False)
+        assert dropped is None
+        assert np.array_equal(alone, gradient)
 
 
 @needs_numba
@@ -411,13 +495,16 @@ def test_compiled_shared_layer_equals_the_numpy_layer(rng, geometry, refractory_
 
 @needs_numba
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("loss", ["rate_cross_entropy", "membrane_cross_entropy", "rate_mse"])
-def test_compiled_shared_path_gives_the_numpy_paths_gradients(rng, loss, dtype):
+@pytest.mark.parametrize("loss, surrogate", [("rate_cross_entropy", "fast_sigmoid"),
+                                             ("membrane_cross_entropy", "fast_sigmoid"),
+                                             ("rate_mse", "fast_sigmoid"), ("rate_mse", "rectangular")])
+def test_compiled_shared_path_gives_the_numpy_paths_gradients(rng, loss, surrogate, dtype):
     """The whole conv net (input CSR -> conv -> pooled conv -> pooled dense -> dense; a pruned
     channel, absent kernel elements, refractoriness), both forward semantics: the "numba"
     backend's spikes and gradients of every projection equal the "numpy" backend's (1e-12 of the
     largest gradient in float64) on random input spikes, and two training steps (the second on the
-    work arrays the first left, ``Learner.workspace``) keep the weights equal."""
+    work arrays the first left, ``Learner.workspace``) keep the weights equal. The rectangular
+    surrogate (the SCNN presets') leaves errors exactly zero, which the compiled kernels skip."""
     import copy
 
     params, structure = conv_case(rng, prune=True)
@@ -428,7 +515,8 @@ def test_compiled_shared_path_gives_the_numpy_paths_gradients(rng, loss, dtype):
         results = {}
         for backend in ("numpy", "numba"):
             learner = Learner(copy.deepcopy(structure), params.layer_dynamics(),
-                              LearningParameters(loss=loss, masked_forward=masked_forward, dtype=dtype),
+                              LearningParameters(loss=loss, surrogate=surrogate, masked_forward=masked_forward,
+                                                 dtype=dtype),
                               n_threads=2, backend=backend)
             forward = learner.simulate(batch)
             results[backend] = learner, forward, learner.gradients(batch, forward, labels)[1]

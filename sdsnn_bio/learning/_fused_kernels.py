@@ -3,7 +3,10 @@
 Module-level functions, so that Numba's on-disk cache (``cache=True``) keeps their machine code
 across processes. See :mod:`.fused` for the equations. Inner loops run over contiguous rows (one
 sample's neurons, one weight row) so that LLVM vectorises them; no reduction is reordered (no
-``fastmath``), which keeps every sum in the order of the NumPy path.
+``fastmath``), which keeps every sum in the order of the NumPy path. The exceptions,
+:func:`shared_pooled_gradient_block` and :func:`shared_weight_gradient_block`, only contract ``a
+* b + c`` to a fused multiply-add (as the BLAS product that the first replaces does); nothing is
+reassociated.
 
 Every kernel runs in the floating-point type of its arrays (float64 or float32, the learner's
 ``dtype``): work arrays are allocated in that type, scalar arguments come in it, and constants are
@@ -19,6 +22,9 @@ import numba
 import numpy as np
 
 jit = numba.njit(nogil=True, cache=True)
+#: The transposed convolution's products: ``a * b + c`` contracted to one fused multiply-add (what
+#: a BLAS product computes), nothing reassociated.
+jit_fma = numba.njit(nogil=True, cache=True, fastmath={"contract"})
 
 HALF_PI = math.pi / 2.0
 
@@ -275,13 +281,15 @@ def shared_forward_block(indptr, indices, pre_spikes, use_dense, n_samples, sour
     of ``(indptr, indices)``, or the bool ``pre_spikes`` (T, B, N_pre) if ``use_dense``) adds, for
     each entry ``e`` of its pooled position ``q = source_pooled[i]`` (skipped if -1), the row
     ``weight_scaled[table_rows[e]]`` (parameters times the pooling factor) to the currents of
-    position ``table_positions[e]``. Then the LIF update of :func:`forward_block`.
+    position ``table_positions[e]``. Then the LIF update of :func:`forward_block`, over the
+    currents copied channel-major (the neurons' order), in loops over contiguous rows.
     """
     n_steps, _, n_neurons = potential.shape
     n_channels = weight_scaled.shape[1]
     n_positions = n_neurons // n_channels
     real = potential.dtype.type
     current = np.empty((n_positions, n_channels), potential.dtype)
+    by_neuron = np.empty(n_neurons, potential.dtype)
     v = np.empty(n_neurons, potential.dtype)
     last = np.empty(n_neurons, dtype=np.int64)
     n_pre = pre_spikes.shape[2] if use_dense else 0
@@ -311,18 +319,18 @@ def shared_forward_block(indptr, indices, pre_spikes, use_dense, n_samples, sour
                     c_row = current[table_positions[e]]
                     for j in range(n_channels):
                         c_row[j] += w_row[j]
+            for j in range(n_channels):  # channel-major, as the neurons: contiguous loops below
+                c_row = by_neuron[j * n_positions:(j + 1) * n_positions]
+                for position in range(n_positions):
+                    c_row[position] = current[position, j]
             u_out = potential[t, b]
             s_out = given[t, b] if use_given else spikes[t, b]
-            for j in range(n_channels):
-                for position in range(n_positions):
-                    n = j * n_positions + position
-                    if refractory_steps > 0:
-                        r = (t - last[n]) >= refractory_steps
-                        not_refractory[t, b, n] = r
-                        u = v[n] * decay if r else v[n]
-                    else:
-                        r = True
-                        u = v[n] * decay
+            if refractory_steps > 0:
+                r_out = not_refractory[t, b]
+                for n in range(n_neurons):
+                    r = (t - last[n]) >= refractory_steps
+                    r_out[n] = r
+                    u = v[n] * decay if r else v[n]
                     u_out[n] = u
                     if use_given:
                         s = s_out[n]
@@ -334,81 +342,159 @@ def shared_forward_block(indptr, indices, pre_spikes, use_dense, n_samples, sour
                         last[n] = t
                         count[n] += 1
                     elif r:
-                        v[n] = u + current[position, j]
+                        v[n] = u + by_neuron[n]
                     else:
                         v[n] = u
-
-
-@jit
-def surrogate_scalar(x, code, k):
-    """``sigma'(x)`` of one value, operation for operation as :func:`surrogate_times` (``x``'s type)."""
-    real = type(x)
-    one, two = real(1.0), real(2.0)
-    if code == 0:  # fast sigmoid
-        y = one + k * abs(x)
-        return one / (y * y)
-    if code == 1:  # sigmoid
-        s = one / (one + math.exp(-k * x))
-        return k * s * (one - s)
-    if code == 2:  # arctan
-        y = real(HALF_PI) * k * x
-        return (k / two) / (one + y * y)
-    inside = one if abs(x) < k / two else real(0.0)  # rectangular
-    return inside / k
+            elif use_given:
+                for n in range(n_neurons):
+                    u = v[n] * decay
+                    u_out[n] = u
+                    s = s_out[n]
+                    v[n] = reset if s else u + by_neuron[n]
+                    count[n] += s
+            else:  # branch-free: LLVM vectorises it
+                for n in range(n_neurons):
+                    u = v[n] * decay
+                    u_out[n] = u
+                    s = (u > threshold) & alive[n]
+                    s_out[n] = s
+                    v[n] = reset if s else u + by_neuron[n]
+                    count[n] += s
 
 
 @jit
 def shared_backward_block(potential, spikes, not_refractory, has_refractory, decay, threshold,
                           surrogate_code, surrogate_scale, grad_spikes, has_grad_spikes,
                           grad_pooled, has_grad_pooled, source_pooled, pool_factor,
-                          grad_potential, has_grad_potential, grad_currents, b0, b1):
+                          grad_potential, has_grad_potential, grad_currents, store_grad_currents,
+                          indptr, indices, pre_spikes, use_dense, n_samples, input_pooled,
+                          table_indptr, table_rows, table_positions, grad_weight, has_input, b0, b1):
     """BPTT of samples ``b0:b1`` of a layer (arrays (T, B, N)) into position-major ``dL/dI``.
 
     The equations of :func:`backward_block`, with ``dL/ds_t`` either given (``grad_spikes``,
     (T, B, N)) or un-pooled on the fly from the error of the pooled positions that the shared
     projection above reads (``grad_pooled`` (T, B, Q): ``dL/ds[n] = pool_factor *
     grad_pooled[source_pooled[n]]``, 0 where ``source_pooled`` is -1), in one pass per step:
-    un-pooling, surrogate, refractory mask, direct term and the recursion. ``grad_currents`` has
-    shape (T, B, positions, channels).
+    un-pooling, surrogate, refractory mask, direct term and the recursion, each a loop over the
+    step's contiguous row of neurons (the element-wise operations of :func:`backward_block`, which
+    LLVM vectorises), then the row transposed into ``grad_currents`` (T, B, positions, channels;
+    with ``store_grad_currents`` False, an array of shape (0, 0, positions, channels) and the row
+    is kept only while its step is processed).
+
+    With ``has_input``, the gradient of the projection into this layer is added to
+    ``grad_weight`` (parameter shape) in the same pass, from the presynaptic spikes of each step
+    (CSR ``(indptr, indices)`` rows ``t*B + b`` or bool ``pre_spikes`` if ``use_dense``, their
+    pooled positions ``input_pooled`` and the geometry's ``table_*``), as
+    :func:`shared_weight_gradient_block` computes it (samples in this order, steps from the last).
     """
     n_steps, _, n_neurons = potential.shape
     n_positions, n_channels = grad_currents.shape[2], grad_currents.shape[3]
-    real = potential.dtype.type
+    dtype = potential.dtype
+    real = dtype.type
     zero, one = real(0.0), real(1.0)
-    has_error = has_grad_spikes or has_grad_pooled
-    grad_v = np.empty(n_neurons, potential.dtype)
+    grad_v = np.empty(n_neurons, dtype)
+    g_spike = np.empty(n_neurons, dtype)
+    direct = np.empty(n_neurons, dtype)
+    block = np.empty(n_neurons, dtype)
+    row_buffer = np.empty((n_positions, n_channels), dtype)
+    n_pre = pre_spikes.shape[2] if use_dense else 0
+    active = np.empty(n_pre + 1, dtype=np.int64)
+    n_pooled = table_indptr.shape[0] - 1 if has_input else 0
+    spikes_at = np.zeros(n_pooled, dtype=np.int64)
+    visited = np.empty(n_pooled, dtype=np.int64)
     for b in range(b0, b1):
         grad_v[:] = zero
         for t in range(n_steps - 1, -1, -1):
             u_row = potential[t, b]
             s_row = spikes[t, b]
             r_row = not_refractory[t, b] if has_refractory else s_row
-            gp_row = grad_pooled[t, b] if has_grad_pooled else u_row
-            gs_row = grad_spikes[t, b] if has_grad_spikes else u_row
-            gu_row = grad_potential[t, b] if has_grad_potential else u_row
-            out = grad_currents[t, b]
-            for j in range(n_channels):
-                for position in range(n_positions):
-                    n = j * n_positions + position
-                    direct = zero
-                    if has_error:
-                        if has_grad_pooled:
-                            q = source_pooled[n]
-                            g_spike = gp_row[q] * pool_factor if q >= 0 else zero
-                        else:
-                            g_spike = gs_row[n]
-                        direct = surrogate_scalar(u_row[n] - threshold, surrogate_code, surrogate_scale) * g_spike
-                        if has_refractory:
-                            direct = direct * (one if r_row[n] else zero)
-                    if has_grad_potential:
-                        direct = direct + gu_row[n]
+            if has_grad_pooled:  # un-pooled: dL/ds[n] = pool_factor * grad_pooled[source_pooled[n]]
+                gp_row = grad_pooled[t, b]
+                for n in range(n_neurons):
+                    q = source_pooled[n]
+                    g_spike[n] = gp_row[q] * pool_factor if q >= 0 else zero
+                surrogate_times(u_row, threshold, surrogate_code, surrogate_scale, g_spike, direct)
+            elif has_grad_spikes:
+                surrogate_times(u_row, threshold, surrogate_code, surrogate_scale, grad_spikes[t, b], direct)
+            else:
+                direct[:] = zero
+            if has_refractory and (has_grad_pooled or has_grad_spikes):
+                for n in range(n_neurons):
+                    direct[n] = direct[n] * (one if r_row[n] else zero)
+            if has_grad_potential:
+                gu_row = grad_potential[t, b]
+                for n in range(n_neurons):
+                    direct[n] = direct[n] + gu_row[n]
+            if has_refractory:
+                for n in range(n_neurons):
                     g_potential = grad_v[n] * (zero if s_row[n] else one)
-                    if has_refractory:
-                        out[position, j] = g_potential * (one if r_row[n] else zero)
-                        grad_v[n] = (g_potential + direct) * (decay if r_row[n] else one)
-                    else:
-                        out[position, j] = g_potential
-                        grad_v[n] = (g_potential + direct) * decay
+                    block[n] = g_potential * (one if r_row[n] else zero)
+                    grad_v[n] = (g_potential + direct[n]) * (decay if r_row[n] else one)
+            else:  # branch-free: LLVM vectorises it
+                for n in range(n_neurons):
+                    g_potential = grad_v[n] * (zero if s_row[n] else one)
+                    block[n] = g_potential
+                    grad_v[n] = (g_potential + direct[n]) * decay
+            out = grad_currents[t, b] if store_grad_currents else row_buffer
+            for j in range(n_channels):  # channel-major -> position-major
+                b_row = block[j * n_positions:(j + 1) * n_positions]
+                for position in range(n_positions):
+                    out[position, j] = b_row[position]
+            if has_input:
+                if use_dense:
+                    n_active = _spiking_units(pre_spikes[t, b], active)
+                    _add_spike_gradient(active, 0, n_active, input_pooled, table_indptr, table_rows,
+                                        table_positions, out, grad_weight, spikes_at, visited)
+                else:
+                    row = t * n_samples + b
+                    _add_spike_gradient(indices, indptr[row], indptr[row + 1], input_pooled, table_indptr,
+                                        table_rows, table_positions, out, grad_weight, spikes_at, visited)
+
+
+@jit
+def _spiking_units(pre, active):
+    """Indices of the true entries of the bool row ``pre`` into ``active``; returns their number."""
+    n_active = 0
+    for c in range(pre.shape[0]):  # branch-free compaction
+        active[n_active] = c
+        n_active += pre[c]
+    return n_active
+
+
+@jit_fma
+def _add_spike_gradient(units, first, stop, source_pooled, table_indptr, table_rows, table_positions,
+                        g_sample, grad_weight, spikes_at, visited):
+    """Add one step's (one ``(t, b)``) parameter gradient from its spikes ``units[first:stop]``.
+
+    The spikes are counted per pooled position ``q = source_pooled[unit]`` (``m`` spikes of one
+    pooling window: 1 to ``pool**2``; -1: dropped), and each such position adds, for each entry
+    ``e`` of ``q``, ``m`` times the error of position ``table_positions[e]`` (all channels of
+    ``g_sample`` (positions, channels)) to the parameter row ``table_rows[e]`` as one fused
+    multiply-add: the sum over the spikes with one rounding where ``m > 1`` (``m = 1`` adds the
+    error exactly), each pooled position visited once (in the order of its first spike) instead
+    of once per spike. ``spikes_at`` (zeros, one per pooled position) is left zero; ``visited``
+    is scratch of the same size.
+    """
+    real = grad_weight.dtype.type
+    n_channels = g_sample.shape[1]
+    n_visited = 0
+    for p in range(first, stop):
+        q = source_pooled[units[p]]
+        if q < 0:
+            continue
+        if spikes_at[q] == 0:
+            visited[n_visited] = q
+            n_visited += 1
+        spikes_at[q] += 1
+    for v in range(n_visited):
+        q = visited[v]
+        m = real(spikes_at[q])
+        spikes_at[q] = 0
+        for e in range(table_indptr[q], table_indptr[q + 1]):
+            gw_row = grad_weight[table_rows[e]]
+            g_row = g_sample[table_positions[e]]
+            for j in range(n_channels):
+                gw_row[j] += m * g_row[j]
 
 
 @jit
@@ -418,67 +504,110 @@ def shared_weight_gradient_block(indptr, indices, pre_spikes, use_dense, n_sampl
     """``grad_weight[row] += dL/dI[t, b, position]`` for every presynaptic spike of samples ``b0:b1``.
 
     The gradient of the shared parameters from the spikes only (times the pooling factor
-    afterwards): each spike of ``(t, b)`` on unit ``i`` adds, for each entry ``e`` of
-    ``q = source_pooled[i]``, the error of position ``table_positions[e]`` (all channels,
-    ``grad_currents`` (T, B, positions, channels)) to the parameter row ``table_rows[e]``.
+    afterwards): each spike of ``(t, b)`` on unit ``i`` (CSR rows ``t*B + b`` of ``(indptr,
+    indices)``, or the bool ``pre_spikes`` (T, B, N_pre) if ``use_dense``) adds, for each entry
+    ``e`` of ``q = source_pooled[i]``, the error of position ``table_positions[e]`` (all channels,
+    ``grad_currents`` (T, B, positions, channels)) to the parameter row ``table_rows[e]``; the
+    spikes of one pooling window at once (:func:`_add_spike_gradient`).
     """
     n_steps = grad_currents.shape[0]
-    n_channels = grad_currents.shape[3]
     n_pre = pre_spikes.shape[2] if use_dense else 0
     active = np.empty(n_pre + 1, dtype=np.int64)
+    n_pooled = table_indptr.shape[0] - 1
+    spikes_at = np.zeros(n_pooled, dtype=np.int64)
+    visited = np.empty(n_pooled, dtype=np.int64)
     for t in range(n_steps):
         for b in range(b0, b1):
             if use_dense:
-                pre = pre_spikes[t, b]
-                n_active = 0
-                for c in range(n_pre):
-                    active[n_active] = c
-                    n_active += pre[c]
-                first, stop = 0, n_active
+                n_active = _spiking_units(pre_spikes[t, b], active)
+                _add_spike_gradient(active, 0, n_active, source_pooled, table_indptr, table_rows, table_positions,
+                                    grad_currents[t, b], grad_weight, spikes_at, visited)
             else:
                 row = t * n_samples + b
-                first, stop = indptr[row], indptr[row + 1]
-            g_sample = grad_currents[t, b]
-            for p in range(first, stop):
-                q = source_pooled[active[p] if use_dense else indices[p]]
-                if q < 0:
-                    continue
-                for e in range(table_indptr[q], table_indptr[q + 1]):
-                    gw_row = grad_weight[table_rows[e]]
-                    g_row = g_sample[table_positions[e]]
-                    for j in range(n_channels):
-                        gw_row[j] += g_row[j]
+                _add_spike_gradient(indices, indptr[row], indptr[row + 1], source_pooled, table_indptr,
+                                    table_rows, table_positions, grad_currents[t, b], grad_weight, spikes_at,
+                                    visited)
 
 
-@jit
-def shared_pooled_gradient_block(columns, kernel_size, padding, pooled_height, pooled_width,
-                                 out_height, out_width, grad_pooled, s0, s1):
-    """Col2im of a convolution: the error of each pooled input position, for rows ``s0:s1``.
+@jit_fma
+def shared_pooled_gradient_block(grad_currents, weight_t, kernel_size, padding, pooled_height, pooled_width,
+                                 out_width, grad_pooled, s0, s1):
+    """Transposed convolution: the error of each pooled input position, for rows ``s0:s1``.
 
-    ``columns`` (rows * positions, k * k * C_in) holds ``dL/dI W^T`` per target position (row
-    ``s * positions + oy * out_width + ox``), its columns ordered ``(dy, dx, c_in)``;
-    ``grad_pooled`` (rows, Hp * Wp * C_in) is position-major: ``grad_pooled[s, (py * Wp + px) *
-    C_in + c]`` receives, for every kernel offset, ``columns[..., (dy * k + dx) * C_in + c]`` of
-    the target position ``(py - dy + p, px - dx + p)``: contiguous runs of ``C_in``.
+    ``grad_currents`` (rows, positions, C_out) is ``dL/dI`` position-major, ``weight_t`` (C_out,
+    k * k * C_in) the kernel with its rows ordered ``(dy, dx, c_in)``, ``grad_pooled`` (rows,
+    Hp * Wp * C_in) position-major. For every target position ``p = oy * out_width + ox`` whose
+    error is not all zero, the column ``dL/dI[p, :] W^T`` (k * k * C_in values) is summed over the
+    non-zero ``dL/dI[p, j]`` in increasing ``j``, each term one fused multiply-add (the order and
+    rounding of a BLAS product; the zeros it skips add nothing), then added to ``grad_pooled[s,
+    (py * Wp + px) * C_in + c]`` for every kernel offset, ``(py, px) = (oy + dy - padding, ox + dx
+    - padding)`` (the col2im of the product), one contiguous run per kernel row ``dy`` (its
+    offsets ``dx`` inside the input, times ``C_in``). Background positions
+    (no error: a neuron whose potential never entered the surrogate's window, and every position
+    in the last steps, which no error has reached yet) cost one test.
     """
-    n_channels = grad_pooled.shape[1] // (pooled_height * pooled_width)
-    n_positions = out_height * out_width
+    n_positions, n_channels = grad_currents.shape[1], grad_currents.shape[2]
+    width = weight_t.shape[1]
+    c_in = width // (kernel_size * kernel_size)
     real = grad_pooled.dtype.type
+    zero = real(0.0)
+    column = np.empty(width, grad_pooled.dtype)
+    active = np.empty(n_channels, dtype=np.int64)
     for s in range(s0, s1):
         out = grad_pooled[s]
-        out[:] = real(0.0)
-        for oy in range(out_height):
-            for ox in range(out_width):
-                column = columns[s * n_positions + oy * out_width + ox]
-                for dy in range(kernel_size):
-                    py = oy + dy - padding
-                    if py < 0 or py >= pooled_height:
-                        continue
-                    for dx in range(kernel_size):
-                        px = ox + dx - padding
-                        if px < 0 or px >= pooled_width:
-                            continue
-                        target = (py * pooled_width + px) * n_channels
-                        source = (dy * kernel_size + dx) * n_channels
-                        for c in range(n_channels):
-                            out[target + c] += column[source + c]
+        out[:] = zero
+        g_sample = grad_currents[s]
+        for p in range(n_positions):
+            g = g_sample[p]
+            n_active = 0
+            for j in range(n_channels):  # branch-free compaction of the non-zero errors
+                active[n_active] = j
+                n_active += g[j] != zero
+            if n_active == 0:
+                continue
+            _column_of(g, weight_t, active, n_active, column)
+            oy = p // out_width
+            ox = p - oy * out_width
+            dx0 = max(0, padding - ox)  # the kernel columns that land inside the pooled input
+            dx1 = min(kernel_size, pooled_width + padding - ox)
+            if dx1 <= dx0:
+                continue
+            length = (dx1 - dx0) * c_in
+            for dy in range(kernel_size):
+                py = oy + dy - padding
+                if py < 0 or py >= pooled_height:
+                    continue
+                # Offsets (dy, dx0..dx1-1): one contiguous run in the column and in the error.
+                target = (py * pooled_width + ox + dx0 - padding) * c_in
+                source = (dy * kernel_size + dx0) * c_in
+                for i in range(length):
+                    out[target + i] += column[source + i]
+
+
+@jit_fma
+def _column_of(g, weight_t, active, n_active, column):
+    """``column = sum over a of g[active[a]] * weight_t[active[a]]``, sequentially in ``a``, with FMAs.
+
+    Four rows per pass over ``column`` (the chain ``((c + g1 w1) + g2 w2) + ...`` contracts to
+    the same fused multiply-adds as one row per pass: fewer loads and stores, same rounding).
+    """
+    width = column.shape[0]
+    j = active[0]
+    g0 = g[j]
+    w0 = weight_t[j]
+    for i in range(width):
+        column[i] = g0 * w0[i]
+    a = 1
+    while a + 4 <= n_active:
+        g1, g2, g3, g4 = g[active[a]], g[active[a + 1]], g[active[a + 2]], g[active[a + 3]]
+        w1, w2, w3, w4 = weight_t[active[a]], weight_t[active[a + 1]], weight_t[active[a + 2]], weight_t[active[a + 3]]
+        for i in range(width):
+            column[i] = column[i] + g1 * w1[i] + g2 * w2[i] + g3 * w3[i] + g4 * w4[i]
+        a += 4
+    while a < n_active:
+        j = active[a]
+        gj = g[j]
+        w = weight_t[j]
+        for i in range(width):
+            column[i] += gj * w[i]
+        a += 1

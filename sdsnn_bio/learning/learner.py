@@ -71,7 +71,13 @@ from .kernel import LayerTrace, integrate_layer
 from .loss import LOSSES, cross_entropy, predict, rate_mse
 from .optim import Adam
 from .parallel import RowBlocks, default_threads
-from .shared import backward_shared, integrate_shared, pooled_gradient_shared, weight_gradient_shared
+from .shared import (
+    backward_shared,
+    backward_weight_gradient_shared,
+    integrate_shared,
+    pooled_gradient_shared,
+    weight_gradient_shared,
+)
 from .stepping import backward_model, integrate_model
 from .surrogate import make_surrogate
 from .workspace import Workspace
@@ -653,6 +659,14 @@ class Learner:
                                grad_potential, pooled_error, self.workers,
                                self._allocator(workspace, projection.target))
 
+    def _shared_backward_gradient(self, batch: InputBatch, source, trace, dynamics, projection, grad_spikes,
+                                  grad_potential, pooled_error, keep_grad_currents: bool,
+                                  workspace: Workspace | None = None):
+        """``(dL/dI or None, dL/dW)`` of a compiled shared projection in one pass (:mod:`.shared`)."""
+        return backward_weight_gradient_shared(
+            trace, dynamics, self.surrogate, projection.geometry, grad_spikes, grad_potential, pooled_error,
+            batch.matrix, source, self.workers, self._allocator(workspace, projection.target), keep_grad_currents)
+
     def _shared_weight_gradient(self, batch: InputBatch, source, projection, grad_currents) -> np.ndarray:
         """``dL/dW`` of a compiled shared projection from its presynaptic spikes (:mod:`.shared`)."""
         return weight_gradient_shared(batch.matrix, source, projection.geometry, grad_currents, self.workers)
@@ -684,10 +698,15 @@ class Learner:
             if pooled_error is not None and not compiled:  # this layer takes dL/ds un-pooled
                 grad_spikes, pooled_error = pooled_error.unpooled(), None
             if compiled:
-                grad_currents = self._shared_backward(trace, dynamics, projection, grad_spikes,
-                                                      grad_potential, pooled_error, workspace)
                 source = None if index == 0 else forward.traces[self.order[index - 1]].spikes
-                grads[projection.name] = self._shared_weight_gradient(batch, source, projection, grad_currents)
+                if projection.geometry.kind == "convolution":  # kernel-sized partial sums: in the BPTT pass
+                    grad_currents, grads[projection.name] = self._shared_backward_gradient(
+                        batch, source, trace, dynamics, projection, grad_spikes, grad_potential, pooled_error,
+                        index > 0, workspace)
+                else:
+                    grad_currents = self._shared_backward(trace, dynamics, projection, grad_spikes,
+                                                          grad_potential, pooled_error, workspace)
+                    grads[projection.name] = self._shared_weight_gradient(batch, source, projection, grad_currents)
                 if index == 0:
                     break
                 pooled_error = self._shared_pooled_gradient(projection, grad_currents, workspace)

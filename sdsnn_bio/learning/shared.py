@@ -20,10 +20,14 @@ the pooling factor ``f = 1 / pool**2`` and the geometry's event table
   (r, p) of q(i), of dL/dI_t[p, :]``: only the presynaptic spikes are visited (samples in blocks,
   one partial sum per block, added in block order);
 * error of the pooled input (:func:`pooled_gradient_shared`, a :class:`PooledError`): ``dL/dx[q] =
-  sum over entries (r, p) of q of (dL/dI_t[p, :] . W[r, :])``: one BLAS product ``dL/dI W^T`` per
-  block of about 32 MiB (a dense geometry: one product), then for a convolution a compiled col2im
-  that adds contiguous runs of input channels (kernel rows ordered ``(dy, dx, c_in)`` for the
-  product, the error kept position-major ``(Hp, Wp, C_in)``).
+  sum over entries (r, p) of q of (dL/dI_t[p, :] . W[r, :])``: for a dense geometry one BLAS
+  product ``dL/dI W^T``; for a convolution a compiled transposed convolution that visits only the
+  non-zero errors (with the rectangular surrogate about half of them: neurons whose potential never
+  entered its window, and the last steps, which no error has reached) and computes, per target
+  position, the product's column ``dL/dI[p, :] W^T`` with the same fused multiply-adds in the same
+  order as BLAS, added to the pooled positions in contiguous runs of input channels (kernel rows
+  ordered ``(dy, dx, c_in)``, the error kept position-major ``(Hp, Wp, C_in)``), sample rows on
+  threads and no ``(rows * positions, k * k * C_in)`` product array in memory.
 
 They give the NumPy path's spikes and gradients up to rounding (sums in another order; tested on
 random spikes, against Brian2 spike for spike and against finite differences:
@@ -43,15 +47,11 @@ from .kernel import LayerTrace
 from .parallel import RowBlocks
 from .surrogate import Surrogate
 
-__all__ = ["integrate_shared", "backward_shared", "weight_gradient_shared", "pooled_gradient_shared",
-           "PooledError"]
+__all__ = ["integrate_shared", "backward_shared", "weight_gradient_shared", "backward_weight_gradient_shared",
+           "pooled_gradient_shared", "PooledError"]
 
 #: Sample blocks per thread (threads take them as they become free).
 _BLOCKS_PER_THREAD = 4
-
-#: The BLAS product ``dL/dI W^T`` of :func:`pooled_gradient_shared` is taken in row blocks of
-#: about this many bytes.
-_COLUMN_CHUNK_BYTES = 32 << 20
 
 _NO_BOOL3 = np.zeros((0, 0, 0), dtype=bool)
 _NO_INDEX = np.zeros(1, dtype=np.int32)
@@ -183,6 +183,46 @@ def backward_shared(trace: LayerTrace, dynamics: LayerDynamics, surrogate: Surro
     allocate : callable, optional
         As in :func:`integrate_shared` (kind ``"grad_currents"``).
     """
+    grad_currents, _ = _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential, pooled_error,
+                                 workers, allocate, None, True)
+    return grad_currents
+
+
+def backward_weight_gradient_shared(trace: LayerTrace, dynamics: LayerDynamics, surrogate: Surrogate,
+                                    geometry: Geometry, grad_spikes: np.ndarray | None,
+                                    grad_potential: np.ndarray | None, pooled_error: PooledError | None,
+                                    matrix, spikes, workers: RowBlocks, allocate=_fresh,
+                                    keep_grad_currents: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """:func:`backward_shared` and :func:`weight_gradient_shared` in one pass over the steps.
+
+    Each step's ``dL/dI`` row is scattered over the presynaptic spikes of that step while it is in
+    cache, so ``dL/dI`` is read once, and not stored at all where nothing else needs it (the
+    first layer: ``keep_grad_currents=False``).
+
+    Parameters
+    ----------
+    trace, dynamics, surrogate, geometry, grad_spikes, grad_potential, pooled_error, workers, allocate
+        As in :func:`backward_shared`.
+    matrix, spikes
+        The presynaptic input, as in :func:`weight_gradient_shared`.
+    keep_grad_currents : bool
+        Whether ``dL/dI`` is returned (the layer below needs it for its error).
+
+    Returns
+    -------
+    grad_currents : ndarray, shape (T, B, positions, channels), or None
+        ``dL/dI`` (None unless ``keep_grad_currents``).
+    grad_weight : ndarray, shape geometry.parameter_shape
+        ``dL/dW`` of the projection into the layer (partial sums per block of samples, added in
+        block order).
+    """
+    return _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential, pooled_error, workers,
+                     allocate, (matrix, spikes), keep_grad_currents)
+
+
+def _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential, pooled_error, workers, allocate,
+              presynaptic, keep_grad_currents):
+    """The BPTT kernel's call (:func:`backward_shared`, :func:`backward_weight_gradient_shared`)."""
     potential = np.ascontiguousarray(trace.potential)
     dtype = potential.dtype
     real = dtype.type
@@ -206,19 +246,50 @@ def backward_shared(trace: LayerTrace, dynamics: LayerDynamics, surrogate: Surro
                              f"layer has {n_neurons}")
     else:
         grad_pooled, source_pooled, factor = none3, np.zeros(0, np.int64), real(1.0)
-    grad_currents = allocate("grad_currents", (n_steps, n_samples, geometry.n_positions, geometry.out_channels),
-                             dtype)
+    layout = (geometry.n_positions, geometry.out_channels)
+    if keep_grad_currents:
+        grad_currents = allocate("grad_currents", (n_steps, n_samples) + layout, dtype)
+    elif presynaptic is None:
+        raise ValueError("shared backward: dL/dI must be kept when no weight gradient is computed")
+    else:
+        grad_currents = np.zeros((0, 0) + layout, dtype)
+    has_input = presynaptic is not None
+    if has_input:
+        indptr, indices, pre_spikes, dense = _presynaptic(*presynaptic, geometry.n_source, "shared gradient")
+        if dense and pre_spikes.shape[:2] != (n_steps, n_samples):
+            raise ValueError(f"shared gradient: presynaptic spikes {pre_spikes.shape[:2]} for a layer of "
+                             f"{(n_steps, n_samples)} steps and samples")
+        input_pooled = geometry.source_pooled()
+        table = geometry.pooled_table()
+    else:
+        indptr, indices, pre_spikes, dense = _NO_INDEX, _NO_INDEX, _NO_BOOL3, False
+        input_pooled, table = np.zeros(0, np.int64), (np.zeros(1, np.int64),) * 3
     backward_block = kernels().shared_backward_block
     code, scale = SURROGATE_CODES[surrogate.name], real(surrogate.scale)
 
-    def block(b0: int, b1: int) -> None:
+    def block(b0: int, b1: int):
+        partial = np.zeros(geometry.parameter_shape if has_input else (0, 0), dtype=dtype)
         backward_block(potential, spikes, not_refractory, has_refractory, real(dynamics.decay),
                        real(dynamics.threshold), code, scale, grad_spikes, has_grad_spikes,
                        grad_pooled, has_pooled, source_pooled, factor,
-                       grad_potential, has_grad_potential, grad_currents, b0, b1)
+                       grad_potential, has_grad_potential, grad_currents, keep_grad_currents,
+                       indptr, indices, pre_spikes, dense, n_samples, input_pooled, *table, partial, has_input,
+                       b0, b1)
+        return partial
 
-    workers.map(block, n_samples, _BLOCKS_PER_THREAD)
-    return grad_currents
+    partials = workers.map(block, n_samples, _BLOCKS_PER_THREAD)
+    if not has_input:
+        return grad_currents, None
+    return (grad_currents if keep_grad_currents else None), _summed(partials, geometry, dtype)
+
+
+def _summed(partials: list, geometry: Geometry, dtype) -> np.ndarray:
+    """Per-block partial gradients added in block order, times the pooling factor (zeros: no block)."""
+    total = np.zeros(geometry.parameter_shape, dtype=dtype)
+    for partial in partials:
+        total += partial
+    total *= np.dtype(dtype).type(geometry.factor)
+    return total
 
 
 def weight_gradient_shared(matrix, spikes, geometry: Geometry, grad_currents: np.ndarray,
@@ -240,12 +311,7 @@ def weight_gradient_shared(matrix, spikes, geometry: Geometry, grad_currents: np
                        b0, b1, partial)
         return partial
 
-    partials = workers.map(block, n_samples)
-    total = partials[0]
-    for partial in partials[1:]:
-        total += partial
-    total *= grad_currents.dtype.type(geometry.factor)
-    return total
+    return _summed(workers.map(block, n_samples), geometry, grad_currents.dtype)
 
 
 def pooled_gradient_shared(geometry: Geometry, grad_currents: np.ndarray, weight: np.ndarray,
@@ -256,7 +322,7 @@ def pooled_gradient_shared(geometry: Geometry, grad_currents: np.ndarray, weight
     pruned sources included). The layer below un-pools it (:func:`backward_shared`, or
     :meth:`PooledError.unpooled`). A dense geometry's error is channel-major (its parameter rows'
     order), a convolution's position-major (``(py * Wp + px) * C_in + c``). ``allocate``: as in
-    :func:`integrate_shared` (kinds ``"pooled_error"``, ``"columns"``).
+    :func:`integrate_shared` (kind ``"pooled_error"``).
     """
     n_steps, n_samples, n_positions, n_channels = grad_currents.shape
     dtype = grad_currents.dtype
@@ -268,25 +334,18 @@ def pooled_gradient_shared(geometry: Geometry, grad_currents: np.ndarray, weight
         values = flat @ np.asarray(weight, dtype=dtype).T
         return PooledError(values.reshape(n_steps, n_samples, -1), source_pooled, geometry.factor)
     k = geometry.kernel_size
-    _, out_h, out_w = geometry.target_shape
     # Kernel rows reordered (c_in, dy, dx) -> (dy, dx, c_in): runs of C_in contiguous columns.
     weight_t = np.ascontiguousarray(
         np.asarray(weight, dtype=dtype).reshape(c_in, k * k, n_channels).transpose(2, 1, 0).reshape(n_channels, -1))
     grad_pooled = allocate("pooled_error", (rows, hp * wp * c_in), dtype)
-    gather = kernels().shared_pooled_gradient_block
-    chunk = max(1, _COLUMN_CHUNK_BYTES // (n_positions * weight_t.shape[1] * dtype.itemsize))
-    # One buffer for every block: a fresh 32 MiB product per block would be mapped and faulted in anew.
-    buffer = allocate("columns", (min(chunk, rows) * n_positions, weight_t.shape[1]), dtype)
-    for s0 in range(0, rows, chunk):
-        s1 = min(rows, s0 + chunk)
-        columns = buffer[:(s1 - s0) * n_positions]
-        np.matmul(flat[s0 * n_positions:s1 * n_positions], weight_t, out=columns)  # (block*positions, k*k*C_in)
-        target = grad_pooled[s0:s1]
+    by_row = grad_currents.reshape(rows, n_positions, n_channels)
+    transposed = kernels().shared_pooled_gradient_block
+    out_w = geometry.target_shape[2]
 
-        def block(a: int, b: int, columns=columns, target=target) -> None:
-            gather(columns, k, geometry.padding, hp, wp, out_h, out_w, target, a, b)
+    def block(s0: int, s1: int) -> None:
+        transposed(by_row, weight_t, k, geometry.padding, hp, wp, out_w, grad_pooled, s0, s1)
 
-        workers.map(block, s1 - s0)
+    workers.map(block, rows, _BLOCKS_PER_THREAD)
     # Source unit -> position-major column: q = (c * Hp + py) * Wp + px -> (py * Wp + px) * C_in + c.
     channel, position = np.divmod(source_pooled, hp * wp)
     index = np.where(source_pooled >= 0, position * c_in + channel, -1)
