@@ -406,13 +406,18 @@ def test_transposed_convolution_equals_the_blas_product_and_col2im(rng, geometry
 @pytest.mark.parametrize("refractory_steps", [0, 2])
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"{g.kind}-pool{g.pool}-k{g.kernel_size}")
 def test_backward_with_the_weight_gradient_equals_the_two_passes(rng, geometry, refractory_steps, dtype):
-    """BPTT with the weight gradient scattered in the same pass (what the learner runs for
-    convolutions): the same dL/dI bit for bit, and the weight gradient of the separate pass over
-    the stored dL/dI (1e-12 of the largest in float64), from bool spikes and from a CSR input;
-    without keeping dL/dI (the first layer) the same gradient."""
+    """BPTT with the weight gradient (and, for a convolution, the error of the pooled input)
+    computed in the same pass, as the learner runs convolutions: the same dL/dI and pooled error
+    bit for bit, and the weight gradient of the separate pass over the stored dL/dI (1e-12 of the
+    largest in float64), from bool spikes and from a CSR input, with and without keeping dL/dI."""
     import scipy.sparse as sp
 
-    from sdsnn_bio.learning.shared import backward_shared, backward_weight_gradient_shared, weight_gradient_shared
+    from sdsnn_bio.learning.shared import (
+        backward_shared,
+        backward_weight_gradient_shared,
+        pooled_gradient_shared,
+        weight_gradient_shared,
+    )
 
     workers = RowBlocks(2)
     dynamics = LayerDynamics(decay=0.8, threshold=1.0, reset=0.0, refractory_steps=refractory_steps)
@@ -426,20 +431,29 @@ def test_backward_with_the_weight_gradient_equals_the_two_passes(rng, geometry, 
     expected_currents = backward_shared(trace, dynamics, rectangular, geometry, grad_spikes, None, None, workers)
     assert np.count_nonzero(expected_currents == 0) > 0, "the kernels skip zero errors: some must be zero"
     expected = weight_gradient_shared(None, spikes, geometry, expected_currents, workers)
+    convolution = geometry.kind == "convolution"
+    expected_error = pooled_gradient_shared(geometry, expected_currents, weight, workers)
     scale = np.abs(expected).max()
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
     csr = sp.csr_matrix(spikes.reshape(n_steps * n_samples, -1).astype(np.float64))
     for matrix, presynaptic in ((None, spikes), (csr, None)):
-        kept, gradient = backward_weight_gradient_shared(trace, dynamics, rectangular, geometry, grad_spikes, None,
-                                                         None, matrix, presynaptic, workers)
-        assert np.array_equal(kept, expected_currents)
+        kept, gradient, none = backward_weight_gradient_shared(trace, dynamics, rectangular, geometry, grad_spikes,
+                                                               None, None, matrix, presynaptic, workers)
+        assert none is None and np.array_equal(kept, expected_currents)
         assert gradient.dtype == dtype
         np.testing.assert_allclose(gradient, expected, rtol=0, atol=tolerance * scale)
-        dropped, alone = backward_weight_gradient_shared(trace, dynamics, rectangular, geometry, grad_spikes, None,
-                                                         None, matrix, presynaptic, workers,
-                                                         keep_grad_currents=False)
+        if not convolution:
+            with pytest.raises(ValueError, match="convolutions only"):
+                backward_weight_gradient_shared(trace, dynamics, rectangular, geometry, grad_spikes, None, None,
+                                                matrix, presynaptic, workers, weight_below=weight)
+            continue
+        dropped, alone, error = backward_weight_gradient_shared(
+            trace, dynamics, rectangular, geometry, grad_spikes, None, None, matrix, presynaptic, workers,
+            keep_grad_currents=False, weight_below=weight)
         assert dropped is None
         assert np.array_equal(alone, gradient)
+        assert np.array_equal(error.values, expected_error.values)
+        assert np.array_equal(error.index, expected_error.index) and error.factor == expected_error.factor
 
 
 @needs_numba

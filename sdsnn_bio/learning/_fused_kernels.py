@@ -3,10 +3,10 @@
 Module-level functions, so that Numba's on-disk cache (``cache=True``) keeps their machine code
 across processes. See :mod:`.fused` for the equations. Inner loops run over contiguous rows (one
 sample's neurons, one weight row) so that LLVM vectorises them; no reduction is reordered (no
-``fastmath``), which keeps every sum in the order of the NumPy path. The exceptions,
-:func:`shared_pooled_gradient_block` and :func:`shared_weight_gradient_block`, only contract ``a
-* b + c`` to a fused multiply-add (as the BLAS product that the first replaces does); nothing is
-reassociated.
+``fastmath``), which keeps every sum in the order of the NumPy path. The exceptions, the
+transposed convolution (:func:`_transposed_row`, :func:`_column_of`) and the shared weight gradient
+(:func:`_add_spike_gradient`), only contract ``a * b + c`` to a fused multiply-add (as the BLAS
+product that the first replaces does); nothing is reassociated.
 
 Every kernel runs in the floating-point type of its arrays (float64 or float32, the learner's
 ``dtype``): work arrays are allocated in that type, scalar arguments come in it, and constants are
@@ -368,7 +368,9 @@ def shared_backward_block(potential, spikes, not_refractory, has_refractory, dec
                           grad_pooled, has_grad_pooled, source_pooled, pool_factor,
                           grad_potential, has_grad_potential, grad_currents, store_grad_currents,
                           indptr, indices, pre_spikes, use_dense, n_samples, input_pooled,
-                          table_indptr, table_rows, table_positions, grad_weight, has_input, b0, b1):
+                          table_indptr, table_rows, table_positions, grad_weight, has_input,
+                          weight_t, kernel_size, padding, pooled_height, pooled_width, out_width,
+                          grad_below, has_below, b0, b1):
     """BPTT of samples ``b0:b1`` of a layer (arrays (T, B, N)) into position-major ``dL/dI``.
 
     The equations of :func:`backward_block`, with ``dL/ds_t`` either given (``grad_spikes``,
@@ -386,6 +388,9 @@ def shared_backward_block(potential, spikes, not_refractory, has_refractory, dec
     (CSR ``(indptr, indices)`` rows ``t*B + b`` or bool ``pre_spikes`` if ``use_dense``, their
     pooled positions ``input_pooled`` and the geometry's ``table_*``), as
     :func:`shared_weight_gradient_block` computes it (samples in this order, steps from the last).
+    With ``has_below`` (a convolution), the error of the pooled input, ``grad_below`` (T, B, Hp *
+    Wp * C_in), is computed in the same pass from each step's row, as
+    :func:`shared_pooled_gradient_block` computes it (``weight_t`` and the geometry's sizes).
     """
     n_steps, _, n_neurons = potential.shape
     n_positions, n_channels = grad_currents.shape[2], grad_currents.shape[3]
@@ -402,6 +407,8 @@ def shared_backward_block(potential, spikes, not_refractory, has_refractory, dec
     n_pooled = table_indptr.shape[0] - 1 if has_input else 0
     spikes_at = np.zeros(n_pooled, dtype=np.int64)
     visited = np.empty(n_pooled, dtype=np.int64)
+    column = np.empty(weight_t.shape[1], dtype)
+    active_channels = np.empty(n_channels, dtype=np.int64)
     for b in range(b0, b1):
         grad_v[:] = zero
         for t in range(n_steps - 1, -1, -1):
@@ -449,6 +456,9 @@ def shared_backward_block(potential, spikes, not_refractory, has_refractory, dec
                     row = t * n_samples + b
                     _add_spike_gradient(indices, indptr[row], indptr[row + 1], input_pooled, table_indptr,
                                         table_rows, table_positions, out, grad_weight, spikes_at, visited)
+            if has_below:
+                _transposed_row(out, weight_t, kernel_size, padding, pooled_height, pooled_width, out_width,
+                                grad_below[t, b], column, active_channels)
 
 
 @jit
@@ -529,59 +539,68 @@ def shared_weight_gradient_block(indptr, indices, pre_spikes, use_dense, n_sampl
                                     visited)
 
 
-@jit_fma
+@jit
 def shared_pooled_gradient_block(grad_currents, weight_t, kernel_size, padding, pooled_height, pooled_width,
                                  out_width, grad_pooled, s0, s1):
     """Transposed convolution: the error of each pooled input position, for rows ``s0:s1``.
 
     ``grad_currents`` (rows, positions, C_out) is ``dL/dI`` position-major, ``weight_t`` (C_out,
     k * k * C_in) the kernel with its rows ordered ``(dy, dx, c_in)``, ``grad_pooled`` (rows,
-    Hp * Wp * C_in) position-major. For every target position ``p = oy * out_width + ox`` whose
-    error is not all zero, the column ``dL/dI[p, :] W^T`` (k * k * C_in values) is summed over the
-    non-zero ``dL/dI[p, j]`` in increasing ``j``, each term one fused multiply-add (the order and
-    rounding of a BLAS product; the zeros it skips add nothing), then added to ``grad_pooled[s,
-    (py * Wp + px) * C_in + c]`` for every kernel offset, ``(py, px) = (oy + dy - padding, ox + dx
-    - padding)`` (the col2im of the product), one contiguous run per kernel row ``dy`` (its
-    offsets ``dx`` inside the input, times ``C_in``). Background positions
-    (no error: a neuron whose potential never entered the surrogate's window, and every position
-    in the last steps, which no error has reached yet) cost one test.
+    Hp * Wp * C_in) position-major; one row at a time (:func:`_transposed_row`).
     """
-    n_positions, n_channels = grad_currents.shape[1], grad_currents.shape[2]
-    width = weight_t.shape[1]
-    c_in = width // (kernel_size * kernel_size)
-    real = grad_pooled.dtype.type
-    zero = real(0.0)
-    column = np.empty(width, grad_pooled.dtype)
-    active = np.empty(n_channels, dtype=np.int64)
+    column = np.empty(weight_t.shape[1], grad_pooled.dtype)
+    active = np.empty(grad_currents.shape[2], dtype=np.int64)
     for s in range(s0, s1):
-        out = grad_pooled[s]
-        out[:] = zero
-        g_sample = grad_currents[s]
-        for p in range(n_positions):
-            g = g_sample[p]
-            n_active = 0
-            for j in range(n_channels):  # branch-free compaction of the non-zero errors
-                active[n_active] = j
-                n_active += g[j] != zero
-            if n_active == 0:
+        _transposed_row(grad_currents[s], weight_t, kernel_size, padding, pooled_height, pooled_width, out_width,
+                        grad_pooled[s], column, active)
+
+
+@jit_fma
+def _transposed_row(g_sample, weight_t, kernel_size, padding, pooled_height, pooled_width, out_width, out,
+                    column, active):
+    """One row (one step of one sample) of the transposed convolution.
+
+    ``g_sample`` (positions, C_out) is ``dL/dI`` position-major, ``out`` (Hp * Wp * C_in) receives
+    the error of the pooled input, position-major; ``column`` (k * k * C_in) and ``active``
+    (C_out) are scratch. For every target position ``p = oy * out_width + ox`` whose error is not
+    all zero, the column ``dL/dI[p, :] W^T`` (k * k * C_in values) is summed over the non-zero
+    ``dL/dI[p, j]`` in increasing ``j``, each term one fused multiply-add (the order and rounding
+    of a BLAS product; the zeros it skips add nothing), then added to ``out[(py * Wp + px) * C_in
+    + c]`` for every kernel offset, ``(py, px) = (oy + dy - padding, ox + dx - padding)`` (the
+    col2im of the product), one contiguous run per kernel row ``dy`` (its offsets ``dx`` inside
+    the input, times ``C_in``). Background positions (no error: a neuron whose potential never
+    entered the surrogate's window, and every position in the last steps, which no error has
+    reached yet) cost one test.
+    """
+    n_positions, n_channels = g_sample.shape[0], g_sample.shape[1]
+    c_in = weight_t.shape[1] // (kernel_size * kernel_size)
+    zero = out.dtype.type(0.0)
+    out[:] = zero
+    for p in range(n_positions):
+        g = g_sample[p]
+        n_active = 0
+        for j in range(n_channels):  # branch-free compaction of the non-zero errors
+            active[n_active] = j
+            n_active += g[j] != zero
+        if n_active == 0:
+            continue
+        _column_of(g, weight_t, active, n_active, column)
+        oy = p // out_width
+        ox = p - oy * out_width
+        dx0 = max(0, padding - ox)  # the kernel columns that land inside the pooled input
+        dx1 = min(kernel_size, pooled_width + padding - ox)
+        if dx1 <= dx0:
+            continue
+        length = (dx1 - dx0) * c_in
+        for dy in range(kernel_size):
+            py = oy + dy - padding
+            if py < 0 or py >= pooled_height:
                 continue
-            _column_of(g, weight_t, active, n_active, column)
-            oy = p // out_width
-            ox = p - oy * out_width
-            dx0 = max(0, padding - ox)  # the kernel columns that land inside the pooled input
-            dx1 = min(kernel_size, pooled_width + padding - ox)
-            if dx1 <= dx0:
-                continue
-            length = (dx1 - dx0) * c_in
-            for dy in range(kernel_size):
-                py = oy + dy - padding
-                if py < 0 or py >= pooled_height:
-                    continue
-                # Offsets (dy, dx0..dx1-1): one contiguous run in the column and in the error.
-                target = (py * pooled_width + ox + dx0 - padding) * c_in
-                source = (dy * kernel_size + dx0) * c_in
-                for i in range(length):
-                    out[target + i] += column[source + i]
+            # Offsets (dy, dx0..dx1-1): one contiguous run in the column and in the error.
+            target = (py * pooled_width + ox + dx0 - padding) * c_in
+            source = (dy * kernel_size + dx0) * c_in
+            for i in range(length):
+                out[target + i] += column[source + i]
 
 
 @jit_fma

@@ -49,8 +49,10 @@ share each parameter (tested against finite differences and against the gradient
 one-weight-per-synapse network). With the ``"numba"`` backend a shared projection into a LIF layer
 runs in the compiled kernels of :mod:`.shared` instead: event-driven currents (each presynaptic
 spike adds its kernel rows) integrated in the same call as the LIF loop, the weight gradient
-accumulated from the presynaptic spikes only, and the surrogate, the un-pooling of the error and
-BPTT fused into one pass; the error sent to the layer below stays a BLAS product. Fully-connected
+accumulated from the presynaptic spikes only (for a convolution inside the BPTT pass), the
+surrogate, the un-pooling of the error and BPTT fused into one pass, and the error sent to the
+layer below a compiled transposed convolution over the non-zero errors (a BLAS product for a
+dense layer fed by pooled channels). Fully-connected
 projections of such a network run as in the ``"numpy"`` backend, and so do an analog first layer
 and other neuron models. Both backends give the same spikes and the same gradients to rounding
 (tested: ``tests/test_geometry.py``).
@@ -660,12 +662,13 @@ class Learner:
                                self._allocator(workspace, projection.target))
 
     def _shared_backward_gradient(self, batch: InputBatch, source, trace, dynamics, projection, grad_spikes,
-                                  grad_potential, pooled_error, keep_grad_currents: bool,
+                                  grad_potential, pooled_error, error_below: bool,
                                   workspace: Workspace | None = None):
-        """``(dL/dI or None, dL/dW)`` of a compiled shared projection in one pass (:mod:`.shared`)."""
+        """``(None, dL/dW, error of the layer below or None)`` of a compiled convolution, one pass (:mod:`.shared`)."""
         return backward_weight_gradient_shared(
             trace, dynamics, self.surrogate, projection.geometry, grad_spikes, grad_potential, pooled_error,
-            batch.matrix, source, self.workers, self._allocator(workspace, projection.target), keep_grad_currents)
+            batch.matrix, source, self.workers, self._allocator(workspace, projection.name),
+            keep_grad_currents=False, weight_below=self._backprop_weight(projection) if error_below else None)
 
     def _shared_weight_gradient(self, batch: InputBatch, source, projection, grad_currents) -> np.ndarray:
         """``dL/dW`` of a compiled shared projection from its presynaptic spikes (:mod:`.shared`)."""
@@ -699,17 +702,20 @@ class Learner:
                 grad_spikes, pooled_error = pooled_error.unpooled(), None
             if compiled:
                 source = None if index == 0 else forward.traces[self.order[index - 1]].spikes
-                if projection.geometry.kind == "convolution":  # kernel-sized partial sums: in the BPTT pass
-                    grad_currents, grads[projection.name] = self._shared_backward_gradient(
+                if projection.geometry.kind == "convolution":
+                    # Kernel-sized partial sums: the weight gradient and the error of the layer below
+                    # in the BPTT pass, dL/dI never stored.
+                    _, grads[projection.name], pooled_error = self._shared_backward_gradient(
                         batch, source, trace, dynamics, projection, grad_spikes, grad_potential, pooled_error,
                         index > 0, workspace)
                 else:
                     grad_currents = self._shared_backward(trace, dynamics, projection, grad_spikes,
                                                           grad_potential, pooled_error, workspace)
                     grads[projection.name] = self._shared_weight_gradient(batch, source, projection, grad_currents)
+                    pooled_error = None if index == 0 else self._shared_pooled_gradient(projection, grad_currents,
+                                                                                        workspace)
                 if index == 0:
                     break
-                pooled_error = self._shared_pooled_gradient(projection, grad_currents, workspace)
                 grad_spikes = grad_potential = None
                 continue
             if _fast_lif(dynamics):

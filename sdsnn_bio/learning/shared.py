@@ -17,8 +17,11 @@ the pooling factor ``f = 1 / pool**2`` and the geometry's event table
   projection above, surrogate and recursion in the same pass; ``dL/dI`` is written position-major
   ``(T, B, positions, channels)``;
 * weight gradient (:func:`weight_gradient_shared`): ``dL/dW[r, :] = f * sum over spikes i, entries
-  (r, p) of q(i), of dL/dI_t[p, :]``: only the presynaptic spikes are visited (samples in blocks,
-  one partial sum per block, added in block order);
+  (r, p) of q(i), of dL/dI_t[p, :]``: only the presynaptic spikes are visited, the ``m`` spikes of
+  one pooling window as one term ``m * dL/dI_t[p, :]`` (samples in blocks, one partial sum per
+  block, added in block order); :func:`backward_weight_gradient_shared` accumulates it inside the
+  BPTT pass, from each step's ``dL/dI`` row while it is in cache (the learner does so for
+  convolutions, whose partial sums are kernel-sized, and stores no ``dL/dI`` for the first layer);
 * error of the pooled input (:func:`pooled_gradient_shared`, a :class:`PooledError`): ``dL/dx[q] =
   sum over entries (r, p) of q of (dL/dI_t[p, :] . W[r, :])``: for a dense geometry one BLAS
   product ``dL/dI W^T``; for a convolution a compiled transposed convolution that visits only the
@@ -183,21 +186,21 @@ def backward_shared(trace: LayerTrace, dynamics: LayerDynamics, surrogate: Surro
     allocate : callable, optional
         As in :func:`integrate_shared` (kind ``"grad_currents"``).
     """
-    grad_currents, _ = _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential, pooled_error,
-                                 workers, allocate, None, True)
-    return grad_currents
+    return _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential, pooled_error, workers,
+                     allocate, None, True, None)[0]
 
 
 def backward_weight_gradient_shared(trace: LayerTrace, dynamics: LayerDynamics, surrogate: Surrogate,
                                     geometry: Geometry, grad_spikes: np.ndarray | None,
                                     grad_potential: np.ndarray | None, pooled_error: PooledError | None,
                                     matrix, spikes, workers: RowBlocks, allocate=_fresh,
-                                    keep_grad_currents: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
-    """:func:`backward_shared` and :func:`weight_gradient_shared` in one pass over the steps.
+                                    keep_grad_currents: bool = True, weight_below: np.ndarray | None = None,
+                                    ) -> tuple[np.ndarray | None, np.ndarray, PooledError | None]:
+    """:func:`backward_shared`, :func:`weight_gradient_shared` and :func:`pooled_gradient_shared` in one pass.
 
-    Each step's ``dL/dI`` row is scattered over the presynaptic spikes of that step while it is in
-    cache, so ``dL/dI`` is read once, and not stored at all where nothing else needs it (the
-    first layer: ``keep_grad_currents=False``).
+    Each step's ``dL/dI`` row is scattered over the presynaptic spikes of that step, and (with
+    ``weight_below``, a convolution) sent through the transposed convolution to the pooled input,
+    while it is in cache, so ``dL/dI`` need not be stored at all (``keep_grad_currents=False``).
 
     Parameters
     ----------
@@ -206,7 +209,10 @@ def backward_weight_gradient_shared(trace: LayerTrace, dynamics: LayerDynamics, 
     matrix, spikes
         The presynaptic input, as in :func:`weight_gradient_shared`.
     keep_grad_currents : bool
-        Whether ``dL/dI`` is returned (the layer below needs it for its error).
+        Whether ``dL/dI`` is returned.
+    weight_below : ndarray, shape geometry.parameter_shape, or None
+        For a convolution: the parameters the error is sent back through, as
+        :func:`pooled_gradient_shared` takes them (allocator kind ``"pooled_error"``).
 
     Returns
     -------
@@ -215,13 +221,15 @@ def backward_weight_gradient_shared(trace: LayerTrace, dynamics: LayerDynamics, 
     grad_weight : ndarray, shape geometry.parameter_shape
         ``dL/dW`` of the projection into the layer (partial sums per block of samples, added in
         block order).
+    pooled_error : PooledError or None
+        The error of the pooled input (None without ``weight_below``).
     """
     return _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential, pooled_error, workers,
-                     allocate, (matrix, spikes), keep_grad_currents)
+                     allocate, (matrix, spikes), keep_grad_currents, weight_below)
 
 
 def _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential, pooled_error, workers, allocate,
-              presynaptic, keep_grad_currents):
+              presynaptic, keep_grad_currents, weight_below):
     """The BPTT kernel's call (:func:`backward_shared`, :func:`backward_weight_gradient_shared`)."""
     potential = np.ascontiguousarray(trace.potential)
     dtype = potential.dtype
@@ -249,7 +257,7 @@ def _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential,
     layout = (geometry.n_positions, geometry.out_channels)
     if keep_grad_currents:
         grad_currents = allocate("grad_currents", (n_steps, n_samples) + layout, dtype)
-    elif presynaptic is None:
+    elif presynaptic is None:  # unreachable from the public functions
         raise ValueError("shared backward: dL/dI must be kept when no weight gradient is computed")
     else:
         grad_currents = np.zeros((0, 0) + layout, dtype)
@@ -264,6 +272,17 @@ def _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential,
     else:
         indptr, indices, pre_spikes, dense = _NO_INDEX, _NO_INDEX, _NO_BOOL3, False
         input_pooled, table = np.zeros(0, np.int64), (np.zeros(1, np.int64),) * 3
+    has_below = weight_below is not None
+    c_in, hp, wp = geometry.pooled_shape
+    if has_below:
+        if geometry.kind != "convolution":
+            raise ValueError("shared backward: the error of the input is computed in the BPTT pass for "
+                             f"convolutions only, got a {geometry.kind} geometry")
+        weight_t = _kernel_by_offset(geometry, weight_below, dtype)
+        grad_below = allocate("pooled_error", (n_steps, n_samples, hp * wp * c_in), dtype)
+        out_width = geometry.target_shape[2]
+    else:
+        weight_t, grad_below, out_width = np.zeros((1, 1), dtype), none3, 1
     backward_block = kernels().shared_backward_block
     code, scale = SURROGATE_CODES[surrogate.name], real(surrogate.scale)
 
@@ -274,13 +293,14 @@ def _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential,
                        grad_pooled, has_pooled, source_pooled, factor,
                        grad_potential, has_grad_potential, grad_currents, keep_grad_currents,
                        indptr, indices, pre_spikes, dense, n_samples, input_pooled, *table, partial, has_input,
-                       b0, b1)
+                       weight_t, geometry.kernel_size, geometry.padding, hp, wp, out_width,
+                       grad_below, has_below, b0, b1)
         return partial
 
     partials = workers.map(block, n_samples, _BLOCKS_PER_THREAD)
-    if not has_input:
-        return grad_currents, None
-    return (grad_currents if keep_grad_currents else None), _summed(partials, geometry, dtype)
+    return ((grad_currents if keep_grad_currents else None),
+            _summed(partials, geometry, dtype) if has_input else None,
+            _position_major_error(geometry, grad_below) if has_below else None)
 
 
 def _summed(partials: list, geometry: Geometry, dtype) -> np.ndarray:
@@ -333,20 +353,35 @@ def pooled_gradient_shared(geometry: Geometry, grad_currents: np.ndarray, weight
     if geometry.kind == "dense":  # one position, parameter rows = pooled positions: a plain product
         values = flat @ np.asarray(weight, dtype=dtype).T
         return PooledError(values.reshape(n_steps, n_samples, -1), source_pooled, geometry.factor)
-    k = geometry.kernel_size
-    # Kernel rows reordered (c_in, dy, dx) -> (dy, dx, c_in): runs of C_in contiguous columns.
-    weight_t = np.ascontiguousarray(
-        np.asarray(weight, dtype=dtype).reshape(c_in, k * k, n_channels).transpose(2, 1, 0).reshape(n_channels, -1))
+    weight_t = _kernel_by_offset(geometry, weight, dtype)
     grad_pooled = allocate("pooled_error", (rows, hp * wp * c_in), dtype)
     by_row = grad_currents.reshape(rows, n_positions, n_channels)
     transposed = kernels().shared_pooled_gradient_block
     out_w = geometry.target_shape[2]
 
     def block(s0: int, s1: int) -> None:
-        transposed(by_row, weight_t, k, geometry.padding, hp, wp, out_w, grad_pooled, s0, s1)
+        transposed(by_row, weight_t, geometry.kernel_size, geometry.padding, hp, wp, out_w, grad_pooled, s0, s1)
 
     workers.map(block, rows, _BLOCKS_PER_THREAD)
+    return _position_major_error(geometry, grad_pooled.reshape(n_steps, n_samples, -1))
+
+
+def _kernel_by_offset(geometry: Geometry, weight: np.ndarray, dtype) -> np.ndarray:
+    """A convolution's kernel transposed, ``(C_out, k * k * C_in)``, columns ordered ``(dy, dx, c_in)``.
+
+    Kernel rows reordered (c_in, dy, dx) -> (dy, dx, c_in): a kernel offset's input channels are
+    a contiguous run, as in the position-major error of the pooled input.
+    """
+    c_in, k, n_channels = geometry.pooled_shape[0], geometry.kernel_size, geometry.out_channels
+    return np.ascontiguousarray(
+        np.asarray(weight, dtype=dtype).reshape(c_in, k * k, n_channels).transpose(2, 1, 0).reshape(n_channels, -1))
+
+
+def _position_major_error(geometry: Geometry, values: np.ndarray) -> PooledError:
+    """A convolution's pooled error ``values`` (T, B, Hp * Wp * C_in), with each source unit's column."""
+    c_in, hp, wp = geometry.pooled_shape
+    source_pooled = geometry.source_pooled()
     # Source unit -> position-major column: q = (c * Hp + py) * Wp + px -> (py * Wp + px) * C_in + c.
     channel, position = np.divmod(source_pooled, hp * wp)
     index = np.where(source_pooled >= 0, position * c_in + channel, -1)
-    return PooledError(grad_pooled.reshape(n_steps, n_samples, -1), index, geometry.factor)
+    return PooledError(values, index, geometry.factor)
