@@ -126,7 +126,7 @@ def integrate_shared(matrix, spikes, geometry: Geometry, weight: np.ndarray, dyn
     workers : RowBlocks
     allocate : callable, optional
         ``allocate(kind, shape, dtype)`` gives the uninitialised output arrays (``"potential"``,
-        ``"spikes"``, ``"not_refractory"``); default: fresh arrays. The learner's training step
+        ``"spikes"``, ``"not_refractory"``, ``"counts"``); default: fresh arrays. The learner's training step
         passes its :class:`~.workspace.Workspace`'s.
 
     Returns
@@ -148,7 +148,8 @@ def integrate_shared(matrix, spikes, geometry: Geometry, weight: np.ndarray, dyn
             raise ValueError(f"spikes: expected shape {shape}, got {out_spikes.shape}")
     refractory = dynamics.refractory_steps > 0
     not_refractory = allocate("not_refractory", shape, bool) if refractory else _NO_BOOL3
-    counts = np.zeros(shape[1:], dtype=np.int64)
+    counts = allocate("counts", shape[1:], np.int64)
+    counts.fill(0)
     alive = np.ascontiguousarray(alive, dtype=bool)
     source_pooled = geometry.source_pooled()
     table = geometry.pooled_table()
@@ -351,7 +352,8 @@ def pooled_gradient_shared(geometry: Geometry, grad_currents: np.ndarray, weight
     c_in, hp, wp = geometry.pooled_shape
     source_pooled = geometry.source_pooled()
     if geometry.kind == "dense":  # one position, parameter rows = pooled positions: a plain product
-        values = flat @ np.asarray(weight, dtype=dtype).T
+        values = allocate("pooled_error", (rows, c_in * hp * wp), dtype)
+        np.matmul(flat, np.asarray(weight, dtype=dtype).T, out=values)
         return PooledError(values.reshape(n_steps, n_samples, -1), source_pooled, geometry.factor)
     weight_t = _kernel_by_offset(geometry, weight, dtype)
     grad_pooled = allocate("pooled_error", (rows, hp * wp * c_in), dtype)
