@@ -46,6 +46,16 @@ must exceed three times the repeats' spread within a process, 5 % of the median 
 either group, with at least 2 processes on each side), as issue 15 saw them, and whether the two
 groups alternated in time or each ran in one block (then a change of the machine's speed during the
 run explains them as well as a difference between processes). ``--markdown FILE`` also writes the table as Markdown (for docs/benchmarks.md).
+
+Process or time (``--live-processes N --visits M``, sdsnn_bio only, one T): fresh processes run one
+after another cannot tell a difference between processes from a drift of the machine's speed. This
+mode starts N worker processes one at a time (each warms up alone), keeps them alive (blocked on a
+pipe between visits, using no CPU) and visits them in turn for M rounds, the starting process
+rotating; a visit trains 1 untimed batch (caches after the switch) and ``--batches`` timed ones. The
+logarithm of each visit's samples/s is split into a round (time) effect, a process effect (after
+the rounds are removed) and a residual (``process_time_decomposition``); their standard deviations
+(≈ fractions of the speed) and a verdict are printed: time when its effect is at least twice the
+process effect, the process when the reverse, otherwise both.
 sdsnn_bio is measured with its default backend (Numba when installed) and, as ``sdsnn_bio[numpy]``,
 with its NumPy reference backend; ``sdsnn_bio[float32]`` is the default backend training in float32
 (``learning.dtype = "float32"``; the others train in float64, the default), and its speed-up over
@@ -75,6 +85,7 @@ otherwise), and ``--quiet-wait`` waits for quiet moments.
     python benchmarks/throughput.py                 # T=30 and T=300, every framework
     python benchmarks/throughput.py --steps 30 --rounds 1 --repeats 2 --batches 5 --markdown table.md
     python benchmarks/throughput.py --frameworks sdsnn_bio --processes 16   # spread across fresh processes
+    python benchmarks/throughput.py --live-processes 6 --visits 8 --batches 3 --steps 300  # process or time?
 
 The peers are optional (``pip install -e .[bench] torch==2.13.0``; keep numpy<2.4); a framework that
 cannot be imported gets a "not measured" row saying why.
@@ -172,6 +183,13 @@ def dense_input(samples, n_steps: int, xp, zeros):
 def run_sdsnn(n_steps: int, batches, repeats: int, backend: str = "auto", threads: int = THREADS,
               dtype: str = "float64") -> tuple[list[float], dict]:
     """sdsnn_bio's ``Learner`` (``backend`` "auto": Numba when installed; "numpy": the reference)."""
+    step, learner = sdsnn_training_step(n_steps, backend, threads, dtype)
+    rates, rate = time_training(step, batches, repeats, n_steps)
+    return rates, {"backend": getattr(learner, "backend", "numpy"), "hidden_spikes_per_neuron_step": rate}
+
+
+def sdsnn_training_step(n_steps: int, backend: str = "auto", threads: int = THREADS, dtype: str = "float64"):
+    """sdsnn_bio's train step on the benchmark network: ``(step(samples, labels) -> hidden spikes, learner)``."""
     from brian2 import ms
 
     from sdsnn_bio.learning.learner import InputBatch, Learner, LearningParameters
@@ -187,8 +205,7 @@ def run_sdsnn(n_steps: int, batches, repeats: int, backend: str = "auto", thread
         trained = learner.train_step(InputBatch.from_samples(samples, n_steps, ARCH[0]), labels)
         return trained.spike_counts["hidden_1"]
 
-    rates, rate = time_training(step, batches, repeats, n_steps)
-    return rates, {"backend": getattr(learner, "backend", "numpy"), "hidden_spikes_per_neuron_step": rate}
+    return step, learner
 
 
 def _torch_training_step(net, n_steps: int):
@@ -577,6 +594,191 @@ def process_spread(process_rates: list[list[float]]) -> dict:
     return result
 
 
+# A process effect or a time effect counts as the larger one when it is at least this many times the other.
+DOMINANCE = 2.0
+
+
+def live_worker(n_steps: int, n_batches: int, batch_size: int, threads: int, commands=None, out=None) -> None:
+    """A live sdsnn_bio worker: train WARMUP batches, then answer one command per line of ``commands``.
+
+    ``visit``: train 1 untimed batch (caches after the switch from another process), then
+    ``n_batches`` timed batches, and print ``{"samples_per_second": rate}``; ``quit``: return.
+    Between commands the process blocks on its input and uses no CPU. ``commands`` and ``out``
+    default to standard input and output.
+    """
+    commands = sys.stdin if commands is None else commands
+    out = sys.stdout if out is None else out
+    batches = load_batches(n_steps, n_batches, batch_size=batch_size)
+    step, _ = sdsnn_training_step(n_steps, threads=threads)
+    position = 0
+    for _ in range(WARMUP):
+        step(*batches[position % n_batches])
+        position += 1
+    print(json.dumps({"ready": os.getpid()}), file=out, flush=True)
+    for line in commands:
+        command = line.strip()
+        if command == "quit":
+            return
+        if command != "visit":
+            raise ValueError(f"live worker: unknown command {command!r} (expected 'visit' or 'quit')")
+        step(*batches[position % n_batches])
+        position += 1
+        start = time.perf_counter()
+        for samples, labels in batches:
+            step(samples, labels)
+        elapsed = time.perf_counter() - start
+        print(json.dumps({"samples_per_second": n_batches * batch_size / elapsed}), file=out, flush=True)
+
+
+class LiveProcess:
+    """One live worker process (``live_worker`` behind a pipe), started and warmed up on creation.
+
+    Parameters
+    ----------
+    command : list of str
+        The worker's command line (``throughput.py --live-worker ...``).
+    environment : dict
+        Its environment (thread counts).
+    """
+
+    def __init__(self, command, environment):
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        env=environment)
+        self.pid = self._answer()["ready"]
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            code = self.process.wait()
+            raise RuntimeError(f"live worker {self.process.pid} exited with code {code} before answering "
+                               "(its error is printed above)")
+        return json.loads(line)
+
+    def visit(self) -> float:
+        """Train one visit's timed batches; returns samples/s."""
+        self.process.stdin.write("visit\n")
+        self.process.stdin.flush()
+        return float(self._answer()["samples_per_second"])
+
+    def close(self) -> None:
+        """Ask the worker to quit and wait for it (kill it if it does not quit within 30 s)."""
+        try:
+            self.process.stdin.write("quit\n")
+            self.process.stdin.close()
+            self.process.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
+
+
+def round_robin(workers, visits: int, report=None) -> np.ndarray:
+    """Visit live ``workers`` in turn, ``visits`` rounds; returns samples/s, shape (processes, rounds).
+
+    Round ``r`` starts at process ``r mod N`` (the starting process rotates, so no process is
+    always first after the pause between rounds). ``workers`` are objects with a ``visit()``
+    method returning samples/s; ``report(round, rates)``, if given, is called after each round.
+    """
+    if len(workers) < 2:
+        raise ValueError(f"--live-processes must be at least 2, got {len(workers)}")
+    if visits < 2:
+        raise ValueError(f"--visits must be at least 2, got {visits}")
+    n = len(workers)
+    rates = np.full((n, visits), np.nan)
+    for r in range(visits):
+        for i in range(n):
+            k = (i + r) % n
+            rates[k, r] = workers[k].visit()
+        if report is not None:
+            report(r, rates[:, r])
+    return rates
+
+
+def process_time_decomposition(rates) -> dict:
+    """Split the logarithm of the speed into a process effect, a time (round) effect and a residual.
+
+    ``rates`` (samples/s, shape (processes, rounds), all positive) come from processes that stay
+    alive and are visited in turn (``round_robin``). With ``L = log(rates)``, grand mean ``g``:
+    time effect ``t_r = mean_k L[k, r] - g`` (the round means: what all processes share at one
+    time), process effect ``p_k = mean_r (L[k, r] - t_r) - g`` (a process's mean after the rounds
+    are removed) and residual ``L - g - t - p``. Each is reported as its standard deviation (over
+    rounds, processes and visits; ddof 0), which for small values is the fraction of the speed
+    (0.025 = 2.5 %). The residual also sets the noise that a process mean over R rounds carries,
+    ``residual / sqrt(R)``: a process effect below twice that noise is not told apart from zero.
+
+    Verdict (``DOMINANCE`` = 2): the speed follows time when the time effect is at least twice
+    the process effect, the process when the process effect is at least twice the time effect,
+    otherwise both.
+
+    Returns a dict: ``process_medians`` (samples/s, per process), ``round_medians`` (per round),
+    ``process`` (array of the process effects, log), ``time`` (array of the round effects, log),
+    ``process_sd``, ``time_sd``, ``residual_sd``, ``process_noise`` (``residual_sd /
+    sqrt(rounds)``) and ``verdict`` (one sentence).
+    """
+    rates = np.asarray(rates, dtype=float)
+    if rates.ndim != 2 or rates.shape[0] < 2 or rates.shape[1] < 2:
+        raise ValueError(f"process_time_decomposition: rates must be (processes >= 2, rounds >= 2), "
+                         f"got shape {rates.shape}")
+    if not np.all(np.isfinite(rates)) or np.any(rates <= 0):
+        raise ValueError("process_time_decomposition: every rate must be finite and positive (samples/s)")
+    logs = np.log(rates)
+    grand = logs.mean()
+    time_effect = logs.mean(axis=0) - grand
+    process_effect = (logs - time_effect[None, :]).mean(axis=1) - grand
+    residual = logs - grand - time_effect[None, :] - process_effect[:, None]
+    process_sd, time_sd, residual_sd = (float(np.std(x)) for x in (process_effect, time_effect, residual))
+    noise = residual_sd / np.sqrt(rates.shape[1])
+    numbers = f"process effect {100 * process_sd:.1f} % vs time {100 * time_sd:.1f} %"
+    if time_sd >= DOMINANCE * process_sd:
+        verdict = f"{numbers}: speed differences follow time, not the process"
+    elif process_sd >= DOMINANCE * time_sd:
+        verdict = f"{numbers}: speed differences follow the process, not time"
+    else:
+        verdict = f"{numbers}: speed differences follow both the process and time"
+    verdict += (f" (residual {100 * residual_sd:.1f} % per visit; noise of a process mean over "
+                f"{rates.shape[1]} rounds {100 * noise:.1f} %"
+                + ("; the process effect is within twice that noise)" if process_sd < 2 * noise else ")"))
+    return {"process_medians": np.median(rates, axis=1), "round_medians": np.median(rates, axis=0),
+            "process": process_effect, "time": time_effect, "process_sd": process_sd, "time_sd": time_sd,
+            "residual_sd": residual_sd, "process_noise": float(noise), "verdict": verdict}
+
+
+def run_live(n_processes: int, visits: int, command, environment, start=LiveProcess) -> np.ndarray:
+    """Start live workers one at a time, visit them in turn and stop them; returns the rates.
+
+    Each of the ``n_processes`` workers warms up alone (``start(command, environment)`` returns
+    once it is ready); then ``visits`` rounds of ``round_robin`` (progress on stderr).
+    """
+    workers = []
+    try:
+        for k in range(n_processes):
+            workers.append(start(command, environment))
+            print(f"  live process {k} ready", file=sys.stderr, flush=True)
+
+        def report(r, rates):
+            print(f"  round {r}: " + " ".join(f"{rate:.1f}" for rate in rates), file=sys.stderr, flush=True)
+
+        return round_robin(workers, visits, report)
+    finally:
+        for worker_process in workers:
+            worker_process.close()
+
+
+def live_report(rates) -> list[str]:
+    """The printed lines of a live round-robin run: the table of rates, medians and the decomposition."""
+    result = process_time_decomposition(rates)
+    n_processes, n_rounds = np.shape(rates)
+    lines = ["samples/s per process (rows) and round (columns); each process's median last:"]
+    for k in range(n_processes):
+        lines.append(f"  process {k}: " + " ".join(f"{rate:6.1f}" for rate in rates[k])
+                     + f"   median {result['process_medians'][k]:6.1f}")
+    lines.append("  round medians: " + " ".join(f"{rate:6.1f}" for rate in result["round_medians"]))
+    lines.append(f"standard deviations of log samples/s: between processes (rounds removed) "
+                 f"{result['process_sd']:.3f}, between rounds (time) {result['time_sd']:.3f}, "
+                 f"residual per visit {result['residual_sd']:.3f}")
+    lines.append(result["verdict"])
+    return lines
+
+
 def compare(ours: dict, theirs: dict) -> dict:
     """Ratios of two rows: of the medians, the worst case (our slowest repeat over their fastest),
     and of the training peak memory."""
@@ -692,8 +894,58 @@ def versions() -> str:
     return ", ".join(f"{name} {_version(name)}" for name in PACKAGES)
 
 
-def main(argv=None, run=run_worker) -> int:
-    """Run the benchmark (``run(command, environment)`` runs one worker; tests replace it)."""
+def thread_environment(threads: int) -> dict:
+    """The workers' environment: ``threads`` threads for OpenMP, OpenBLAS and MKL."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+                MKL_NUM_THREADS=str(threads))
+
+
+def main_live(parser, args, argv, start_live) -> int:
+    """``--live-processes N --visits M``: sdsnn_bio's speed split into process, time and residual."""
+    if args.live_processes is None or args.visits is None:
+        parser.error("--live-processes and --visits go together (e.g. --live-processes 6 --visits 6)")
+    if args.live_processes < 2:
+        parser.error(f"--live-processes must be at least 2 (to compare processes), got {args.live_processes}")
+    if args.visits < 2:
+        parser.error(f"--visits must be at least 2 (to compare rounds), got {args.visits}")
+    if args.batches < 1 or args.batch_size < 1 or args.threads < 1:
+        parser.error(f"--batches, --batch-size and --threads must be at least 1, got {args.batches}, "
+                     f"{args.batch_size} and {args.threads}")
+    if args.markdown is not None and not args.markdown.parent.is_dir():
+        parser.error(f"--markdown: the folder {args.markdown.parent} does not exist")
+    if len(args.steps) != 1:
+        parser.error(f"--live-processes measures one T: give one --steps value, got {args.steps}")
+    if argv_has(argv, "--frameworks") and args.frameworks != ["sdsnn_bio"]:
+        parser.error(f"--live-processes measures sdsnn_bio only, got --frameworks {' '.join(args.frameworks)}")
+    n_steps = args.steps[0]
+    command = [sys.executable, __file__, "--live-worker", "--steps", str(n_steps), "--batches", str(args.batches),
+               "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+    header = [f"machine: {machine()}", f"versions: {versions()}",
+              f"command: python benchmarks/throughput.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip(),
+              f"sdsnn_bio, network {ARCH[0]}-{ARCH[1]}-{ARCH[2]}, T={n_steps}, batch {args.batch_size}, "
+              f"{args.threads} thread(s); {args.live_processes} live processes x {args.visits} rounds of visits "
+              f"x {args.batches} timed batches (after 1 untimed); load average at start {os.getloadavg()[0]:.2f}"]
+    print("\n".join(header), flush=True)
+    rates = run_live(args.live_processes, args.visits, command, thread_environment(args.threads), start_live)
+    lines = [*live_report(rates), f"load average at end {os.getloadavg()[0]:.2f}"]
+    print("\n".join(lines))
+    if args.markdown is not None:
+        write_atomically(args.markdown, "\n".join(["```", *header, *lines, "```", ""]))
+        print(f"wrote {args.markdown}")
+    return 0
+
+
+def argv_has(argv, option: str) -> bool:
+    """Whether ``option`` was given on the command line (``argv``, or ``sys.argv`` when None)."""
+    return any(arg == option or arg.startswith(option + "=") for arg in (sys.argv[1:] if argv is None else argv))
+
+
+def main(argv=None, run=run_worker, start_live=LiveProcess) -> int:
+    """Run the benchmark.
+
+    ``run(command, environment)`` runs one worker and ``start_live(command, environment)`` starts
+    one live worker; tests replace them.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[30, 300])
     parser.add_argument("--batches", type=int, default=10, help="batches per repeat")
@@ -705,6 +957,12 @@ def main(argv=None, run=run_worker) -> int:
                         help="fresh processes per framework and T, started in turns (each framework "
                              "once per round); from 4 on, the spread across processes is judged "
                              "for separate speed modes")
+    parser.add_argument("--live-processes", type=int, metavar="N",
+                        help="sdsnn_bio only: start N worker processes, keep them alive and visit them "
+                             "in turn (--visits rounds, each visit 1 untimed + --batches timed batches); "
+                             "reports the spread between processes, between rounds (time) and the rest")
+    parser.add_argument("--visits", type=int, metavar="M",
+                        help="rounds of visits with --live-processes (each process visited once per round)")
     parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=list(DEFAULT_FRAMEWORKS),
                         help="'snntorch[1 thread]' (not run by default) is snnTorch on one thread: "
                              "a reference when other processes slow its 2 OpenMP threads down")
@@ -714,17 +972,22 @@ def main(argv=None, run=run_worker) -> int:
     parser.add_argument("--markdown", type=Path, metavar="FILE",
                         help="also write the header, the table and the verdicts as Markdown to FILE")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    parser.add_argument("--live-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         worker(args.worker, args.steps[0], args.batches, args.repeats, args.batch_size, args.threads)
         return 0
+    if args.live_worker:
+        live_worker(args.steps[0], args.batches, args.batch_size, args.threads)
+        return 0
+    if args.live_processes is not None or args.visits is not None:
+        return main_live(parser, args, argv, start_live)
     if args.markdown is not None and not args.markdown.parent.is_dir():
         parser.error(f"--markdown: the folder {args.markdown.parent} does not exist")
     order = turns(args.frameworks, args.rounds)
     if args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
-    environment = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
-                       MKL_NUM_THREADS=str(args.threads))
+    environment = thread_environment(args.threads)
     # PyTorch's OpenMP threads keep spinning between parallel regions instead of sleeping: on a
     # dedicated machine that is what they do anyway; on a shared one it keeps them from losing their
     # core to another process (with the default, PyTorch fell to 5% of its speed here). Only PyTorch

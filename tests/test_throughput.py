@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
@@ -181,3 +182,144 @@ def test_main_reports_the_spread_across_fresh_processes(tmp_path, capsys):
             "| **two**: 2 at 1475.0-1495.0, 2 at 2255.0-2305.0 (alternating in time, 4 runs) |") in text
     assert "the two groups alternate in time (4 runs)" in out
     assert "| 30 | snntorch | 4 | 100.5 | 100.5-100.5 | 0 % | one (largest gap 0.0) |" in text
+
+
+def _process_time_rates(process, time, noise=None):
+    """Rates (processes x rounds) = 400 samples/s x exp(process effect + time effect + noise)."""
+    logs = np.asarray(process, dtype=float)[:, None] + np.asarray(time, dtype=float)[None, :]
+    if noise is not None:
+        logs = logs + noise
+    return 400.0 * np.exp(logs)
+
+
+def test_decomposition_finds_a_pure_process_effect():
+    """Processes at fixed speeds, the same at every round: all of it is process, none time."""
+    throughput = _load()
+    result = throughput.process_time_decomposition(_process_time_rates([-0.1, 0.0, 0.1, 0.0], [0.0] * 5))
+    assert result["process_sd"] == pytest.approx(0.0707107, abs=1e-6)  # sd of (-0.1, 0, 0.1, 0)
+    assert result["time_sd"] == pytest.approx(0.0, abs=1e-12)
+    assert result["residual_sd"] == pytest.approx(0.0, abs=1e-12)
+    assert "follow the process, not time" in result["verdict"]
+    assert result["process_medians"][2] == pytest.approx(400.0 * 2.718281828 ** 0.1)
+
+
+def test_decomposition_finds_a_pure_time_effect():
+    """Every process drifts together over the rounds: all of it is time, none process."""
+    throughput = _load()
+    result = throughput.process_time_decomposition(_process_time_rates([0.0] * 6, [0.1, -0.1, 0.2, -0.2]))
+    assert result["time_sd"] == pytest.approx(0.1581139, abs=1e-6)  # sd of (0.1, -0.1, 0.2, -0.2)
+    assert result["process_sd"] == pytest.approx(0.0, abs=1e-12)
+    assert result["residual_sd"] == pytest.approx(0.0, abs=1e-12)
+    assert result["verdict"].startswith("process effect 0.0 % vs time 15.8 %: speed differences follow time, "
+                                        "not the process")
+    assert list(result["round_medians"]) == pytest.approx(list(400.0 * np.exp([0.1, -0.1, 0.2, -0.2])))
+
+
+def test_decomposition_separates_both_effects_and_the_residual():
+    """Process and time effects added to each other (and to a centred residual) are recovered
+    exactly; comparable sizes give 'both'; a process effect below the noise of its mean is said so."""
+    throughput = _load()
+    process, time = np.array([-0.03, 0.03, 0.0]), np.array([0.05, -0.05, 0.0, 0.0])
+    residual = np.array([[0.02, -0.02, 0.0, 0.0], [-0.02, 0.02, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    result = throughput.process_time_decomposition(_process_time_rates(process, time, residual))
+    assert result["process"] == pytest.approx(process, abs=1e-12)
+    assert result["time"] == pytest.approx(time, abs=1e-12)
+    assert result["residual_sd"] == pytest.approx(np.std(residual), abs=1e-12)
+    assert result["process_noise"] == pytest.approx(np.std(residual) / 2.0, abs=1e-12)
+    assert "follow both the process and time" in result["verdict"]
+    assert "within twice that noise" not in result["verdict"]  # 2.4 % against 2 x 0.6 %
+    noisy = throughput.process_time_decomposition(
+        _process_time_rates([0.005, -0.005], [0.1, -0.1], np.array([[0.1, -0.1], [-0.1, 0.1]])))
+    assert "follow time, not the process" in noisy["verdict"] and "within twice that noise" in noisy["verdict"]
+
+
+@pytest.mark.parametrize("rates, message", [
+    ([[400.0, 410.0]], "processes >= 2, rounds >= 2"),
+    ([[400.0], [410.0]], "processes >= 2, rounds >= 2"),
+    ([[400.0, 0.0], [410.0, 420.0]], "finite and positive"),
+    ([[400.0, float("nan")], [410.0, 420.0]], "finite and positive"),
+])
+def test_decomposition_rejects_rates_it_cannot_split(rates, message):
+    throughput = _load()
+    with pytest.raises(ValueError, match=message):
+        throughput.process_time_decomposition(rates)
+
+
+class _FakeLive:
+    """A live worker whose speed is its own factor times the machine's speed at the visit."""
+
+    def __init__(self, factor, clock, visits):
+        self.factor, self.clock, self.visits, self.closed = factor, clock, visits, False
+
+    def visit(self):
+        self.visits.append(self)
+        return 400.0 * self.factor * self.clock()
+
+    def close(self):
+        self.closed = True
+
+
+def test_round_robin_rotates_the_start_and_main_reports_the_decomposition(capsys):
+    """--live-processes 3 --visits 4: the workers are started once and visited in turn with the
+    starting process rotating; the machine halves its speed after 6 visits, which the report
+    assigns to time, not to the processes, and every worker is closed."""
+    throughput = _load()
+    order, started = [], []
+
+    def clock():
+        return 1.0 if len(order) <= 6 else 0.5
+
+    def start(command, environment):
+        assert "--live-worker" in command and command[command.index("--steps") + 1] == "300"
+        assert environment["OMP_NUM_THREADS"] == "2"
+        started.append(_FakeLive(1.0, clock, order))
+        return started[-1]
+
+    assert throughput.main(["--live-processes", "3", "--visits", "4", "--steps", "300", "--batches", "3"],
+                           start_live=start) == 0
+    assert len(started) == 3 and all(worker.closed for worker in started)
+    assert [started.index(worker) for worker in order] == [0, 1, 2, 1, 2, 0, 2, 0, 1, 0, 1, 2]
+    out = capsys.readouterr().out
+    assert "  process 0:  400.0  400.0  200.0  200.0   median  300.0" in out
+    assert "process effect 0.0 % vs time 34.7 %: speed differences follow time, not the process" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--live-processes", "4"], "--live-processes and --visits go together"),
+    (["--visits", "4"], "--live-processes and --visits go together"),
+    (["--live-processes", "1", "--visits", "4"], "--live-processes must be at least 2"),
+    (["--live-processes", "4", "--visits", "1"], "--visits must be at least 2"),
+    (["--live-processes", "4", "--visits", "4", "--batches", "0"], "--batches, --batch-size and --threads"),
+    (["--live-processes", "4", "--visits", "4", "--steps", "30", "300"], "give one --steps value"),
+    (["--live-processes", "4", "--visits", "4", "--steps", "30", "--frameworks", "snntorch"], "sdsnn_bio only"),
+    (["--live-processes", "4", "--visits", "4", "--steps", "30", "--markdown", "/no/such/folder/t.md"],
+     "does not exist"),
+])
+def test_live_arguments_are_checked_before_any_process_starts(argv, message, capsys):
+    throughput = _load()
+
+    def start(command, environment):
+        raise AssertionError("no worker may start on bad arguments")
+
+    with pytest.raises(SystemExit):
+        throughput.main(argv, start_live=start)
+    assert message in capsys.readouterr().err
+
+
+def test_live_worker_answers_visits_until_quit(monkeypatch):
+    """The worker warms up, then answers each 'visit' with one rate and stops at 'quit'; an
+    unknown command is an error naming it."""
+    import io
+
+    throughput = _load()
+    trained = []
+    monkeypatch.setattr(throughput, "load_batches", lambda n_steps, n_batches, batch_size: [([], [0] * 4)] * 2)
+    monkeypatch.setattr(throughput, "sdsnn_training_step",
+                        lambda n_steps, threads: (lambda samples, labels: trained.append(1), None))
+    out = io.StringIO()
+    throughput.live_worker(30, 2, 4, 1, commands=io.StringIO("visit\nvisit\nquit\nvisit\n"), out=out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert "ready" in lines[0] and len(lines) == 3 and all(line["samples_per_second"] > 0 for line in lines[1:])
+    assert len(trained) == throughput.WARMUP + 2 * (1 + 2)
+    with pytest.raises(ValueError, match="unknown command 'go'"):
+        throughput.live_worker(30, 2, 4, 1, commands=io.StringIO("go\n"), out=io.StringIO())
