@@ -863,7 +863,9 @@ class ExperimentConfig:
         out["figures"]["spine_synapses"] = list(self.figures.spine_synapses)
         if self.monitors:  # absent when empty: echoes of configurations without monitors are unchanged
             out["monitor"] = [dict(m) for m in self.monitors]
-        return out
+        # JSON-normal (tuples as lists, as they come back from results.json and checkpoints), so that
+        # an echo compares equal to its own reloaded copy when a run or a sweep resumes.
+        return json.loads(json.dumps(out))
 
     def _unused_model_keys(self) -> list[str]:
         """``[network]`` keys of the model choice left at its default and of models not in force."""

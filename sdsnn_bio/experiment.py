@@ -426,6 +426,8 @@ def configuration_changes(before: dict, after: dict) -> list[str]:
     ``[figures]`` section (what plots draw) are ignored.
     A section that is a list (``[[monitor]]`` tables) is compared whole and named alone.
     """
+    # Compared as JSON values: an echo read back from a file has lists where a live one may have tuples.
+    before, after = json.loads(json.dumps(before)), json.loads(json.dumps(after))
     changes = []
     for section in (set(before) | set(after)) - {"figures"}:
         old, new = before.get(section), after.get(section)

@@ -242,7 +242,8 @@ def _finished(directory: Path, config_dict: dict) -> dict | None:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return None
-    if summary.get("status") == "done" and summary.get("config") == config_dict:
+    # JSON values on both sides: the summary was read back from a file (lists where tuples were).
+    if summary.get("status") == "done" and summary.get("config") == json.loads(json.dumps(config_dict)):
         return summary
     return None
 

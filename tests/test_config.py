@@ -144,6 +144,9 @@ def test_shipped_configurations_are_valid():
         config = load_config(path)
         network = config.to_dict()["network"]
         assert network.get("hidden_sizes") or network.get("layers"), f"{path.name} builds a network"
+        echo = config.to_dict()
+        assert json.loads(json.dumps(echo)) == echo, (
+            f"{path.name}: the echo equals its own JSON reading (no tuples), so resuming compares equal")
     main_job = load_config(shipped[0].parent / "embedded.toml")
     assert main_job.development_enabled and main_job.run.baseline, (
         "the main job runs SD-SNN beside its dense baseline")
@@ -262,3 +265,13 @@ def test_network_layers_errors_name_the_entry(network, message):
     with pytest.raises(ConfigError) as info:
         ExperimentConfig.from_dict({"network": network})
     assert message in str(info.value)
+
+
+def test_configuration_changes_compare_values_as_json():
+    from sdsnn_bio.experiment import configuration_changes
+
+    live = {"development": {"undeveloped_layers": ("hidden_1",)}, "learning": {"epochs": 8}}
+    read_back = json.loads(json.dumps(live))
+    assert configuration_changes(read_back, live) == [], "a tuple and its JSON list are the same setting"
+    changed = {"development": {"undeveloped_layers": ("hidden_2",)}, "learning": {"epochs": 8}}
+    assert configuration_changes(read_back, changed) == ["development.undeveloped_layers"]

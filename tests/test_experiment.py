@@ -777,3 +777,38 @@ def test_a_run_evaluated_standalone_compiles_no_runtime_code(tmp_path, tiny_data
     rasters = load_rasters(tmp_path / "model" / RASTERS)
     assert rasters["before/input/sample"].size and rasters["after/input/sample"].size, "recorded by the program"
     assert "before/hidden_1/sample" in rasters and "after/hidden_1/sample" in rasters
+
+
+def _two_layer_config_with_a_list_setting(tmp_path):
+    """An SD-SNN config whose echo holds a list (``development.undeveloped_layers``), as the SCNN presets."""
+    config = tiny_config(tmp_path, enabled=True, steps_per_epoch=3, consecutive_steps=2,
+                         undeveloped_layers=["hidden_1"])
+    return config.with_overrides(["network.hidden_sizes=[12, 8]", "run.baseline=true"])
+
+
+def test_a_checkpoint_of_a_config_with_list_settings_resumes(tmp_path, tiny_data):
+    # The echo read back from the checkpoint has lists; the live one must compare equal to it (a
+    # tuple there once made every SCNN checkpoint "another configuration").
+    config = _two_layer_config_with_a_list_setting(tmp_path)
+    assert config.development["undeveloped_layers"], "the setting under test is in force"
+    stopped = train_model(config, tiny_data, tmp_path / "model", development=True, progress=False,
+                          stop_after_batches=2)
+    assert stopped["interrupted"]
+    resumed = train_model(config, tiny_data, tmp_path / "model", development=True, resume=True,
+                          progress=False)
+    assert len(resumed["history"]) == 2, "the resumed run finished its two epochs"
+
+
+def test_a_rerun_reuses_the_finished_dense_model_of_a_config_with_list_settings(tmp_path, tiny_data, caplog):
+    config = _two_layer_config_with_a_list_setting(tmp_path)
+    out = tmp_path / "out"
+    run_experiment(config, data=tiny_data, progress=False)
+    dense_result = out / "dense" / RESULT
+    before = (dense_result.read_bytes(), dense_result.stat().st_mtime_ns)
+    (out / "sdsnn" / RESULT).unlink()  # as if the run had stopped while training the SD-SNN
+    (out / RESULTS).unlink()
+    with caplog.at_level("INFO", logger="sdsnn_bio.experiment"):
+        results = run_experiment(config, data=tiny_data, progress=False, resume=True)
+    assert "dense: already finished, result reused" in caplog.text
+    assert (dense_result.read_bytes(), dense_result.stat().st_mtime_ns) == before, "the dense model was not retrained"
+    assert set(results["models"]) == {"dense", "sdsnn"}

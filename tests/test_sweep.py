@@ -222,3 +222,14 @@ def test_the_sweeps_own_cluster_never_restarts_a_busy_worker_for_missed_heartbea
     assert seen["ttl"] is None, "the scheduler is created with no worker time-to-live"
     assert seen["n_workers"] == 3 and seen["threads_per_worker"] == 1 and seen["processes"] is True
     assert dask.config.get("distributed.scheduler.worker-ttl") is not None, "the setting stays local"
+
+
+def test_a_finished_point_is_recognised_when_its_config_holds_lists(tmp_path):
+    # The point file is read back from JSON (lists); the live echo may have held tuples.
+    from sdsnn_bio.sweep import _finished
+
+    live = {"development": {"undeveloped_layers": ("hidden_1",)}}
+    (tmp_path / POINT_FILE).write_text(json.dumps({"status": "done", "config": live}), encoding="utf-8")
+    assert _finished(tmp_path, live) is not None, "a done point with the same settings is skipped"
+    other = {"development": {"undeveloped_layers": ("hidden_2",)}}
+    assert _finished(tmp_path, other) is None, "a point with other settings is run again"
