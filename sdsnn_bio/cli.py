@@ -210,7 +210,15 @@ def _command_sweep(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Run the ``sdsnn-bio`` command line; returns the process exit status."""
+    """Run the ``sdsnn-bio`` command line; returns the process exit status.
+
+    First of all, before anything imports NumPy, OpenBLAS is given a short thread timeout unless
+    the user set one (:func:`sdsnn_bio.blas.prefer_short_thread_timeout`: its idle threads would
+    otherwise spin on the cores the training kernels need).
+    """
+    from .blas import prefer_short_thread_timeout
+
+    prefer_short_thread_timeout()
     from .config import ConfigError
     from .experiment import TrainingDiverged
     from .progress import ProgressAwareHandler
