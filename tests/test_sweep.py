@@ -233,3 +233,22 @@ def test_a_finished_point_is_recognised_when_its_config_holds_lists(tmp_path):
     assert _finished(tmp_path, live) is not None, "a done point with the same settings is skipped"
     other = {"development": {"undeveloped_layers": ("hidden_2",)}}
     assert _finished(tmp_path, other) is None, "a point with other settings is run again"
+
+
+@pytest.mark.parametrize("value", ["4", "28"])
+def test_the_sweeps_own_workers_inherit_the_openblas_thread_timeout(monkeypatch, value):
+    # `sdsnn-bio sweep` sets OPENBLAS_THREAD_TIMEOUT in its own process (sdsnn_bio.blas); the
+    # LocalCluster's workers are spawned processes and must see it (Dask only forces
+    # OPENBLAS_NUM_THREADS=1 there).
+    import os
+
+    from sdsnn_bio.sweep import local_cluster
+
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", value)
+    cluster = local_cluster(distributed.LocalCluster, 1)
+    try:
+        with distributed.Client(cluster) as client:
+            seen = client.run(lambda: os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+    finally:
+        cluster.close()
+    assert list(seen.values()) == [value], f"the sweep worker saw {seen}, the parent had {value!r}"
