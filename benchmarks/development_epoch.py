@@ -28,7 +28,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
+if __name__ == "__main__":
+    # Before NumPy loads OpenBLAS, which reads it once: OpenBLAS's short thread timeout unless the
+    # user set one, as the sdsnn-bio command does (sdsnn_bio.blas).
+    from sdsnn_bio.blas import prefer_short_thread_timeout
+
+    prefer_short_thread_timeout()
+
+import numpy as np  # noqa: E402  (after the timeout above)
+
+from sdsnn_bio.blas import describe_thread_timeout  # noqa: E402
 
 DEFAULTS = ["run.baseline=false", "development.enabled=true", "development.steps_per_epoch=22.5",
             "development.consecutive_steps=3",
@@ -68,6 +77,7 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/development_epoch.py", *sys.argv[1:]]),
         "overrides": DEFAULTS + args.overrides,
         "load_average_start_end": [load_start, os.getloadavg()[0]],
+        "openblas_thread_timeout": describe_thread_timeout(),
         "batches": n_batches,
         "epoch_seconds": epoch,
         "development_steps": len(steps),

@@ -39,7 +39,16 @@ import statistics
 import sys
 import time
 
-import numpy as np
+if __name__ == "__main__":
+    # Before NumPy loads OpenBLAS, which reads it once: OpenBLAS's short thread timeout unless the
+    # user set one, as the sdsnn-bio command does (sdsnn_bio.blas).
+    from sdsnn_bio.blas import prefer_short_thread_timeout
+
+    prefer_short_thread_timeout()
+
+import numpy as np  # noqa: E402  (after the timeout above)
+
+from sdsnn_bio.blas import describe_thread_timeout  # noqa: E402
 
 
 def synthetic_steps(args, options) -> tuple[dict, list, object]:
@@ -143,6 +152,7 @@ def main() -> None:
         "brian2_target": "numpy",
         "sync": args.sync or "default",
         "load_average_start_end": [load_start, os.getloadavg()[0]],
+        "openblas_thread_timeout": describe_thread_timeout(),
         "seconds": timings,
         "median_seconds": {kind: statistics.median(values) for kind, values in timings.items() if values},
         "rebuilt": rebuilt,

@@ -36,7 +36,16 @@ import statistics
 import sys
 import time
 
-import numpy as np
+if __name__ == "__main__":
+    # Before NumPy loads OpenBLAS, which reads it once: OpenBLAS's short thread timeout unless the
+    # user set one, as the sdsnn-bio command does (sdsnn_bio.blas).
+    from sdsnn_bio.blas import prefer_short_thread_timeout
+
+    prefer_short_thread_timeout()
+
+import numpy as np  # noqa: E402  (after the timeout above)
+
+from sdsnn_bio.blas import describe_thread_timeout  # noqa: E402
 
 #: Training-split sizes of the datasets (for ``--train-size``'s default).
 TRAIN_SIZES = {"dvs_gesture": 1077, "cifar10": 50000, "nmnist": 60000, "mnist": 60000}
@@ -116,7 +125,7 @@ def main(argv=None) -> int:
           f"({config.data.encoding or 'default'} encoding), {params.n_steps} steps, network "
           f"{'-'.join(map(str, params.population_sizes))}, batch {batch_size}, learner backend "
           f"{learner.backend}, {THREADS} threads")
-    print(f"load average at start {os.getloadavg()[0]:.2f}")
+    print(f"{describe_thread_timeout()}; load average at start {os.getloadavg()[0]:.2f}")
     seconds, encoding, spikes = [], [], []
     for index in range(args.batches + 1):
         samples, per_sample = encoded_batch(config, params, rng, batch_size, args.events, args.duration)

@@ -28,7 +28,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+if __name__ == "__main__":
+    # Before NumPy loads OpenBLAS, which reads it once: OpenBLAS's short thread timeout unless the
+    # user set one, as the sdsnn-bio command does (sdsnn_bio.blas).
+    from sdsnn_bio.blas import prefer_short_thread_timeout
+
+    prefer_short_thread_timeout()
+
+import numpy as np  # noqa: E402  (after the timeout above)
+
+from sdsnn_bio.blas import describe_thread_timeout  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -105,7 +114,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     print(f"command: python benchmarks/profile_step.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"load average at start {os.getloadavg()[0]:.2f}")
+    print(f"{describe_thread_timeout()}; load average at start {os.getloadavg()[0]:.2f}")
     for n_steps in args.steps:
         batches = load_batches(n_steps, 3)
         for backend in args.backends:

@@ -107,6 +107,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sdsnn_bio.blas import describe_thread_timeout, with_short_thread_timeout
+
 ARCH = (2312, 512, 10)
 BATCH = 32
 TAU_MS = 20.0
@@ -895,9 +897,17 @@ def versions() -> str:
 
 
 def thread_environment(threads: int) -> dict:
-    """The workers' environment: ``threads`` threads for OpenMP, OpenBLAS and MKL."""
-    return dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-                MKL_NUM_THREADS=str(threads))
+    """The workers' environment: ``threads`` threads for OpenMP, OpenBLAS and MKL; OpenBLAS's timeout.
+
+    Every framework's worker gets the same environment. ``OPENBLAS_THREAD_TIMEOUT`` (4 unless the
+    caller's environment sets it, the default of the ``sdsnn-bio`` command: :mod:`sdsnn_bio.blas`) is how
+    long NumPy's and SciPy's OpenBLAS threads spin after a product. PyTorch's products use MKL here
+    (``torch.__config__.show()``: ``BLAS_INFO=mkl``, convolutions in oneDNN, threads from OpenMP)
+    and JAX's use XLA's own kernels, so the peers' training steps do not reach OpenBLAS. Run with
+    ``OPENBLAS_THREAD_TIMEOUT=28`` for OpenBLAS's own default.
+    """
+    return with_short_thread_timeout(dict(os.environ, OMP_NUM_THREADS=str(threads),
+                                          OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads)))
 
 
 def main_live(parser, args, argv, start_live) -> int:
@@ -925,8 +935,10 @@ def main_live(parser, args, argv, start_live) -> int:
               f"sdsnn_bio, network {ARCH[0]}-{ARCH[1]}-{ARCH[2]}, T={n_steps}, batch {args.batch_size}, "
               f"{args.threads} thread(s); {args.live_processes} live processes x {args.visits} rounds of visits "
               f"x {args.batches} timed batches (after 1 untimed); load average at start {os.getloadavg()[0]:.2f}"]
+    environment = thread_environment(args.threads)
+    header[-1] += f"; {describe_thread_timeout(environment)}"
     print("\n".join(header), flush=True)
-    rates = run_live(args.live_processes, args.visits, command, thread_environment(args.threads), start_live)
+    rates = run_live(args.live_processes, args.visits, command, environment, start_live)
     lines = [*live_report(rates), f"load average at end {os.getloadavg()[0]:.2f}"]
     print("\n".join(lines))
     if args.markdown is not None:
@@ -997,7 +1009,7 @@ def main(argv=None, run=run_worker, start_live=LiveProcess) -> int:
               f"command: python benchmarks/throughput.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip(),
               f"network {ARCH[0]}-{ARCH[1]}-{ARCH[2]}, batch {args.batch_size}, {args.threads} thread(s), "
               f"{args.rounds} processes (rounds) x {args.repeats} repeats x {args.batches} batches; "
-              f"load average at start {os.getloadavg()[0]:.2f}"]
+              f"{describe_thread_timeout(environment)}; load average at start {os.getloadavg()[0]:.2f}"]
     print("\n".join(header))
     print("columns: median (min-max) over all timed repeats; memory in MiB; hidden rate = hidden "
           "spikes per neuron and step; others = cores used by other processes during the runs")

@@ -316,8 +316,9 @@ def main() -> None:
         worker(args.worker, args.batches, args.repeats, args.batch_size, args.config, args.data_root)
         return
     tools = helpers()
-    environment = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=str(THREADS),
-                       MKL_NUM_THREADS=str(THREADS))
+    # The same for both frameworks: thread counts and OpenBLAS's short thread timeout (unless set
+    # by the caller), see benchmarks/throughput.py.
+    environment = tools.thread_environment(THREADS)
     environment.setdefault("OMP_WAIT_POLICY", "ACTIVE")  # see benchmarks/throughput.py
     print(f"machine: {tools.machine()}")
     print(f"versions: {tools.versions()}")
@@ -326,7 +327,7 @@ def main() -> None:
     layers = "-".join((str(params.input_shape[0]), *config.network.layers, str(params.n_output)))
     print(f"network {layers} ({args.config.name}), batch {args.batch_size}, {THREADS} threads, "
           f"{args.rounds} rounds x {args.repeats} repeats x {args.batches} batches; "
-          f"load average at start {os.getloadavg()[0]:.2f}")
+          f"{tools.describe_thread_timeout(environment)}; load average at start {os.getloadavg()[0]:.2f}")
     runs, failures = {f: [] for f in args.frameworks}, {}
     for _ in range(args.rounds):
         for framework in args.frameworks:

@@ -29,7 +29,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+if __name__ == "__main__":
+    # Before NumPy loads OpenBLAS, which reads it once: OpenBLAS's short thread timeout unless the
+    # user set one, as the sdsnn-bio command does (sdsnn_bio.blas).
+    from sdsnn_bio.blas import prefer_short_thread_timeout
+
+    prefer_short_thread_timeout()
+
+import numpy as np  # noqa: E402  (after the timeout above)
+
+from sdsnn_bio.blas import describe_thread_timeout  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "configs" / "embedded.toml"
 
@@ -89,7 +98,7 @@ def main(argv=None) -> int:
     print(f"network {'-'.join(map(str, params.population_sizes))}, {params.n_steps} steps of {params.dt}, "
           f"batch {learning.batch_size}, {args.threads} threads, learner backend "
           f"{paths['kernel'].learner.backend}; {args.samples} timed recordings per pass, {args.rounds} rounds")
-    print(f"load average at start {os.getloadavg()[0]:.2f}")
+    print(f"{describe_thread_timeout()}; load average at start {os.getloadavg()[0]:.2f}")
 
     brian2_seconds = [0.0]
     record = paths["brian2"].record

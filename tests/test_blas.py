@@ -64,8 +64,8 @@ def _environment(users_value: str | None) -> dict:
     return environment
 
 
-#: Runs the command line the way ``python -m sdsnn_bio`` or the ``sdsnn-bio`` console script does,
-#: recording the variable at the moment NumPy is first imported (when OpenBLAS reads it).
+#: Runs the command line the way ``python -m sdsnn_bio``, the ``sdsnn-bio`` console script or
+#: ``python benchmarks/SCRIPT.py`` does, recording the variable at the moment NumPy is first imported (when OpenBLAS reads it).
 ENTRY_POINT_PROBE = """
 import importlib.metadata, json, os, runpy, sys
 
@@ -83,6 +83,9 @@ sys.argv = ["sdsnn-bio", *argv]
 try:
     if way == "module":
         runpy.run_module("sdsnn_bio", run_name="__main__", alter_sys=True)
+    elif way.endswith(".py"):
+        sys.argv[0] = way
+        runpy.run_path(way, run_name="__main__")
     else:
         (script,) = importlib.metadata.entry_points(group="console_scripts", name="sdsnn-bio")
         sys.exit(script.load()())
@@ -117,3 +120,21 @@ def test_importing_the_library_leaves_the_environment_alone():
     unchanged, numpy_loaded = json.loads(completed.stdout.strip().splitlines()[-1])
     assert numpy_loaded, "the probe should load NumPy through the package (sdsnn_bio.load_config)"
     assert unchanged, "import sdsnn_bio changed os.environ: library users decide OPENBLAS_THREAD_TIMEOUT themselves"
+
+
+#: The benchmark scripts that time sdsnn_bio in their own process (throughput.py and
+#: throughput_scnn.py time it in worker processes: tests/test_throughput.py checks their environment).
+TIMING_SCRIPTS = ["profile_step", "epoch_time", "evaluation", "training_forward", "development_epoch",
+                  "development_step"]
+
+
+@pytest.mark.parametrize("script", TIMING_SCRIPTS)
+def test_timing_scripts_set_the_timeout_before_numpy_loads(script):
+    path = REPOSITORY / "benchmarks" / f"{script}.py"
+    completed = subprocess.run([sys.executable, "-c", ENTRY_POINT_PROBE, str(path), "--help"],
+                               capture_output=True, text=True, env=_environment(None), timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    seen = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert seen["status"] == 0, completed.stderr
+    assert seen["at_numpy_import"] == [SHORT_THREAD_TIMEOUT], (
+        f"benchmarks/{script}.py loaded NumPy with OPENBLAS_THREAD_TIMEOUT={seen['at_numpy_import']}")

@@ -89,6 +89,32 @@ def test_main_writes_the_markdown_table_from_the_workers_results(tmp_path, capsy
     assert "sdsnn_bio / snntorch throughput = 3.00x" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("users_value, expected", [(None, "4"), ("28", "28")])
+def test_every_worker_gets_the_same_openblas_thread_timeout_and_the_report_names_it(
+        tmp_path, capsys, monkeypatch, users_value, expected):
+    """OpenBLAS's short thread timeout (sdsnn_bio.blas) unless the caller set one, for sdsnn_bio and
+    its peers alike, and written into the report's header."""
+    throughput = _load()
+    if users_value is None:
+        monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", users_value)
+    environments = {}
+
+    def fake_run(command, environment):
+        framework = command[command.index("--worker") + 1]
+        environments[framework] = environment
+        return subprocess.CompletedProcess(command, 0, json.dumps(_result(framework, [100.0, 110.0])), ""), 0.0
+
+    table = tmp_path / "table.md"
+    assert throughput.main(["--steps", "30", "--rounds", "1", "--frameworks", "sdsnn_bio", "snntorch",
+                            "--markdown", str(table)], run=fake_run) == 0
+    assert environments["sdsnn_bio"] == environments["snntorch"], "the peers run in the same environment"
+    assert environments["sdsnn_bio"]["OPENBLAS_THREAD_TIMEOUT"] == expected
+    assert f"OPENBLAS_THREAD_TIMEOUT={expected}" in capsys.readouterr().out
+    assert f"OPENBLAS_THREAD_TIMEOUT={expected}" in table.read_text()
+
+
 @pytest.mark.parametrize("peer", ["snntorch", "spikingjelly", "norse", "spyx"])
 def test_each_peer_trains_on_the_benchmark_batches(peer):
     """Each peer (when installed) trains the 2312-512-10 network in a worker process: positive
