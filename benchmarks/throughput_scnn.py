@@ -295,8 +295,38 @@ def summarise(runs: dict) -> dict:
     return rows
 
 
-def main() -> None:
-    """Run the frameworks in turns in subprocesses and print the comparison."""
+def turns(frameworks, rounds: int, timeouts=None) -> list[tuple[str, str | None]]:
+    """The order of the workers: ``(framework, OPENBLAS_THREAD_TIMEOUT or None)`` per worker.
+
+    Every round runs every framework once per timeout value (one after another, so that both values
+    see the same state of the machine), the values' order reversed every other round (28, 4 / 4, 28
+    / ...), which cancels a steady drift of the machine's speed.
+    """
+    if rounds < 1:
+        raise ValueError(f"--rounds must be at least 1, got {rounds}")
+    values = list(timeouts) if timeouts else [None]
+    return [(framework, value) for round_ in range(rounds) for framework in frameworks
+            for value in (values if round_ % 2 == 0 else values[::-1])]
+
+
+def label(framework: str, timeout: str | None) -> str:
+    """A row's name: the framework, with its OpenBLAS thread timeout when several are compared."""
+    return framework if timeout is None else f"{framework} timeout={timeout}"
+
+
+def timeout_value(text: str) -> str:
+    """``--openblas-thread-timeouts`` values: integers from 0 (OpenBLAS's default, 28) to 30."""
+    if not text.isdigit() or int(text) > 30:
+        raise argparse.ArgumentTypeError(f"expected an OPENBLAS_THREAD_TIMEOUT from 0 to 30, got {text!r}")
+    return text
+
+
+def main(argv=None, run=None) -> None:
+    """Run the frameworks in turns in subprocesses and print the comparison.
+
+    ``run(command, environment)`` runs one worker (default: ``benchmarks/throughput.py``'s
+    ``run_worker``); tests replace it.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=2, help="batches per repeat")
     parser.add_argument("--batch-size", type=int, default=100)
@@ -310,58 +340,81 @@ def main() -> None:
                         help="an SCNN configuration (default: the N-MNIST preset)")
     parser.add_argument("--data-root", default=None, metavar="DIR",
                         help="the configuration's dataset folder (default: the embedded dataset)")
+    parser.add_argument("--openblas-thread-timeouts", nargs="+", type=timeout_value, metavar="N",
+                        help="run every framework once per value in each round, in alternating order, "
+                             "e.g. '28 4' (OpenBLAS's default against the short one that the workers "
+                             "get otherwise): one row per framework and value, and the ratio of the medians")
     parser.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker:
         worker(args.worker, args.batches, args.repeats, args.batch_size, args.config, args.data_root)
         return
+    order = turns(args.frameworks, args.rounds, args.openblas_thread_timeouts)
     tools = helpers()
+    run = run or tools.run_worker
     # The same for both frameworks: thread counts and OpenBLAS's short thread timeout (unless set
     # by the caller), see benchmarks/throughput.py.
     environment = tools.thread_environment(THREADS)
     environment.setdefault("OMP_WAIT_POLICY", "ACTIVE")  # see benchmarks/throughput.py
+    timeouts = args.openblas_thread_timeouts
+    in_force = (tools.describe_thread_timeout(environment) if not timeouts
+                else f"OPENBLAS_THREAD_TIMEOUT {' and '.join(timeouts)} in alternating order")
     print(f"machine: {tools.machine()}")
     print(f"versions: {tools.versions()}")
-    print(f"command: python benchmarks/throughput_scnn.py {' '.join(sys.argv[1:])}".rstrip())
+    print(f"command: python benchmarks/throughput_scnn.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
     config, params = preset(args.config)
     layers = "-".join((str(params.input_shape[0]), *config.network.layers, str(params.n_output)))
     print(f"network {layers} ({args.config.name}), batch {args.batch_size}, {THREADS} threads, "
           f"{args.rounds} rounds x {args.repeats} repeats x {args.batches} batches; "
-          f"{tools.describe_thread_timeout(environment)}; load average at start {os.getloadavg()[0]:.2f}")
-    runs, failures = {f: [] for f in args.frameworks}, {}
-    for _ in range(args.rounds):
-        for framework in args.frameworks:
-            if framework in failures:
-                continue
-            if args.quiet_wait > 0:
-                tools.wait_until_quiet(0.15, args.quiet_wait)
-            command = [sys.executable, __file__, "--worker", framework, "--batches", str(args.batches),
-                       "--config", str(args.config), *(["--data-root", args.data_root] if args.data_root else []),
-                       "--repeats", str(args.repeats), "--batch-size", str(args.batch_size)]
-            done, others = tools.run_worker(command, environment)
-            if done.returncode != 0:
-                lines = done.stderr.strip().splitlines()
-                failures[framework] = lines[-1] if lines else "failed"
-                continue
-            runs[framework].append({**json.loads(done.stdout.strip().splitlines()[-1]), "others_cores": others})
+          f"{in_force}; load average at start {os.getloadavg()[0]:.2f}", flush=True)
+    names = list(dict.fromkeys(label(framework, value) for framework, value in order))
+    runs, failures = {name: [] for name in names}, {}
+    for framework, value in order:
+        name = label(framework, value)
+        if name in failures:
+            continue
+        if args.quiet_wait > 0:
+            tools.wait_until_quiet(0.15, args.quiet_wait)
+        command = [sys.executable, __file__, "--worker", framework, "--batches", str(args.batches),
+                   "--config", str(args.config), *(["--data-root", args.data_root] if args.data_root else []),
+                   "--repeats", str(args.repeats), "--batch-size", str(args.batch_size)]
+        done, others = run(command, environment if value is None
+                           else dict(environment, OPENBLAS_THREAD_TIMEOUT=value))
+        if done.returncode != 0:
+            lines = done.stderr.strip().splitlines()
+            failures[name] = lines[-1] if lines else "failed"
+            continue
+        runs[name].append({**json.loads(done.stdout.strip().splitlines()[-1]), "others_cores": others})
+        measured = " ".join(f"{rate:.2f}" for rate in runs[name][-1]["samples_per_second"])
+        print(f"  {name}: {measured} samples/s, others {others:.2f} cores", file=sys.stderr, flush=True)
     print("columns: samples/s median (slowest-fastest repeat); memory in MiB; others = cores used by "
           "other processes meanwhile; spikes per sample in each layer")
     rows = summarise(runs)
-    for framework in args.frameworks:
-        if framework in failures:
-            print(f"{framework:>10} not measured: {failures[framework]}")
+    for name in names:
+        if name in failures:
+            print(f"{name:>18} not measured: {failures[name]}")
             continue
-        row = rows[framework]
-        spikes = ", ".join(f"{name} {value:.0f}" for name, value in row["spikes"].items())
-        print(f"{framework:>18} {row['median']:8.2f} ({row['min']:.2f}-{row['max']:.2f})  RSS before "
+        row = rows[name]
+        spikes = ", ".join(f"{layer} {value:.0f}" for layer, value in row["spikes"].items())
+        print(f"{name:>18} {row['median']:8.2f} ({row['min']:.2f}-{row['max']:.2f})  RSS before "
               f"{row['rss_before']:.0f}  training peak {row['peak']:.0f} (+{row['extra']:.0f})  others "
               f"{row['others']:.2f}  [{row['backend']}]  spikes: {spikes}")
-    for mine in ("sdsnn_bio", "sdsnn_bio[float32]"):
-        if mine in rows and "snntorch" in rows:
-            ours, theirs = rows[mine], rows["snntorch"]
-            print(f"{mine} / snntorch throughput = {ours['median'] / theirs['median']:.2f}x (worst case, our "
-                  f"slowest / their fastest repeat: {ours['min'] / theirs['max']:.2f}x), training peak memory = "
-                  f"{ours['peak'] / theirs['peak']:.2f}x (+training {ours['extra'] / theirs['extra']:.2f}x)")
+    for value in timeouts or [None]:
+        for mine in ("sdsnn_bio", "sdsnn_bio[float32]"):
+            ours, theirs = rows.get(label(mine, value)), rows.get(label("snntorch", value))
+            if ours and theirs:
+                print(f"{label(mine, value)} / {label('snntorch', value)} throughput = "
+                      f"{ours['median'] / theirs['median']:.2f}x (worst case, our slowest / their fastest repeat: "
+                      f"{ours['min'] / theirs['max']:.2f}x), training peak memory = "
+                      f"{ours['peak'] / theirs['peak']:.2f}x (+training {ours['extra'] / theirs['extra']:.2f}x)")
+    if timeouts and len(timeouts) >= 2:
+        first, last = timeouts[0], timeouts[-1]
+        for framework in args.frameworks:
+            before, after = rows.get(label(framework, first)), rows.get(label(framework, last))
+            if before and after:
+                print(f"{framework}: OPENBLAS_THREAD_TIMEOUT={last} / ={first} throughput = "
+                      f"{after['median'] / before['median']:.2f}x (medians; slowest / fastest repeat "
+                      f"{after['min'] / before['max']:.2f}x, fastest / slowest {after['max'] / before['min']:.2f}x)")
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

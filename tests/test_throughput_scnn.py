@@ -115,3 +115,72 @@ def test_summary_takes_medians_worst_cases_and_memory(bench):
     row = rows["sdsnn_bio"]
     assert (row["median"], row["min"], row["max"]) == (5.0, 4.0, 6.0)
     assert (row["rss_before"], row["peak"], row["extra"], row["others"]) == (310.0, 950.0, 640.0, 1.5)
+
+
+def test_timeout_turns_alternate_their_order_every_other_round(bench):
+    assert bench.turns(["a", "b"], 2, ["28", "4"]) == [
+        ("a", "28"), ("a", "4"), ("b", "28"), ("b", "4"), ("a", "4"), ("a", "28"), ("b", "4"), ("b", "28")]
+    assert bench.turns(["a", "b"], 2) == [("a", None), ("b", None), ("a", None), ("b", None)]
+    with pytest.raises(ValueError, match="--rounds"):
+        bench.turns(["a"], 0)
+
+
+def _worker_result(framework, rates):
+    import json
+
+    return json.dumps({"framework": framework, "samples_per_second": rates, "rss_before_mib": 300.0,
+                       "training_peak_mib": 900.0, "spikes_per_sample": {"output": 3.0}, "backend": "x"})
+
+
+def test_main_compares_openblas_thread_timeouts_in_the_same_environment_otherwise(bench, capsys, monkeypatch):
+    """Each worker gets the value of its turn and nothing else differs; rows per value and the ratio."""
+    import subprocess
+
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    speeds = {("sdsnn_bio", "28"): [100.0, 110.0], ("sdsnn_bio", "4"): [120.0, 130.0],
+              ("snntorch", "28"): [80.0, 80.0], ("snntorch", "4"): [80.0, 80.0]}
+    seen = []
+
+    def fake_run(command, environment):
+        framework = command[command.index("--worker") + 1]
+        value = environment["OPENBLAS_THREAD_TIMEOUT"]
+        seen.append((framework, value, {k: v for k, v in environment.items() if k != "OPENBLAS_THREAD_TIMEOUT"}))
+        return subprocess.CompletedProcess(command, 0, _worker_result(framework, speeds[(framework, value)]), ""), 0.0
+
+    bench.main(["--frameworks", "sdsnn_bio", "snntorch", "--rounds", "2", "--openblas-thread-timeouts", "28", "4"],
+               run=fake_run)
+    assert [(f, v) for f, v, _ in seen] == bench.turns(["sdsnn_bio", "snntorch"], 2, ["28", "4"])
+    assert all(rest == seen[0][2] for _, _, rest in seen), "only OPENBLAS_THREAD_TIMEOUT differs between turns"
+    out = capsys.readouterr().out
+    assert "OPENBLAS_THREAD_TIMEOUT 28 and 4 in alternating order" in out
+    assert "sdsnn_bio timeout=4   125.00 (120.00-130.00)" in out
+    assert "sdsnn_bio: OPENBLAS_THREAD_TIMEOUT=4 / =28 throughput = 1.19x" in out
+    assert "snntorch: OPENBLAS_THREAD_TIMEOUT=4 / =28 throughput = 1.00x" in out
+    assert "sdsnn_bio timeout=4 / snntorch timeout=4 throughput = 1.56x" in out
+
+
+@pytest.mark.parametrize("users_value, expected", [(None, "4"), ("28", "28")])
+def test_main_gives_every_worker_the_short_timeout_unless_the_caller_set_one(
+        bench, capsys, monkeypatch, users_value, expected):
+    import subprocess
+
+    if users_value is None:
+        monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", users_value)
+    seen = []
+
+    def fake_run(command, environment):
+        framework = command[command.index("--worker") + 1]
+        seen.append(environment["OPENBLAS_THREAD_TIMEOUT"])
+        return subprocess.CompletedProcess(command, 0, _worker_result(framework, [10.0]), ""), 0.0
+
+    bench.main(["--frameworks", "sdsnn_bio", "snntorch", "--rounds", "1"], run=fake_run)
+    assert seen == [expected, expected]
+    assert f"OPENBLAS_THREAD_TIMEOUT={expected}; load average" in capsys.readouterr().out
+
+
+def test_timeout_values_outside_openblas_range_are_refused(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--openblas-thread-timeouts", "28", "31"], run=None)
+    assert "expected an OPENBLAS_THREAD_TIMEOUT from 0 to 30, got '31'" in capsys.readouterr().err
