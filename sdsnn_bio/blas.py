@@ -4,9 +4,9 @@ NumPy (and SciPy) compute their matrix products with OpenBLAS. After each produc
 its worker threads spinning, waiting for the next one, for up to ``2**OPENBLAS_THREAD_TIMEOUT``
 cycles before they sleep (OpenBLAS's default is 28: about 0.1 s at 2-3 GHz). The learner's compiled
 kernels run on their own threads right after such a product, and a spinning OpenBLAS thread takes
-one of their cores: on the 2-core benchmark machine the N-MNIST SCNN trained 1.24x faster with
-``OPENBLAS_THREAD_TIMEOUT=4`` (the shortest OpenBLAS accepts: it raises 1-3 to 4; measured in
-docs/benchmarks.md, "OpenBLAS thread timeout").
+one of their cores: on the 2-core benchmark machine the N-MNIST SCNN trained 1.14x faster with
+``OPENBLAS_THREAD_TIMEOUT=4`` (the shortest OpenBLAS accepts: it raises 1-3 to 4), the dense
+2312-512-10 network no faster (docs/benchmarks.md, "OpenBLAS thread timeout").
 
 OpenBLAS reads the variable once, when it is loaded, that is when NumPy is first imported; set
 later, it changes nothing. The package therefore cannot set it for a library user (nothing runs at
