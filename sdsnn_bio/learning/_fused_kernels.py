@@ -58,6 +58,58 @@ def surrogate_times(potential, threshold, code, k, factor, out):
             out[i] = (inside / k) * factor[i]
 
 
+@numba.njit(inline="always")
+def _lif_step(t, b, v, last, count, current, decay, threshold, reset, refractory_steps, alive,
+              given, use_given, potential, spikes, not_refractory):
+    """One step ``t`` of sample ``b``'s row of LIF neurons, given its input currents.
+
+    The update of :mod:`.fused` (``u_t``, ``s_t``, ``v_t``) over the contiguous row: reads and
+    writes the state ``v`` (potential after the step) and ``last`` (step of the last spike, read
+    only with ``refractory_steps > 0``), adds the spikes to ``count`` and writes ``potential[t,
+    b]``, ``spikes[t, b]`` (or reads ``given[t, b]`` with ``use_given``) and, with a refractory
+    period, ``not_refractory[t, b]``. Inlined into its callers (Numba IR), so that the branch-free
+    loop (no refractory period, spikes computed) stays one loop LLVM vectorises.
+    """
+    u_out = potential[t, b]
+    s_out = given[t, b] if use_given else spikes[t, b]
+    n_neurons = v.shape[0]
+    if refractory_steps > 0:
+        r_out = not_refractory[t, b]
+        for n in range(n_neurons):
+            r = (t - last[n]) >= refractory_steps
+            r_out[n] = r
+            u = v[n] * decay if r else v[n]
+            u_out[n] = u
+            if use_given:
+                s = s_out[n]
+            else:
+                s = (u > threshold) & r & alive[n]
+                s_out[n] = s
+            if s:
+                v[n] = reset
+                last[n] = t
+                count[n] += 1
+            elif r:
+                v[n] = u + current[n]
+            else:
+                v[n] = u
+    elif use_given:
+        for n in range(n_neurons):
+            u = v[n] * decay
+            u_out[n] = u
+            s = s_out[n]
+            v[n] = reset if s else u + current[n]
+            count[n] += s
+    else:  # branch-free: LLVM vectorises it
+        for n in range(n_neurons):
+            u = v[n] * decay
+            u_out[n] = u
+            s = (u > threshold) & alive[n]
+            s_out[n] = s
+            v[n] = reset if s else u + current[n]
+            count[n] += s
+
+
 @jit
 def forward_block(indptr, indices, pre_spikes, use_dense, weight, n_samples, b0, b1,
                   decay, threshold, reset, refractory_steps, alive, given, use_given,
@@ -93,46 +145,8 @@ def forward_block(indptr, indices, pre_spikes, use_dense, weight, n_samples, b0,
                     w_row = weight[indices[p]]
                     for n in range(n_neurons):
                         current[n] += w_row[n]
-            v = v_all[b - b0]
-            u_out = potential[t, b]
-            s_out = given[t, b] if use_given else spikes[t, b]
-            count = counts[b]
-            if refractory_steps > 0:
-                last = last_all[b - b0]
-                r_out = not_refractory[t, b]
-                for n in range(n_neurons):
-                    r = (t - last[n]) >= refractory_steps
-                    r_out[n] = r
-                    u = v[n] * decay if r else v[n]
-                    u_out[n] = u
-                    if use_given:
-                        s = s_out[n]
-                    else:
-                        s = (u > threshold) & r & alive[n]
-                        s_out[n] = s
-                    if s:
-                        v[n] = reset
-                        last[n] = t
-                        count[n] += 1
-                    elif r:
-                        v[n] = u + current[n]
-                    else:
-                        v[n] = u
-            elif use_given:
-                for n in range(n_neurons):
-                    u = v[n] * decay
-                    u_out[n] = u
-                    s = s_out[n]
-                    v[n] = reset if s else u + current[n]
-                    count[n] += s
-            else:
-                for n in range(n_neurons):
-                    u = v[n] * decay
-                    u_out[n] = u
-                    s = (u > threshold) & alive[n]
-                    s_out[n] = s
-                    v[n] = reset if s else u + current[n]
-                    count[n] += s
+            _lif_step(t, b, v_all[b - b0], last_all[b - b0], counts[b], current, decay, threshold, reset,
+                      refractory_steps, alive, given, use_given, potential, spikes, not_refractory)
 
 
 @jit
@@ -281,8 +295,8 @@ def shared_forward_block(indptr, indices, pre_spikes, use_dense, n_samples, sour
     of ``(indptr, indices)``, or the bool ``pre_spikes`` (T, B, N_pre) if ``use_dense``) adds, for
     each entry ``e`` of its pooled position ``q = source_pooled[i]`` (skipped if -1), the row
     ``weight_scaled[table_rows[e]]`` (parameters times the pooling factor) to the currents of
-    position ``table_positions[e]``. Then the LIF update of :func:`forward_block`, over the
-    currents copied channel-major (the neurons' order), in loops over contiguous rows.
+    position ``table_positions[e]``. Then the LIF update of :func:`forward_block`
+    (:func:`_lif_step`), over the currents copied channel-major (the neurons' order).
     """
     n_steps, _, n_neurons = potential.shape
     n_channels = weight_scaled.shape[1]
@@ -323,43 +337,8 @@ def shared_forward_block(indptr, indices, pre_spikes, use_dense, n_samples, sour
                 c_row = by_neuron[j * n_positions:(j + 1) * n_positions]
                 for position in range(n_positions):
                     c_row[position] = current[position, j]
-            u_out = potential[t, b]
-            s_out = given[t, b] if use_given else spikes[t, b]
-            if refractory_steps > 0:
-                r_out = not_refractory[t, b]
-                for n in range(n_neurons):
-                    r = (t - last[n]) >= refractory_steps
-                    r_out[n] = r
-                    u = v[n] * decay if r else v[n]
-                    u_out[n] = u
-                    if use_given:
-                        s = s_out[n]
-                    else:
-                        s = (u > threshold) & r & alive[n]
-                        s_out[n] = s
-                    if s:
-                        v[n] = reset
-                        last[n] = t
-                        count[n] += 1
-                    elif r:
-                        v[n] = u + by_neuron[n]
-                    else:
-                        v[n] = u
-            elif use_given:
-                for n in range(n_neurons):
-                    u = v[n] * decay
-                    u_out[n] = u
-                    s = s_out[n]
-                    v[n] = reset if s else u + by_neuron[n]
-                    count[n] += s
-            else:  # branch-free: LLVM vectorises it
-                for n in range(n_neurons):
-                    u = v[n] * decay
-                    u_out[n] = u
-                    s = (u > threshold) & alive[n]
-                    s_out[n] = s
-                    v[n] = reset if s else u + by_neuron[n]
-                    count[n] += s
+            _lif_step(t, b, v, last, count, by_neuron, decay, threshold, reset, refractory_steps, alive,
+                      given, use_given, potential, spikes, not_refractory)
 
 
 @jit
