@@ -43,10 +43,18 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
+
 __all__ = ["numba_available", "SURROGATE_CODES", "kernels"]
 
 #: Surrogate names (see :mod:`.surrogate`) as the integer codes the compiled kernels branch on.
 SURROGATE_CODES = {"fast_sigmoid": 0, "sigmoid": 1, "arctan": 2, "rectangular": 3}
+
+#: Placeholders for the kernels' array arguments that a call does not use (the flag passed beside
+#: each says so): a bool (T, B, N) array (no refractory flags, no dense presynaptic spikes) and a
+#: CSR index array (no input projection).
+NO_BOOL3 = np.zeros((0, 0, 0), dtype=bool)
+NO_INDEX = np.zeros(1, dtype=np.int32)
 
 
 _NUMBA_IMPORTS: bool | None = None

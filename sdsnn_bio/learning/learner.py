@@ -68,7 +68,7 @@ import scipy.sparse as sp
 from ..dynamics import LayerDynamics
 from ..structure import Structure
 from .bptt import backward_layer
-from .fused import SURROGATE_CODES, kernels, numba_available
+from .fused import NO_BOOL3, NO_INDEX, SURROGATE_CODES, kernels, numba_available
 from .kernel import LayerTrace, integrate_layer
 from .loss import LOSSES, cross_entropy, predict, rate_mse
 from .optim import Adam
@@ -102,9 +102,6 @@ DTYPES = ("float64", "float32")
 #: rows cost more per input event), hence fewer of them.
 _FORWARD_BLOCKS_PER_THREAD = 4
 _BACKWARD_BLOCKS_PER_THREAD = 2
-
-_NO_BOOL3 = np.zeros((0, 0, 0), dtype=bool)
-_NO_INDEX = np.zeros(1, dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -493,10 +490,10 @@ class Learner:
             if spikes.shape != shape:
                 raise ValueError(f"spikes: expected shape {shape}, got {spikes.shape}")
         refractory = dynamics.refractory_steps > 0
-        not_refractory = empty("not_refractory", shape, bool) if refractory else _NO_BOOL3
+        not_refractory = empty("not_refractory", shape, bool) if refractory else NO_BOOL3
         counts = np.zeros(shape[1:], dtype=np.int64)
         dense = presynaptic is not None
-        pre_spikes = np.ascontiguousarray(presynaptic, dtype=bool) if dense else _NO_BOOL3
+        pre_spikes = np.ascontiguousarray(presynaptic, dtype=bool) if dense else NO_BOOL3
         if dense and pre_spikes.shape != (n_steps, n_samples, weight.shape[0]):
             raise ValueError(
                 f"{name}: presynaptic spikes of shape {pre_spikes.shape} do not match the "
@@ -788,7 +785,7 @@ class Learner:
             spikes = np.ascontiguousarray(trace.spikes, dtype=bool)
             has_refractory = trace.not_refractory is not None
             not_refractory = (np.ascontiguousarray(trace.not_refractory, dtype=bool)
-                              if has_refractory else _NO_BOOL3)
+                              if has_refractory else NO_BOOL3)
             has_grad_spikes = grad_spikes is not None
             has_grad_potential = grad_potential is not None
             grad_spikes = (np.ascontiguousarray(grad_spikes, dtype=self.dtype)
@@ -805,7 +802,7 @@ class Learner:
                 grads[projection.name] = grad_weight_input
                 indptr, indices = matrix.indptr, matrix.indices
             else:
-                grad_weight_input, indptr, indices = no_float2, _NO_INDEX, _NO_INDEX
+                grad_weight_input, indptr, indices = no_float2, NO_INDEX, NO_INDEX
             grad_currents = no_float3 if scatter else empty("grad_currents", name, shape)
 
             def block(n0: int, n1: int) -> None:

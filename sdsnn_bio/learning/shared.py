@@ -45,7 +45,7 @@ import numpy as np
 
 from ..dynamics import LayerDynamics
 from ..geometry import Geometry
-from .fused import SURROGATE_CODES, kernels
+from .fused import NO_BOOL3, NO_INDEX, SURROGATE_CODES, kernels
 from .kernel import LayerTrace
 from .parallel import RowBlocks
 from .surrogate import Surrogate
@@ -55,9 +55,6 @@ __all__ = ["integrate_shared", "backward_shared", "weight_gradient_shared", "bac
 
 #: Sample blocks per thread (threads take them as they become free).
 _BLOCKS_PER_THREAD = 4
-
-_NO_BOOL3 = np.zeros((0, 0, 0), dtype=bool)
-_NO_INDEX = np.zeros(1, dtype=np.int32)
 
 
 @dataclass(frozen=True)
@@ -98,11 +95,11 @@ def _presynaptic(matrix, spikes: np.ndarray | None, n_source: int, what: str):
         if matrix.shape[1] != n_source:
             raise ValueError(f"{what}: the input batch has {matrix.shape[1]} channels, the geometry "
                              f"expects {n_source}")
-        return matrix.indptr, matrix.indices, _NO_BOOL3, False
+        return matrix.indptr, matrix.indices, NO_BOOL3, False
     spikes = np.ascontiguousarray(spikes, dtype=bool)
     if spikes.ndim != 3 or spikes.shape[2] != n_source:
         raise ValueError(f"{what}: expected presynaptic spikes (T, B, {n_source}), got {spikes.shape}")
-    return _NO_INDEX, _NO_INDEX, spikes, True
+    return NO_INDEX, NO_INDEX, spikes, True
 
 
 def integrate_shared(matrix, spikes, geometry: Geometry, weight: np.ndarray, dynamics: LayerDynamics,
@@ -147,7 +144,7 @@ def integrate_shared(matrix, spikes, geometry: Geometry, weight: np.ndarray, dyn
         if out_spikes.shape != shape:
             raise ValueError(f"spikes: expected shape {shape}, got {out_spikes.shape}")
     refractory = dynamics.refractory_steps > 0
-    not_refractory = allocate("not_refractory", shape, bool) if refractory else _NO_BOOL3
+    not_refractory = allocate("not_refractory", shape, bool) if refractory else NO_BOOL3
     counts = allocate("counts", shape[1:], np.int64)
     counts.fill(0)
     alive = np.ascontiguousarray(alive, dtype=bool)
@@ -240,7 +237,7 @@ def _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential,
         raise ValueError(f"shared backward: the layer has {n_neurons} neurons, the geometry {geometry.n_target}")
     spikes = np.ascontiguousarray(trace.spikes, dtype=bool)
     has_refractory = trace.not_refractory is not None
-    not_refractory = np.ascontiguousarray(trace.not_refractory, dtype=bool) if has_refractory else _NO_BOOL3
+    not_refractory = np.ascontiguousarray(trace.not_refractory, dtype=bool) if has_refractory else NO_BOOL3
     none3 = np.zeros((0, 0, 0), dtype)
     has_grad_spikes = grad_spikes is not None
     grad_spikes = np.ascontiguousarray(grad_spikes, dtype=dtype) if has_grad_spikes else none3
@@ -271,7 +268,7 @@ def _backward(trace, dynamics, surrogate, geometry, grad_spikes, grad_potential,
         input_pooled = geometry.source_pooled()
         table = geometry.pooled_table()
     else:
-        indptr, indices, pre_spikes, dense = _NO_INDEX, _NO_INDEX, _NO_BOOL3, False
+        indptr, indices, pre_spikes, dense = NO_INDEX, NO_INDEX, NO_BOOL3, False
         input_pooled, table = np.zeros(0, np.int64), (np.zeros(1, np.int64),) * 3
     has_below = weight_below is not None
     c_in, hp, wp = geometry.pooled_shape
