@@ -340,6 +340,13 @@ def image_channels(image, shape) -> np.ndarray:
     return image.transpose(2, 0, 1).reshape(-1)
 
 
+def _check_n_steps(n_steps) -> int:
+    """``n_steps`` of an encoding as an int (ValueError naming it unless it is a positive integer)."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps: expected a positive integer, got {n_steps!r}")
+    return int(n_steps)
+
+
 def encode_poisson(image, *, shape, dt=None, n_steps: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """Rate coding: channel ``c`` spikes at step ``k`` when ``u[k, c] < intensity[c]`` (see module docstring).
 
@@ -363,10 +370,9 @@ def encode_poisson(image, *, shape, dt=None, n_steps: int, rng) -> tuple[np.ndar
     """
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"rng: expected a numpy.random.Generator, got {rng!r}")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps: expected a positive integer, got {n_steps!r}")
+    n_steps = _check_n_steps(n_steps)
     intensity = image_channels(image, shape)
-    fires = rng.random((int(n_steps), intensity.size)) < intensity
+    fires = rng.random((n_steps, intensity.size)) < intensity
     steps, channels = np.nonzero(fires)
     return channels.astype(np.int64), steps.astype(np.int64)
 
@@ -393,6 +399,5 @@ def encode_direct(image, *, shape, dt=None, n_steps: int, rng=None) -> np.ndarra
         Intensity of every input channel ``c = (ch * H + y) * W + x`` (dimensionless; it multiplies
         the weights, which are in units of the normalised potential).
     """
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps: expected a positive integer, got {n_steps!r}")
+    _check_n_steps(n_steps)
     return image_channels(image, shape)
