@@ -57,6 +57,40 @@ NO_BOOL3 = np.zeros((0, 0, 0), dtype=bool)
 NO_INDEX = np.zeros(1, dtype=np.int32)
 
 
+def forward_outputs(allocate, shape: tuple, dtype, given, refractory: bool) -> tuple:
+    """The arrays a forward kernel fills: ``(potential, spikes, not_refractory)``.
+
+    Parameters
+    ----------
+    allocate : callable
+        ``allocate(kind, shape, dtype)`` gives an uninitialised array (``kind``: ``"potential"``,
+        ``"spikes"``, ``"not_refractory"``).
+    shape : (int, int, int)
+        ``(T, B, N)``: steps, samples, neurons.
+    dtype : numpy.dtype
+        The potentials' floating-point type.
+    given : ndarray of bool, shape (T, B, N), or None
+        Recorded spikes (reconstruction): returned as the spikes (C-contiguous bool) instead of a
+        new array.
+    refractory : bool
+        Whether the layer has a refractory period (else ``not_refractory`` is :data:`NO_BOOL3`).
+
+    Raises
+    ------
+    ValueError
+        If ``given`` does not have the shape ``shape``.
+    """
+    potential = allocate("potential", shape, dtype)
+    if given is None:
+        spikes = allocate("spikes", shape, bool)
+    else:
+        spikes = np.ascontiguousarray(given, dtype=bool)
+        if spikes.shape != shape:
+            raise ValueError(f"spikes: expected shape {shape}, got {spikes.shape}")
+    not_refractory = allocate("not_refractory", shape, bool) if refractory else NO_BOOL3
+    return potential, spikes, not_refractory
+
+
 _NUMBA_IMPORTS: bool | None = None
 
 

@@ -68,7 +68,7 @@ import scipy.sparse as sp
 from ..dynamics import LayerDynamics
 from ..structure import Structure
 from .bptt import backward_layer
-from .fused import NO_BOOL3, NO_INDEX, SURROGATE_CODES, kernels, numba_available
+from .fused import NO_BOOL3, NO_INDEX, SURROGATE_CODES, forward_outputs, kernels, numba_available
 from .kernel import LayerTrace, integrate_layer
 from .loss import LOSSES, cross_entropy, predict, rate_mse
 from .optim import Adam
@@ -482,15 +482,8 @@ class Learner:
         real = self.dtype.type  # scalars of the learner's type: no promotion inside the kernel
         weight = np.ascontiguousarray(weight, dtype=self.dtype)
         alive = np.ascontiguousarray(self._alive(name), dtype=bool)
-        potential = empty("potential", shape, self.dtype)
-        if given is None:
-            spikes = empty("spikes", shape, bool)
-        else:
-            spikes = np.ascontiguousarray(given, dtype=bool)
-            if spikes.shape != shape:
-                raise ValueError(f"spikes: expected shape {shape}, got {spikes.shape}")
         refractory = dynamics.refractory_steps > 0
-        not_refractory = empty("not_refractory", shape, bool) if refractory else NO_BOOL3
+        potential, spikes, not_refractory = forward_outputs(empty, shape, self.dtype, given, refractory)
         counts = np.zeros(shape[1:], dtype=np.int64)
         dense = presynaptic is not None
         pre_spikes = np.ascontiguousarray(presynaptic, dtype=bool) if dense else NO_BOOL3

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..dynamics import LayerDynamics
 from ..geometry import Geometry
-from .fused import NO_BOOL3, NO_INDEX, SURROGATE_CODES, kernels
+from .fused import NO_BOOL3, NO_INDEX, SURROGATE_CODES, forward_outputs, kernels
 from .kernel import LayerTrace
 from .parallel import RowBlocks
 from .surrogate import Surrogate
@@ -136,15 +136,8 @@ def integrate_shared(matrix, spikes, geometry: Geometry, weight: np.ndarray, dyn
     n_samples = pre_spikes.shape[1] if dense else matrix.shape[0] // n_steps
     shape = (n_steps, n_samples, geometry.n_target)
     weight_scaled = np.ascontiguousarray(np.asarray(weight, dtype=dtype) * real(geometry.factor))
-    potential = allocate("potential", shape, dtype)
-    if given is None:
-        out_spikes = allocate("spikes", shape, bool)
-    else:
-        out_spikes = np.ascontiguousarray(given, dtype=bool)
-        if out_spikes.shape != shape:
-            raise ValueError(f"spikes: expected shape {shape}, got {out_spikes.shape}")
     refractory = dynamics.refractory_steps > 0
-    not_refractory = allocate("not_refractory", shape, bool) if refractory else NO_BOOL3
+    potential, out_spikes, not_refractory = forward_outputs(allocate, shape, dtype, given, refractory)
     counts = allocate("counts", shape[1:], np.int64)
     counts.fill(0)
     alive = np.ascontiguousarray(alive, dtype=bool)
