@@ -55,6 +55,30 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
 
 
+def loss_central_difference(learner, batch, labels, forward, weight: np.ndarray, index: tuple,
+                            eps: float = 1e-6) -> float:
+    """``dL/dweight[index]`` by central differences of ``learner.loss``, with the spikes held fixed.
+
+    ``weight`` is an array the learner reads (a projection's weights); ``weight[index]`` is moved
+    by ``+eps`` and ``-eps`` (and restored), and every layer's spikes must stay those of
+    ``forward`` (``learner.simulate(batch)``), so that the difference is the exact derivative that
+    BPTT computes, up to rounding.
+    """
+    original = weight[index]
+    values = []
+    try:
+        for sign in (+1, -1):
+            weight[index] = original + sign * eps
+            perturbed = learner.simulate(batch)
+            for name in forward.order:
+                assert np.array_equal(perturbed.traces[name].spikes, forward.traces[name].spikes), (
+                    f"moving weight {index} by {sign * eps:g} changed the spikes of {name}")
+            values.append(learner.loss(perturbed, labels)[0])
+    finally:
+        weight[index] = original
+    return (values[0] - values[1]) / (2 * eps)
+
+
 @pytest.fixture(scope="session")
 def embedded_cache(tmp_path_factory) -> Path:
     """One embedded-dataset cache shared by every test that runs on it (generating it takes a while)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from brian2 import ms
+from conftest import loss_central_difference
 
 from sdsnn_bio.config import ConfigError, ExperimentConfig
 from sdsnn_bio.development import DevelopmentActions, DevelopmentParameters, DevelopmentState, develop_structure
@@ -148,18 +149,9 @@ def test_float32_membrane_gradient_matches_finite_differences_of_float64(rng, ba
     double = learners["float64"]
     forward = double.simulate(batch)
     weight = double.structure.projection("hidden_1_to_output").weight
-    eps = 1e-6
-    for i, j in [(0, 0), (3, 1), (7, 2), (19, 3)]:
-        original = weight[i, j]
-        values = []
-        for sign in (+1, -1):
-            weight[i, j] = original + sign * eps
-            perturbed = double.simulate(batch)
-            assert np.array_equal(perturbed.output().spikes, forward.output().spikes)
-            values.append(double.loss(perturbed, labels)[0])
-        weight[i, j] = original
-        numeric = (values[0] - values[1]) / (2 * eps)
-        assert grads["hidden_1_to_output"][i, j] == pytest.approx(numeric, rel=1e-4, abs=1e-6)
+    for index in [(0, 0), (3, 1), (7, 2), (19, 3)]:
+        numeric = loss_central_difference(double, batch, labels, forward, weight, index)
+        assert grads["hidden_1_to_output"][index] == pytest.approx(numeric, rel=1e-4, abs=1e-6)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

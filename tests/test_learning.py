@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from brian2 import ms
+from conftest import loss_central_difference
 
 from sdsnn_bio.learning.fused import SURROGATE_CODES, kernels, numba_available
 from sdsnn_bio.learning.kernel import LayerDynamics, integrate_layer
@@ -103,19 +104,9 @@ def test_finite_difference_gradient_of_output_weights(rng, backend, refractory):
     assert forward.output().spikes.any(), "output spikes (and resets) are part of the check"
     _, grads = learner.gradients(batch, forward, labels)
     weight = structure.projection("hidden_1_to_output").weight
-    eps = 1e-6
-    for (i, j) in [(0, 0), (3, 1), (7, 2), (19, 3), (11, 0)]:
-        original = weight[i, j]
-        values = []
-        for sign in (+1, -1):
-            weight[i, j] = original + sign * eps
-            perturbed = learner.simulate(batch)
-            for name in forward.order:
-                assert np.array_equal(perturbed.traces[name].spikes, forward.traces[name].spikes)
-            values.append(learner.loss(perturbed, labels)[0])
-        weight[i, j] = original
-        numeric = (values[0] - values[1]) / (2 * eps)
-        assert grads["hidden_1_to_output"][i, j] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+    for index in [(0, 0), (3, 1), (7, 2), (19, 3), (11, 0)]:
+        numeric = loss_central_difference(learner, batch, labels, forward, weight, index)
+        assert grads["hidden_1_to_output"][index] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
 
 
 def tangent_of_loss(learner, batch, labels, directions):

@@ -12,6 +12,7 @@ import itertools
 import numpy as np
 import pytest
 from brian2 import ms
+from conftest import loss_central_difference
 
 from sdsnn_bio.learning.bptt import backward_layer
 from sdsnn_bio.learning.fused import numba_available
@@ -205,19 +206,9 @@ def test_model_finite_difference_gradient_of_output_weights(rng, neuron, synapse
     assert forward.output().spikes.any(), "output spikes (and resets, adaptation) are part of the check"
     _, grads = learner.gradients(batch, forward, labels)
     weight = structure.projection("hidden_1_to_output").weight
-    eps = 1e-6
-    for (i, j) in [(0, 0), (3, 1), (7, 2), (19, 3), (11, 0)]:
-        original = weight[i, j]
-        values = []
-        for sign in (+1, -1):
-            weight[i, j] = original + sign * eps
-            perturbed = learner.simulate(batch)
-            for name in forward.order:
-                assert np.array_equal(perturbed.traces[name].spikes, forward.traces[name].spikes)
-            values.append(learner.loss(perturbed, labels)[0])
-        weight[i, j] = original
-        numeric = (values[0] - values[1]) / (2 * eps)
-        assert grads["hidden_1_to_output"][i, j] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+    for index in [(0, 0), (3, 1), (7, 2), (19, 3), (11, 0)]:
+        numeric = loss_central_difference(learner, batch, labels, forward, weight, index)
+        assert grads["hidden_1_to_output"][index] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
 
 
 def one_neuron(neuron: str, synapse: str, weight: float, steps, neuron_constants=None,
