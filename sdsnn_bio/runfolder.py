@@ -63,7 +63,7 @@ from .files import atomic_open
 
 __all__ = [
     "RESULTS", "MODEL_RESULT", "CHECKPOINT", "STRUCTURE", "RASTERS", "MONITORS", "FIGURES", "POINT",
-    "POINTS", "BRIAN_CACHE", "SWEEP_TABLE", "SWEEP_JSON", "SWEEP_SUMMARY", "SWEEP_FIGURE", "SWEEP_POINTS",
+    "POINTS", "POINT_LOG", "BRIAN_CACHE", "SWEEP_TABLE", "SWEEP_JSON", "SWEEP_SUMMARY", "SWEEP_FIGURE", "SWEEP_POINTS",
     "CHECKPOINT_FORMAT", "RunFolderError", "Checkpoint", "write_json", "read_json",
     "write_checkpoint", "read_checkpoint", "save_structure", "load_structure", "save_rasters",
     "load_rasters", "load_results", "load_model_result", "remove_checkpoint",
@@ -80,6 +80,7 @@ MONITORS = "monitors.npz"
 FIGURES = "figures"
 POINT = "point.json"
 POINTS = "points"
+POINT_LOG = "run.log"
 BRIAN_CACHE = "brian_cache"
 SWEEP_TABLE = "sweep.csv"
 SWEEP_JSON = "sweep.json"

@@ -21,6 +21,7 @@ Dask is an optional extra: ``pip install 'sdsnn-bio[sweep]'``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import itertools
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -209,8 +211,9 @@ def run_point(config_dict: dict, directory: str, name: str, parameters: dict) ->
             # The worker's own code cache is passed beside the configuration, never into it: a
             # checkpoint written by one worker must resume on any other (another PID).
             cache = directory.parent.parent / runfolder.BRIAN_CACHE / f"worker-{os.getpid()}"
-        results = run_experiment(config, output_dir=directory, resume=True, progress=False,
-                                 brian_cache_dir=cache)
+        with _point_log(directory / runfolder.POINT_LOG):
+            results = run_experiment(config, output_dir=directory, resume=True, progress=False,
+                                     brian_cache_dir=cache)
         summary["status"] = "done"
         summary["models"] = {
             model: {
@@ -232,6 +235,37 @@ def run_point(config_dict: dict, directory: str, name: str, parameters: dict) ->
         summary["error"] = summary.get("error") or f"{type(err).__name__}: {err}"
         logger.warning("sweep: %s: summary not written (%s)", name, err)
     return summary
+
+
+@contextlib.contextmanager
+def _point_log(path: Path):
+    """Append the package's INFO messages of this point's run to ``path`` while it runs.
+
+    A sweep's workers print nowhere a user looks; this file (``points/<name>/run.log``) shows a
+    running point's epochs, validation accuracy and ETA (``tail -f``), and stays beside its results.
+    Only records of the calling thread are kept, in case a worker runs several points at once. A
+    folder that cannot be created leaves the point without a log (the run itself says why it fails).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        yield
+        return
+    thread = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == thread)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    package = logging.getLogger("sdsnn_bio")
+    level = package.level
+    if package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
+    package.addHandler(handler)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+        handler.close()
 
 
 def _finished(directory: Path, config_dict: dict) -> dict | None:

@@ -65,6 +65,13 @@ def test_two_by_two_sweep_with_a_failing_point_and_resume(tmp_path, client):
         assert 0.0 <= float(row["final_test_accuracy"]) <= 1.0
         assert float(row["wall_seconds"]) > 0
     assert (output / "sweep.json").is_file()
+    # Each point's worker-side messages go to its own log, not to a terminal nobody sees.
+    logs = sorted((output / "points").glob("*/run.log"))
+    assert len(logs) == 4, "one log per point"
+    for log in logs:
+        text = log.read_text(encoding="utf-8")
+        assert "dense: epoch 1/1 |" in text and "validation" in text, f"{log}: the epoch line"
+        assert text.count("dense: epoch 1/1 |") == 1, f"{log}: only this point's own run"
 
     # Resume: finished points are skipped (their summaries are not rewritten).
     summaries = sorted((output / "points").glob(f"*/{POINT_FILE}"))
