@@ -108,7 +108,16 @@ from brian2 import Quantity, ms, second, us
 
 from .forward import FORWARD_PASSES
 
-__all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_time", "format_time"]
+__all__ = ["ConfigError", "ExperimentConfig", "load_config", "parse_time", "format_time", "json_values"]
+
+
+def json_values(echo):
+    """``echo`` as it reads back from a JSON file (tuples become lists): the form every echo is compared in.
+
+    A configuration echo written into ``result.json``, ``point.json`` or a checkpoint comes back with
+    lists; a live one compares equal to it only in this form.
+    """
+    return json.loads(json.dumps(echo))
 
 
 #: Where the validation recordings come from (``data.validation_split``): carved from the training
@@ -863,9 +872,7 @@ class ExperimentConfig:
         out["figures"]["spine_synapses"] = list(self.figures.spine_synapses)
         if self.monitors:  # absent when empty: echoes of configurations without monitors are unchanged
             out["monitor"] = [dict(m) for m in self.monitors]
-        # JSON-normal (tuples as lists, as they come back from results.json and checkpoints), so that
-        # an echo compares equal to its own reloaded copy when a run or a sweep resumes.
-        return json.loads(json.dumps(out))
+        return json_values(out)  # equal to its own reloaded copy when a run or a sweep resumes
 
     def _unused_model_keys(self) -> list[str]:
         """``[network]`` keys of the model choice left at its default and of models not in force."""

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, ExperimentConfig
+from .config import ConfigError, ExperimentConfig, json_values
 from .energy import energy_summary, synaptic_operations
 from .runfolder import (
     CHECKPOINT,
@@ -426,8 +426,7 @@ def configuration_changes(before: dict, after: dict) -> list[str]:
     ``[figures]`` section (what plots draw) are ignored.
     A section that is a list (``[[monitor]]`` tables) is compared whole and named alone.
     """
-    # Compared as JSON values: an echo read back from a file has lists where a live one may have tuples.
-    before, after = json.loads(json.dumps(before)), json.loads(json.dumps(after))
+    before, after = json_values(before), json_values(after)  # a file's echo has lists for tuples
     changes = []
     for section in (set(before) | set(after)) - {"figures"}:
         old, new = before.get(section), after.get(section)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import runfolder
-from .config import ConfigError, ExperimentConfig, parse_value
+from .config import ConfigError, ExperimentConfig, json_values, parse_value
 from .files import atomic_open
 
 __all__ = [
@@ -276,8 +276,7 @@ def _finished(directory: Path, config_dict: dict) -> dict | None:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return None
-    # JSON values on both sides: the summary was read back from a file (lists where tuples were).
-    if summary.get("status") == "done" and summary.get("config") == json.loads(json.dumps(config_dict)):
+    if summary.get("status") == "done" and summary.get("config") == json_values(config_dict):
         return summary
     return None
 
