@@ -29,6 +29,10 @@ pytest.importorskip("sphinx", reason="the documentation extra (pip install '.[do
 pytest.importorskip("numpydoc")
 pytest.importorskip("myst_parser")
 
+# The site shows the examples' quick-mode runs that tests/test_examples.py checks: one pytest-xdist worker
+# runs them once for both modules (fixture ``example_runs``).
+pytestmark = pytest.mark.xdist_group("examples")
+
 REPOSITORY = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPOSITORY / "examples").glob("[0-9]*.py"))
 

@@ -21,6 +21,10 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES, example_runner
 
+# Run in the pytest-xdist worker that builds the documentation site, which shows these same runs
+# (fixture ``example_runs``: each example runs once per worker).
+pytestmark = pytest.mark.xdist_group("examples")
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 NUMBER = r"-?\d+(?:\.\d+)?"
 

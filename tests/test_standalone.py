@@ -27,8 +27,10 @@ from sdsnn_bio.model.standalone import _standalone_device, present_standalone
 
 N_INPUT, N_STEPS = 40, 12
 
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                                reason="Brian2's C++ standalone device needs a C++ compiler")
+pytestmark = [pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                                 reason="Brian2's C++ standalone device needs a C++ compiler"),
+              # One pytest-xdist worker builds the module's C++ project once (a cold build takes tens of seconds).
+              pytest.mark.xdist_group("standalone")]
 
 
 def random_samples(rng, n_samples, n_events=120):

@@ -12,6 +12,9 @@ from sdsnn_bio.sweep import POINT_FILE, expand_grid, parse_grid, parse_seeds, ru
 
 distributed = pytest.importorskip("dask.distributed")
 
+# One pytest-xdist worker starts the module's Dask cluster once.
+pytestmark = pytest.mark.xdist_group("dask")
+
 
 @pytest.fixture(scope="module")
 def client():
