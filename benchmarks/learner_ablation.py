@@ -42,10 +42,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--cosine", action="store_true", help="cosine learning-rate schedule")
     p.add_argument("--shift", type=int, default=0, help="augmentation: largest translation (px)")
+    p.add_argument("--rotation", type=float, default=0.0, help="augmentation: largest rotation (degrees)")
+    p.add_argument("--scale", type=float, default=0.0, help="augmentation: largest relative scaling")
+    p.add_argument("--elastic-alpha", type=float, default=0.0, help="augmentation: elastic strength (px)")
+    p.add_argument("--elastic-sigma", type=float, default=4.0, help="augmentation: elastic smoothness (px)")
     p.add_argument("--tau-ms", type=float, default=20.0)
     p.add_argument("--out-tau-ms", type=float, default=20.0)
     p.add_argument("--gain", type=float, default=4.0, help="network.weight_init_gain")
     p.add_argument("--surrogate", default="fast_sigmoid")
+    p.add_argument("--surrogate-scale", type=float, default=0.0,
+                   help="learning.surrogate_scale: the surrogate's slope (0 = its default)")
+    p.add_argument("--min-lr", type=float, default=0.0, help="learning.min_learning_rate (cosine end)")
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"), help="learning.dtype")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="learner threads (0 = the cores)")
@@ -85,7 +93,7 @@ def load_split(folder: Path, cache: Path, dt_ms: float, n_steps: int):
 def main(argv=None) -> int:
     a = parse_args(argv)
     from sdsnn_bio.config import ExperimentConfig
-    from sdsnn_bio.learning.augment import augment_samples, batch_shifts
+    from sdsnn_bio.learning.augment import augment_samples, batch_shifts, batch_sources
     from sdsnn_bio.learning.learner import InputBatch, Learner
     from sdsnn_bio.model import initial_structure
 
@@ -102,10 +110,15 @@ def main(argv=None) -> int:
                     "tau_membrane": f"{a.tau_ms:g} ms", "output_tau_membrane": f"{a.out_tau_ms:g} ms",
                     "weight_init_gain": a.gain},
         "learning": {"loss": a.loss, "logit_scale": a.logit_scale, "learning_rate": a.lr,
-                     "surrogate": a.surrogate, "batch_size": a.batch, "epochs": a.epochs,
-                     "threads": a.threads, "lr_schedule": "cosine" if a.cosine else "constant"},
+                     "surrogate": a.surrogate, "surrogate_scale": a.surrogate_scale,
+                     "min_learning_rate": a.min_lr, "dtype": a.dtype,
+                     "batch_size": a.batch, "epochs": a.epochs,
+                     "threads": a.threads, "lr_schedule": "cosine" if a.cosine else "constant",
+                     "augment_max_shift": a.shift, "augment_max_rotation": a.rotation,
+                     "augment_max_scale": a.scale, "augment_elastic_alpha": a.elastic_alpha,
+                     "augment_elastic_sigma": a.elastic_sigma},
     })
-    params = config.network_parameters()
+    params, distortion = config.network_parameters(), config.distortion()
     structure = initial_structure(params, np.random.default_rng(a.seed))
     learner = Learner(structure, params.layer_dynamics(), config.learning_parameters(),
                       n_threads=a.threads or None)
@@ -127,8 +140,10 @@ def main(argv=None) -> int:
         for b in range(n_batches):
             chosen = order[b * a.batch:(b + 1) * a.batch]
             samples = [train[k] for k in chosen]
-            if a.shift:
-                samples = augment_samples(samples, batch_shifts(a.seed, epoch, b, len(chosen), a.shift))
+            if a.shift or distortion.enabled:
+                sources = batch_sources(a.seed, epoch, b, len(chosen), distortion) if distortion.enabled else None
+                samples = augment_samples(samples, batch_shifts(a.seed, epoch, b, len(chosen), a.shift),
+                                          sources=sources)
             learner.optimizer.learning_rate = schedule.at(batch_count)
             step = learner.train_step(InputBatch.from_samples(samples, a.n_steps, n_input), train_labels[chosen])
             loss, correct, batch_count = loss + step.loss * len(chosen), correct + step.n_correct, batch_count + 1

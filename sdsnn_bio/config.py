@@ -48,6 +48,10 @@ configuration (the embedded dataset, dense training). Times are strings with a u
     batch_size = 32
     epochs = 10
     augment_max_shift = 0    # random translation of training samples by up to N pixels (0 = off)
+    augment_max_rotation = 0.0  # random rotation by up to N degrees (0 = off), after the shift
+    augment_max_scale = 0.0  # random scaling by 1 +- up to N (0 = off)
+    augment_elastic_alpha = 0.0  # elastic deformation (Simard et al. 2003): strength in pixels (0 = off)
+    augment_elastic_sigma = 4.0  # ... and smoothness in pixels (sdsnn_bio.learning.augment)
     optimizer_reset = "restart"  # or "keep" (released code): Adam state of removed/regrown synapses
     masked_forward = true    # false (released code): pruned weights train densely between steps
     forward = "kernel"       # or "brian2": every training batch simulated by the Brian2 network,
@@ -229,6 +233,10 @@ class LearningConfig:
     epochs: int = 10
     threads: int = 0  # 0: the cores available
     augment_max_shift: int = 0  # pixels; random translation of training samples (0 = off)
+    augment_max_rotation: float = 0.0  # degrees; random rotation of training samples (0 = off)
+    augment_max_scale: float = 0.0  # fraction; random scaling by 1 +- up to this (0 = off)
+    augment_elastic_alpha: float = 0.0  # pixels; elastic deformation's strength (0 = off)
+    augment_elastic_sigma: float = 4.0  # pixels; elastic deformation's smoothness
     optimizer_reset: str = "restart"  # Adam state of removed/regrown synapses: "restart" or "keep"
     masked_forward: bool = True  # false (released): pruned synapses and neurons take part in training
     forward: str = "kernel"  # "kernel" or "brian2": what simulates the training batches (sdsnn_bio.forward)
@@ -546,6 +554,7 @@ class ExperimentConfig:
             raise ConfigError(
                 f"learning.augment_max_shift: expected an integer >= 0 (pixels), got {self.learning.augment_max_shift}"
             )
+        self.distortion()
         self.input_shape()
         try:
             self.dataset().encoding(self.data.encoding)
@@ -777,6 +786,17 @@ class ExperimentConfig:
         try:
             return get_dataset(self.data.dataset)
         except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+    def distortion(self):
+        """The :class:`~sdsnn_bio.learning.augment.Distortion` of ``learning.augment_*``."""
+        from .learning.augment import Distortion
+
+        learn = self.learning
+        try:
+            return Distortion(learn.augment_max_rotation, learn.augment_max_scale,
+                              learn.augment_elastic_alpha, learn.augment_elastic_sigma)
+        except ValueError as err:  # messages name the learning.augment_* key
             raise ConfigError(str(err)) from None
 
     def input_shape(self) -> tuple[int, int, int]:

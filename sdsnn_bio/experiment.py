@@ -15,7 +15,9 @@ One call, :func:`run_experiment`, does what ``sdsnn-bio run`` does:
    (``sync="lazy"``: the Brian2 synapses are rebuilt by the ``load_structure`` or ``load_weights``
    that starts the next Brian2 run, not at every step); with
    ``learning.augment_max_shift > 0`` every training sample is translated by a random shift drawn
-   from ``(seed, epoch, batch)`` (:mod:`sdsnn_bio.learning.augment`); after every epoch the
+   from ``(seed, epoch, batch)``, and with ``learning.augment_max_rotation``, ``augment_max_scale``
+   or ``augment_elastic_alpha`` it is then distorted by a random warp drawn the same way
+   (:mod:`sdsnn_bio.learning.augment`); after every epoch the
    validation accuracy is measured with the kernel (no augmentation);
 4. evaluate the FINAL network on the held-out test split *in Brian2* (the simulator of record),
    counting synaptic operations from its spike monitors; the kernel's predictions are reported
@@ -514,7 +516,7 @@ def train_model(
     from .development.scheduler import StructuralScheduler
     from .forward import training_forward
     from .interrupt import RunInterrupted
-    from .learning.augment import augment_samples, batch_shifts
+    from .learning.augment import augment_samples, batch_shifts, batch_sources
     from .learning.learner import InputBatch, Learner
     from .model import SpikingNetwork, configure_brian2, initial_structure
     from .progress import progress_bar
@@ -524,6 +526,7 @@ def train_model(
     checkpoint_path = directory / CHECKPOINT
     params = config.network_parameters()
     learning = config.learning
+    distortion = config.distortion()
     seed = config.run.seed
     train_indices, validation_indices = validation_split(
         data.train_labels, config.data.validation_fraction, seed)
@@ -637,9 +640,11 @@ def train_model(
             while batch_in_epoch < n_batches:
                 chosen = permutation[batch_in_epoch * learning.batch_size:(batch_in_epoch + 1) * learning.batch_size]
                 samples = [train_samples[k] for k in chosen]
-                if learning.augment_max_shift:
+                if learning.augment_max_shift or distortion.enabled:
                     shifts = batch_shifts(seed, epoch, batch_in_epoch, len(chosen), learning.augment_max_shift)
-                    samples = augment_samples(samples, shifts, config.input_shape())
+                    sources = None if not distortion.enabled else batch_sources(
+                        seed, epoch, batch_in_epoch, len(chosen), distortion, config.input_shape())
+                    samples = augment_samples(samples, shifts, config.input_shape(), sources)
                 batch = InputBatch.from_samples(samples, params.n_steps, params.n_input)
                 learner.optimizer.learning_rate = learning_rate.at(global_batch)
                 try:

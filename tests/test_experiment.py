@@ -205,6 +205,13 @@ def test_augmentation_changes_training_but_not_validation(tmp_path, tiny_data):
                                tiny_data.train_labels[held_out], N_STEPS, N_INPUT, 6)
     assert augmented["final_validation_accuracy"] == expected, "validation sees unshifted recordings"
     assert plain["config"]["learning"]["augment_max_shift"] == 0
+    warped = train_model(shifted.with_overrides(["learning.augment_max_scale=0.2"]), tiny_data,
+                         tmp_path / "warped", development=False, progress=False, keep_checkpoint=True)
+    c = Structure.from_arrays(read_checkpoint(tmp_path / "warped" / CHECKPOINT).arrays)
+    assert not np.array_equal(b.projections[0].weight, c.projections[0].weight), (
+        "distorted samples train other weights than shifted ones"
+    )
+    assert warped["config"]["learning"]["augment_max_scale"] == 0.2
 
 
 def test_keep_checkpoints_keeps_the_exact_state_of_every_model(tmp_path, tiny_data):
@@ -231,8 +238,9 @@ def test_resume_after_interruption_ends_like_an_uninterrupted_run(tmp_path, tiny
     # 16 training samples in batches of 6: 3 batches per epoch, a development step after each
     dev = {"enabled": True, "steps_per_epoch": 3, "consecutive_steps": 2} if development else {}
     config = tiny_config(tmp_path, learning={"lr_schedule": schedule, "min_learning_rate": 0.001}, **dev)
-    if schedule == "cosine":  # resume must stay bit-exact with augmentation too
-        config = config.with_overrides(["learning.augment_max_shift=2"])
+    if schedule == "cosine":  # resume must stay bit-exact with augmentation (shifts, warps) too
+        config = config.with_overrides(["learning.augment_max_shift=2", "learning.augment_max_rotation=15",
+                                        "learning.augment_elastic_alpha=3"])
     whole = train_model(config, tiny_data, tmp_path / "whole", development=development,
                         progress=False, keep_checkpoint=True)
     stopped = train_model(config, tiny_data, tmp_path / "parts", development=development,
