@@ -288,10 +288,14 @@ def _point_folder(output: Path, point: SweepPoint) -> str:
     only that folder exists, the point resumes (or is skipped as finished) there.
     """
     points = output / runfolder.POINTS
-    if (point.legacy_name and point.legacy_name != point.name and not (points / point.name).exists()
-            and (points / point.legacy_name).is_dir()):
-        logger.info("sweep: %s continues in the folder of an earlier sweep, %s", point.name, point.legacy_name)
-        return point.legacy_name
+    if point.legacy_name and point.legacy_name != point.name and not (points / point.name).exists():
+        try:
+            legacy = (points / point.legacy_name).is_dir()
+        except OSError:  # e.g. a name longer than the file system allows: no such folder can exist
+            legacy = False
+        if legacy:
+            logger.info("sweep: %s continues in the folder of an earlier sweep, %s", point.name, point.legacy_name)
+            return point.legacy_name
     return point.name
 
 

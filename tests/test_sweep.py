@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import csv
 import json
 
@@ -171,6 +174,11 @@ def test_point_names_hold_the_swept_values_only_and_stay_short():
     assert points[0].config.data.root == long_root, "fixed overrides still apply"
     assert points[0].legacy_name.startswith("data.root=data_xxx"), "the earlier name, for resuming"
     assert len(points[0].legacy_name) > 255, "the earlier name could not be a folder name"
+    from sdsnn_bio.sweep import _point_folder
+
+    with tempfile.TemporaryDirectory() as output:  # looking for it must not fail (ENAMETOOLONG)
+        (Path(output) / "points").mkdir()
+        assert _point_folder(Path(output), points[0]) == points[0].name, "no earlier folder: the new name"
 
     swept_long = parse_grid([f'data.root="{long_root}a","{long_root}b"'])
     names = [p.name for p in expand_grid(ExperimentConfig(), swept_long, [3])]
