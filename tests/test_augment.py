@@ -164,7 +164,8 @@ def test_distortion_keys_are_validated_and_default_off():
     assert on.distortion() == Distortion(10.0, 0.0, 30.0, 4.0) and on.distortion().enabled
     for key, value in [("augment_max_rotation", -1.0), ("augment_max_rotation", 180.0),
                        ("augment_max_scale", 1.0), ("augment_elastic_alpha", -0.5),
-                       ("augment_elastic_sigma", 0.0)]:
+                       ("augment_elastic_sigma", 0.0), ("augment_max_rotation", "10"),
+                       ("augment_max_scale", float("nan")), ("augment_elastic_alpha", True)]:
         with pytest.raises(ConfigError, match=f"learning.{key}: expected"):
             ExperimentConfig.from_dict({"learning": {key: value}})
 
@@ -179,6 +180,8 @@ def test_distortion_keys_are_validated_and_default_off():
     (lambda: augment_samples([([0], [0])], np.zeros((1, 2), int), sources=np.zeros((2, 1156), int)),
      "sources: expected shape"),
     (lambda: batch_sources(0, 0, 0, 1, {"max_rotation": 5}), "expected a Distortion"),
+    (lambda: Distortion(max_rotation="10"), r"learning.augment_max_rotation: expected a number of degrees"),
+    (lambda: Distortion(elastic_sigma=None), r"learning.augment_elastic_sigma: expected a number of pixels"),
 ])
 def test_bad_warp_input_names_the_parameter(bad, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -219,16 +219,15 @@ class Distortion:
 
     def __post_init__(self) -> None:
         checks = (
-            ("learning.augment_max_rotation", self.max_rotation, 0.0 <= self.max_rotation < 180.0,
+            ("learning.augment_max_rotation", self.max_rotation, lambda v: 0.0 <= v < 180.0,
              "a number of degrees in [0, 180)"),
-            ("learning.augment_max_scale", self.max_scale, 0.0 <= self.max_scale < 1.0, "a fraction in [0, 1)"),
-            ("learning.augment_elastic_alpha", self.elastic_alpha, self.elastic_alpha >= 0.0,
-             "a number of pixels >= 0"),
-            ("learning.augment_elastic_sigma", self.elastic_sigma, self.elastic_sigma > 0.0,
-             "a number of pixels > 0"),
+            ("learning.augment_max_scale", self.max_scale, lambda v: 0.0 <= v < 1.0, "a fraction in [0, 1)"),
+            ("learning.augment_elastic_alpha", self.elastic_alpha, lambda v: v >= 0.0, "a number of pixels >= 0"),
+            ("learning.augment_elastic_sigma", self.elastic_sigma, lambda v: v > 0.0, "a number of pixels > 0"),
         )
-        for name, value, ok, expected in checks:
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not ok:
+        for name, value, in_range, expected in checks:
+            number = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+            if not (number and in_range(value)):
                 raise ValueError(f"{name}: expected {expected}, got {value!r}")
 
     @property
