@@ -93,7 +93,7 @@ def load_split(folder: Path, cache: Path, dt_ms: float, n_steps: int):
 def main(argv=None) -> int:
     a = parse_args(argv)
     from sdsnn_bio.config import ExperimentConfig
-    from sdsnn_bio.learning.augment import augment_samples, batch_shifts, batch_sources
+    from sdsnn_bio.learning.augment import augment_batch
     from sdsnn_bio.learning.learner import InputBatch, Learner
     from sdsnn_bio.model import initial_structure
 
@@ -140,10 +140,7 @@ def main(argv=None) -> int:
         for b in range(n_batches):
             chosen = order[b * a.batch:(b + 1) * a.batch]
             samples = [train[k] for k in chosen]
-            if a.shift or distortion.enabled:
-                sources = batch_sources(a.seed, epoch, b, len(chosen), distortion) if distortion.enabled else None
-                samples = augment_samples(samples, batch_shifts(a.seed, epoch, b, len(chosen), a.shift),
-                                          sources=sources)
+            samples = augment_batch(samples, a.seed, epoch, b, a.shift, distortion)
             learner.optimizer.learning_rate = schedule.at(batch_count)
             step = learner.train_step(InputBatch.from_samples(samples, a.n_steps, n_input), train_labels[chosen])
             loss, correct, batch_count = loss + step.loss * len(chosen), correct + step.n_correct, batch_count + 1

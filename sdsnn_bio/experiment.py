@@ -516,7 +516,7 @@ def train_model(
     from .development.scheduler import StructuralScheduler
     from .forward import training_forward
     from .interrupt import RunInterrupted
-    from .learning.augment import augment_samples, batch_shifts, batch_sources
+    from .learning.augment import augment_batch
     from .learning.learner import InputBatch, Learner
     from .model import SpikingNetwork, configure_brian2, initial_structure
     from .progress import progress_bar
@@ -526,7 +526,7 @@ def train_model(
     checkpoint_path = directory / CHECKPOINT
     params = config.network_parameters()
     learning = config.learning
-    distortion = config.distortion()
+    distortion, sensor_size = config.distortion(), config.input_shape()
     seed = config.run.seed
     train_indices, validation_indices = validation_split(
         data.train_labels, config.data.validation_fraction, seed)
@@ -640,11 +640,8 @@ def train_model(
             while batch_in_epoch < n_batches:
                 chosen = permutation[batch_in_epoch * learning.batch_size:(batch_in_epoch + 1) * learning.batch_size]
                 samples = [train_samples[k] for k in chosen]
-                if learning.augment_max_shift or distortion.enabled:
-                    shifts = batch_shifts(seed, epoch, batch_in_epoch, len(chosen), learning.augment_max_shift)
-                    sources = None if not distortion.enabled else batch_sources(
-                        seed, epoch, batch_in_epoch, len(chosen), distortion, config.input_shape())
-                    samples = augment_samples(samples, shifts, config.input_shape(), sources)
+                samples = augment_batch(samples, seed, epoch, batch_in_epoch, learning.augment_max_shift,
+                                        distortion, sensor_size)
                 batch = InputBatch.from_samples(samples, params.n_steps, params.n_input)
                 learner.optimizer.learning_rate = learning_rate.at(global_batch)
                 try:

@@ -8,7 +8,7 @@ import pytest
 from sdsnn_bio.data import channel_coordinates, channel_index
 from sdsnn_bio.config import ConfigError, ExperimentConfig
 from sdsnn_bio.learning.augment import (
-    Distortion, augment_samples, batch_shifts, batch_sources, shift_intensities, shift_spikes,
+    Distortion, augment_batch, augment_samples, batch_shifts, batch_sources, shift_intensities, shift_spikes,
     warp_intensities, warp_source, warp_spikes,
 )
 
@@ -186,3 +186,15 @@ def test_distortion_keys_are_validated_and_default_off():
 def test_bad_warp_input_names_the_parameter(bad, message):
     with pytest.raises((ValueError, TypeError), match=message):
         bad()
+
+
+def test_augment_batch_is_the_shift_then_the_warp_drawn_from_the_batch_position(rng):
+    samples = [random_spikes(rng) for _ in range(3)]
+    distortion = Distortion(max_rotation=12.0)
+    out = augment_batch(samples, 4, 1, 7, 2, distortion)
+    expected = augment_samples(samples, batch_shifts(4, 1, 7, 3, 2), sources=batch_sources(4, 1, 7, 3, distortion))
+    assert all(as_set(*a) == as_set(*b) for a, b in zip(out, expected))
+    shifted = augment_batch(samples, 4, 1, 7, 2, Distortion())
+    assert all(as_set(*a) == as_set(*b) for a, b in zip(shifted, augment_samples(samples, batch_shifts(4, 1, 7, 3, 2))))
+    same = augment_batch(samples, 4, 1, 7, 0, Distortion())
+    assert all(a is b for a, b in zip(same, samples)), "no augmentation: the samples as they are"

@@ -5,7 +5,7 @@
   Brian2 network), the backward pass uses a surrogate derivative of the spike
   (:func:`make_surrogate`) and :class:`Adam` updates existing *and* latent weights;
 * :mod:`.loss` holds the losses and the prediction rule, :mod:`.augment` the random translation
-  of input spikes, :mod:`.optim` the optimiser and the learning-rate schedules.
+  and distortion of input spikes, :mod:`.optim` the optimiser and the learning-rate schedules.
 
 The names below are imported on first use: importing one submodule does not import the others.
 """
@@ -39,6 +39,8 @@ _EXPORTS = {
     "shift_spikes": ".augment",
     "batch_shifts": ".augment",
     "augment_samples": ".augment",
+    "augment_batch": ".augment",
+    "Distortion": ".augment",
 }
 
 __all__ = list(_EXPORTS)

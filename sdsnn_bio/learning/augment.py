@@ -48,7 +48,7 @@ import numpy as np
 
 __all__ = [
     "shift_spikes", "shift_intensities", "batch_shifts", "augment_samples",
-    "Distortion", "warp_source", "warp_spikes", "warp_intensities", "batch_sources",
+    "Distortion", "warp_source", "warp_spikes", "warp_intensities", "batch_sources", "augment_batch",
 ]
 
 #: ``(width, height, polarities)`` of N-MNIST's ATIS recordings.
@@ -391,3 +391,33 @@ def batch_sources(seed: int, epoch: int, batch: int, n_samples: int, distortion:
                 gaussian_filter(noise[axis], distortion.elastic_sigma, mode="constant") for axis in (0, 1)])
         out[k] = warp_source(rotation, scale, displacement, sensor_size)
     return out
+
+
+def augment_batch(samples, seed: int, epoch: int, batch: int, max_shift: int, distortion: Distortion,
+                  sensor_size=_SENSOR_SIZE) -> list:
+    """One training batch as the training loop sees it: shifted, then warped (or as it is).
+
+    The shifts (:func:`batch_shifts`) and warps (:func:`batch_sources`) are drawn from the batch's
+    position in the run, so that the same call gives the same batch in a resumed run.
+
+    Parameters
+    ----------
+    samples : list
+        The batch's samples.
+    seed : int
+        The run's seed.
+    epoch, batch : int
+        0-based epoch and batch-within-epoch.
+    max_shift : int
+        ``learning.augment_max_shift`` (pixels; 0: no translation).
+    distortion : Distortion
+        The ranges of the warps (none enabled: no warp).
+    sensor_size : (int, int, int)
+        ``(W, H, C)`` of the channel layout.
+    """
+    samples = list(samples)
+    if not (max_shift or distortion.enabled):
+        return samples
+    shifts = batch_shifts(seed, epoch, batch, len(samples), max_shift)
+    sources = batch_sources(seed, epoch, batch, len(samples), distortion, sensor_size) if distortion.enabled else None
+    return augment_samples(samples, shifts, sensor_size, sources)
